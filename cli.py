@@ -1,0 +1,319 @@
+#!/usr/bin/env python
+"""seqtasks command line: train, evaluate, predict with sequence-model recipes.
+
+This file only parses arguments, calls seqtasks and prints; the logic lives in
+``seqtasks/`` and ``tasks/``. A user error (bad data, unknown option value, a
+folder that is not an export) prints one ``error: ...`` line on stderr and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import click  # noqa: E402
+
+from seqtasks.errors import UserError  # noqa: E402
+
+EXIT_USER_ERROR = 2
+
+
+def _reports_user_errors(command):
+    """Turn UserError into one stderr line and exit status 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+def _load_export(model_dir: str):
+    from seqtasks.export import read_metadata, resolve_export
+    from tasks import get_recipe
+
+    version_dir = resolve_export(model_dir)
+    metadata = read_metadata(version_dir)
+    return version_dir, metadata, get_recipe(metadata.get("task", "?"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name=None, version=__import__("seqtasks").__version__)
+def cli():
+    """seqtasks: train, export and serve sequence models with one command.
+
+    \b
+    python cli.py recipes
+    python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
+    python cli.py predict saved_models/sentiment "A moving, beautifully acted film."
+    python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv --json
+    """
+
+
+@cli.command()
+@click.argument("recipe")
+@click.option(
+    "--data",
+    help="Training data: a file (.tsv/.csv/.jsonl), a folder or archive of "
+    "label folders (aclImdb), or tfds:<name>.",
+)
+@click.option("--model", help="Architecture, e.g. rnn, lstm, gru, bilstm, transformer.")
+@click.option("--epochs", type=int, help="Maximum epochs (early stopping may stop sooner).")
+@click.option("--batch-size", type=int, help="Examples per batch.")
+@click.option("--max-examples", type=int, help="Use only the first N training examples.")
+@click.option("--seed", type=int, help="Seed for data order, split and initialisation.")
+@click.option(
+    "--export-dir", help="Export versions to DIR/<version>/ (default saved_models/<recipe>)."
+)
+@click.option(
+    "--run-dir", help="Run directory for logs and checkpoints (default runs/<recipe>-<time>)."
+)
+@click.option(
+    "--format", "format_", help="Data format: tsv, csv or jsonl (default: from the extension)."
+)
+@click.option("--text-column", help="Text field of CSV/TSV/JSONL data.")
+@click.option("--label-column", help="Label field of CSV/TSV/JSONL data.")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set any config field (repeatable); `recipes RECIPE` lists them.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
+@_reports_user_errors
+def train(
+    recipe,
+    data,
+    model,
+    epochs,
+    batch_size,
+    max_examples,
+    seed,
+    export_dir,
+    run_dir,
+    format_,
+    text_column,
+    label_column,
+    assignments,
+    as_json,
+    quiet,
+):
+    """Train RECIPE, evaluate on held-out data and export a SavedModel.
+
+    A validation split is carved (seeded) from the training data; early
+    stopping watches its loss and the best weights are exported to
+    saved_models/<recipe>/<version>/.
+
+    \b
+    Examples:
+      python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
+      python cli.py train sentiment --data ../shared/data/sst2/train.tsv --model transformer \\
+          --epochs 3 --set num_layers=2 --set dropout=0.2
+      python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
+    """
+    _setup_logging(quiet)
+    from seqtasks.config import parse_assignments
+    from seqtasks.training import train as run_training
+    from tasks import get_recipe
+
+    task = get_recipe(recipe)
+    overrides = parse_assignments(assignments)
+    flags = {
+        "data": data,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_examples": max_examples,
+        "seed": seed,
+        "export_dir": export_dir,
+        "run_dir": run_dir,
+        "format": format_,
+        "text_column": text_column,
+        "label_column": label_column,
+    }
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    config = task.make_config(**overrides)
+    result = run_training(task, config, verbose=0 if quiet else None)
+    summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    m = result.metrics
+    click.echo(
+        f"validation accuracy {m['val_accuracy']:.4f}  macro-F1 {m['val_macro_f1']:.4f}  "
+        f"loss {m['val_loss']:.4f}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)"
+    )
+    click.echo(f"exported {result.export_path}")
+    click.echo(f"run directory {result.run_dir}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("texts", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per input.")
+@_reports_user_errors
+def predict(model_dir, texts, as_json):
+    """Run an exported model on TEXTS (use - to read one text per line from stdin).
+
+    MODEL_DIR is a model's base folder (its newest version is used) or a
+    version folder. The SavedModel does its own tokenization.
+
+    \b
+    Examples:
+      python cli.py predict saved_models/sentiment "A moving, beautifully acted film." \\
+          "Two hours I will never get back."
+      cat reviews.txt | python cli.py predict saved_models/sentiment/1 - --json
+    """
+    _setup_logging(quiet=True)
+    inputs = []
+    for text in texts:
+        if text == "-":
+            inputs.extend(line.rstrip("\n") for line in sys.stdin)
+        else:
+            inputs.append(text)
+    if not inputs:
+        raise UserError("no input: give texts as arguments, or - to read lines from stdin")
+    version_dir, metadata, task = _load_export(model_dir)
+    results = task.predict(version_dir, metadata, inputs)
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            p = result["probabilities"][result["label"]]
+            text = result["text"]
+            click.echo(
+                f"{result['label']}\t{p:.4f}\t{text[:100] + ('…' if len(text) > 100 else '')}"
+            )
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--data", required=True, help="Labelled data, in any format `train` reads.")
+@click.option(
+    "--format", "format_", help="Data format: tsv, csv or jsonl (default: from the extension)."
+)
+@click.option("--text-column", help="Text field of CSV/TSV/JSONL data.")
+@click.option("--label-column", help="Label field of CSV/TSV/JSONL data.")
+@click.option(
+    "--split",
+    default="train",
+    show_default=True,
+    help="Sub-folder of a label-folder layout, or TFDS split.",
+)
+@click.option("--label-map", help="Map data labels to model labels, e.g. 0=neg,1=pos.")
+@click.option("--max-examples", type=int, help="Score only the first N examples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@_reports_user_errors
+def evaluate(
+    model_dir, data, format_, text_column, label_column, split, label_map, max_examples, as_json
+):
+    """Score an exported model on labelled data: accuracy, macro-F1, confusion matrix.
+
+    Integer labels 0..K-1 in the data are matched to the model's sorted labels
+    by index (SST-2's 0/1 to IMDB's neg/pos) unless --label-map says otherwise.
+
+    \b
+    Examples:
+      python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv
+      python cli.py evaluate saved_models/sentiment/2 --data tickets.csv --json
+    """
+    _setup_logging(quiet=True)
+    from seqtasks.metrics import format_report
+
+    mapping = None
+    if label_map:
+        from seqtasks.config import parse_assignments
+
+        mapping = parse_assignments(label_map.split(","))
+    version_dir, metadata, task = _load_export(model_dir)
+    report = task.evaluate_export(
+        version_dir,
+        metadata,
+        data=data,
+        format=format_,
+        text_column=text_column,
+        label_column=label_column,
+        split=split,
+        label_map=mapping,
+        max_examples=max_examples,
+    )
+    report["model"] = version_dir
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"model     {version_dir}\ndata      {data}")
+        click.echo(format_report(report))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_reports_user_errors
+def recipes(name, as_json):
+    """List the recipes and their models, or the config fields of recipe NAME.
+
+    \b
+    Examples:
+      python cli.py recipes
+      python cli.py recipes sentiment        # every --set KEY with type, default and help
+    """
+    from tasks import RECIPES, get_recipe
+
+    if name is None:
+        rows = [
+            {
+                "name": r.name,
+                "task_type": r.task_type,
+                "description": r.description,
+                "models": r.models,
+            }
+            for r in RECIPES.values()
+        ]
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            click.echo(f"{row['name']} ({row['task_type']}): {row['description']}")
+            for model, about in row["models"].items():
+                click.echo(f"  --model {model:<12} {about}")
+        return
+    recipe = get_recipe(name)
+    fields = recipe.config_class.describe()
+    if as_json:
+        click.echo(json.dumps(fields, indent=2, default=str))
+        return
+    click.echo(f"{recipe.name} ({recipe.task_type}): set with --set KEY=VALUE")
+    for field in fields:
+        extra = ""
+        if "choices" in field:
+            extra = f" [{'|'.join(field['choices'])}]"
+        click.echo(f"  {field['name']:<18} {field['type']:<12} default {field['default']!r}{extra}")
+        click.echo(f"      {field['help']}")
+
+
+if __name__ == "__main__":
+    cli()

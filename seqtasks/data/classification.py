@@ -1,0 +1,272 @@
+"""Text classification data (many-to-one): texts with one label each.
+
+:func:`load_text_classification` reads any supported source into a
+:class:`TextClassificationData` (plain Python lists, so recipes can split,
+fingerprint and vectorize them however they need):
+
+- **label folders**: the aclImdb layout, as a ``.tar.gz``/``.tgz``/``.tar``
+  archive or an extracted folder. Inside ``<root>/<split>/`` (``train`` by
+  default; ``aclImdb/`` is looked through) every sub-folder except ``unsup``
+  is a label and every ``*.txt`` file in it one example. Examples are taken
+  round-robin across labels in file-name order, so the first N are balanced.
+- **records**: TSV (header row; the SST-2 ``sentence<TAB>label`` format), CSV
+  or JSONL, with ``text_column`` / ``label_column`` naming the fields.
+- **TFDS**: ``tfds:<name>`` (e.g. ``tfds:imdb_reviews``) through
+  tensorflow-datasets; needs the dataset prepared locally or internet access.
+
+Every error is a :class:`~seqtasks.errors.DataError` that names the file
+(and line, for records) and what was expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+import tarfile
+from collections.abc import Iterable, Iterator
+
+from seqtasks.data.records import detect_format, read_records
+from seqtasks.errors import DataError
+
+TEXT_COLUMNS = ("text", "sentence", "review", "content")
+LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+@dataclasses.dataclass
+class TextClassificationData:
+    """Texts and their labels, aligned.
+
+    Attributes:
+        texts: raw texts (str).
+        labels: labels as strings, exactly as in the data ("pos", "1", ...).
+        source: where the examples came from, for messages and metadata.
+    """
+
+    texts: list[str]
+    labels: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def label_set(self) -> list[str]:
+        """The distinct labels, sorted (numerically when all are integers)."""
+        return sort_labels(set(self.labels))
+
+
+def sort_labels(labels: Iterable[str]) -> list[str]:
+    """Sort labels numerically if they are all integers, else as strings."""
+    labels = list(labels)
+    if labels and all(re.fullmatch(r"[+-]?\d+", label) for label in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def load_text_classification(
+    path: str,
+    *,
+    format: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    split: str = "train",
+    max_examples: int | None = None,
+    min_classes: int = 2,
+) -> TextClassificationData:
+    """Read a labelled text dataset from a file, folder, archive or TFDS name.
+
+    Args:
+        path: the data (see the module docstring for the layouts).
+        format: ``tsv``, ``csv``, ``jsonl`` or ``None``/``"auto"`` to use the
+            file extension. Ignored for folders, archives and ``tfds:``.
+        text_column: field holding the text; default: the first of
+            ``text, sentence, review, content`` present.
+        label_column: field holding the label; default: the first of
+            ``label, labels, sentiment, class, target`` present.
+        split: sub-folder of a label-folder layout, or TFDS split (default ``train``).
+        max_examples: keep only the first N examples (``None``: all).
+        min_classes: fewer distinct labels than this is an error (default 2;
+            evaluation passes 1).
+
+    Returns:
+        The examples in source order.
+
+    Raises:
+        DataError: missing or unreadable path, malformed row, bad encoding,
+            missing column, empty field, no examples, or fewer than
+            ``min_classes`` labels.
+    """
+    if path.startswith("tfds:"):
+        examples: Iterator[tuple[str, str]] = _tfds_examples(
+            path[len("tfds:") :], split, text_column, label_column
+        )
+    elif not os.path.exists(path):
+        raise DataError(f"{path}: no such file or directory")
+    elif os.path.isdir(path):
+        examples = _folder_examples(path, split)
+    elif path.endswith(_ARCHIVE_SUFFIXES):
+        examples = _archive_examples(path, split)
+    else:
+        examples = _record_examples(path, detect_format(path, format), text_column, label_column)
+    pairs = list(itertools.islice(examples, max_examples))
+    if not pairs:
+        raise DataError(f"{path}: no examples found")
+    data = TextClassificationData([t for t, _ in pairs], [label for _, label in pairs], path)
+    labels = data.label_set()
+    if len(labels) < min_classes:
+        raise DataError(
+            f"{path}: found {len(labels)} distinct label ({', '.join(labels)}); "
+            f"a classifier needs at least {min_classes}"
+        )
+    return data
+
+
+def _pick_column(
+    path: str, given: str | None, candidates: tuple[str, ...], fields, kind: str
+) -> str:
+    names = list(fields)
+    if given is not None:
+        if given not in fields:
+            raise DataError(
+                f"{path}: no {kind} column {given!r}; the columns are: {', '.join(names)}"
+            )
+        return given
+    for name in candidates:
+        if name in fields:
+            return name
+    raise DataError(
+        f"{path}: cannot find a {kind} column (tried {', '.join(candidates)}); the columns are: "
+        f"{', '.join(names)}; pass --{kind}-column"
+    )
+
+
+def _record_examples(
+    path: str, format: str, text_column: str | None, label_column: str | None
+) -> Iterator[tuple[str, str]]:
+    text_key = label_key = None
+    for record in read_records(path, format):
+        if text_key is None:
+            text_key = _pick_column(path, text_column, TEXT_COLUMNS, record.fields, "text")
+            label_key = _pick_column(path, label_column, LABEL_COLUMNS, record.fields, "label")
+        where = f"{path}:{record.line}"
+        for key in (text_key, label_key):
+            if key not in record.fields:
+                raise DataError(f"{where}: missing field {key!r}")
+        text, label = record.fields[text_key], record.fields[label_key]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: field {text_key!r}: expected a string; received: {text!r}")
+        if isinstance(label, (list, dict)) or label is None:
+            raise DataError(
+                f"{where}: field {label_key!r}: expected one label; received: {label!r}"
+            )
+        label = str(label).strip()
+        if not text.strip():
+            raise DataError(f"{where}: field {text_key!r} is empty")
+        if not label:
+            raise DataError(f"{where}: field {label_key!r} is empty")
+        yield text, label
+
+
+def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
+    labels = sorted(per_label)
+    for row in itertools.zip_longest(*(per_label[label] for label in labels)):
+        for label, item in zip(labels, row):
+            if item is not None:
+                yield label, item
+
+
+def _decode_file(where: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{where}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
+
+
+def _folder_root(path: str, split: str) -> str:
+    for candidate in (os.path.join(path, split), os.path.join(path, "aclImdb", split)):
+        if os.path.isdir(candidate):
+            return candidate
+    return path
+
+
+def _folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
+    root = _folder_root(path, split)
+    per_label = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir() and entry.name != "unsup":
+            files = sorted(f.path for f in os.scandir(entry.path) if f.name.endswith(".txt"))
+            if files:
+                per_label[entry.name] = files
+    if not per_label:
+        raise DataError(
+            f"{path}: no label folders with .txt files (expected <label>/*.txt, "
+            f"{split}/<label>/*.txt or aclImdb/{split}/<label>/*.txt)"
+        )
+    for label, file in _round_robin(per_label):
+        with open(file, "rb") as f:
+            text = _decode_file(file, f.read())
+        if text.strip():
+            yield text, label
+
+
+def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
+    pattern = re.compile(rf"^(?:.*/)?{re.escape(split)}/([^/]+)/[^/]+\.txt$")
+    flat = re.compile(r"^(?:\./)?([^/]+)/[^/]+\.txt$")
+    per_split: dict[str, list[str]] = {}
+    per_flat: dict[str, list[str]] = {}
+    contents: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                match = pattern.match(member.name)
+                target = per_split
+                if not match:
+                    match, target = flat.match(member.name), per_flat
+                if match and match.group(1) != "unsup":
+                    target.setdefault(match.group(1), []).append(member.name)
+                    contents[member.name] = archive.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable tar archive: {e}") from None
+    per_label = per_split or per_flat
+    if not per_label:
+        raise DataError(
+            f"{path}: no label folders with .txt files in the archive (expected "
+            f"[aclImdb/]{split}/<label>/*.txt or <label>/*.txt)"
+        )
+    for label, name in _round_robin({k: sorted(v) for k, v in per_label.items()}):
+        text = _decode_file(f"{path}:{name}", contents.pop(name))
+        if text.strip():
+            yield text, label
+
+
+def _tfds_examples(
+    name: str, split: str, text_column: str | None, label_column: str | None
+) -> Iterator[tuple[str, str]]:
+    import tensorflow_datasets as tfds
+
+    try:
+        dataset, info = tfds.load(name, split=split, with_info=True)
+    except Exception as e:  # tfds raises many types (not found, network, bad split)
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"tfds:{name}: cannot load split {split!r}: {first_line}") from None
+    features = info.features
+    text_key = _pick_column(f"tfds:{name}", text_column, TEXT_COLUMNS, features, "text")
+    label_key = _pick_column(f"tfds:{name}", label_column, LABEL_COLUMNS, features, "label")
+    label_feature = features[label_key]
+    names = getattr(label_feature, "names", None)
+    for example in tfds.as_numpy(dataset):
+        text = example[text_key]
+        text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        label = example[label_key]
+        label = (
+            names[int(label)]
+            if names
+            else (label.decode() if isinstance(label, bytes) else str(label))
+        )
+        if text.strip():
+            yield text, label

@@ -1,0 +1,91 @@
+"""tf.data input pipelines shared by the recipes.
+
+Text is vectorized inside the pipeline (once: the token ids are cached),
+shuffled with a fixed seed, and batched by length so little compute goes to
+padding: :func:`token_batches` groups examples into buckets of similar
+length (``tf.data.Dataset.bucket_by_sequence_length``) and pads each batch to
+its bucket's boundary. Padding is on the right, which the cuDNN RNN kernels
+require.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from seqtasks.text import WordVectorizer
+
+
+def split_indices(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of ``range(n)`` into training and validation indices.
+
+    Args:
+        n: number of examples.
+        validation_split: share held out for validation, in ``[0, 1)``; at
+            least one example is held out when it is > 0 and ``n`` >= 2.
+        seed: the permutation's seed.
+
+    Returns:
+        ``(train_indices, validation_indices)``, each sorted ascending (int64).
+    """
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * validation_split))
+    if validation_split > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def bucket_boundaries(sequence_length: int, smallest: int = 16) -> list[int]:
+    """Padded lengths for length bucketing: powers of two below ``sequence_length``, then it.
+
+    >>> bucket_boundaries(400)
+    [16, 32, 64, 128, 256, 400]
+    """
+    sizes = []
+    size = smallest
+    while size < sequence_length:
+        sizes.append(size)
+        size *= 2
+    return sizes + [sequence_length]
+
+
+def token_batches(
+    texts: list[str],
+    targets: np.ndarray,
+    vectorizer: WordVectorizer,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+) -> tf.data.Dataset:
+    """Batches of ``(token_ids, targets)`` for ``model.fit`` / ``evaluate``.
+
+    Args:
+        texts: raw texts.
+        targets: per-text targets, first axis aligned with ``texts``.
+        vectorizer: turns a text into at most ``vectorizer.sequence_length`` ids.
+        batch_size: examples per batch (the last batch of a bucket may be smaller).
+        shuffle: reshuffle (seeded) every epoch; use for training.
+        seed: shuffle seed.
+
+    Returns:
+        A dataset of int32 ``token_ids`` ``(batch, padded_length)`` (right-padded
+        with 0, ``padded_length`` one of :func:`bucket_boundaries`) and
+        ``targets`` ``(batch, ...)``.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), targets))
+    ds = ds.map(
+        lambda text, target: (vectorizer(tf.reshape(text, [1])).flat_values, target),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).cache()
+    if shuffle:
+        ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    sizes = bucket_boundaries(vectorizer.sequence_length)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda ids, _: tf.shape(ids)[0],
+        bucket_boundaries=[s + 1 for s in sizes],  # a length < boundary falls in that bucket
+        bucket_batch_sizes=[batch_size] * (len(sizes) + 1),
+        pad_to_bucket_boundary=True,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)

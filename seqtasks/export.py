@@ -1,0 +1,165 @@
+"""SavedModel exports in the TF Serving layout, written atomically.
+
+An export of model ``<name>`` lives in ``<export_dir>/<version>/`` with an
+integer version (1, 2, ...; TF Serving serves the highest)::
+
+    saved_model.pb, variables/       the serving graph and weights
+    assets/vocabulary.txt            vocabularies used inside the graph
+    assets.extra/metadata.json       task, labels, model, metrics, config, versions
+    assets.extra/model.keras         the Keras model, for fine-tuning
+    assets.extra/...                 other files a recipe needs to continue training
+
+A version is first written to a hidden ``.tmp-*`` folder beside it and renamed
+into place when complete, so an interrupted export never leaves a folder that
+looks like a finished version (TF Serving ignores non-integer names).
+
+Writing needs the TensorFlow backend; reading (:func:`resolve_export`,
+:func:`read_metadata`) needs only the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+
+from seqtasks.errors import ExportError
+
+METADATA_FILE = os.path.join("assets.extra", "metadata.json")
+EXPORT_FORMAT = "seqtasks-export"
+EXPORT_FORMAT_VERSION = 1
+
+
+def versions(export_dir: str) -> list[int]:
+    """Integer version folders in ``export_dir`` that hold a ``saved_model.pb``, ascending."""
+    if not os.path.isdir(export_dir):
+        return []
+    found = []
+    for entry in os.scandir(export_dir):
+        if entry.is_dir() and entry.name.isdigit():
+            if os.path.isfile(os.path.join(entry.path, "saved_model.pb")):
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def resolve_export(path: str) -> str:
+    """The version folder meant by ``path``.
+
+    Args:
+        path: a model's base folder (its newest version is used) or a
+            version folder itself.
+
+    Returns:
+        Path of a folder holding ``saved_model.pb`` and the seqtasks metadata.
+
+    Raises:
+        ExportError: if ``path`` does not exist or is not a seqtasks export.
+    """
+    if not os.path.isdir(path):
+        raise ExportError(f"{path}: no such model folder")
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        found = versions(path)
+        if not found:
+            raise ExportError(
+                f"{path}: not a seqtasks export (expected saved_model.pb here or in "
+                f"integer version folders such as {os.path.join(path, '1')})"
+            )
+        path = os.path.join(path, str(found[-1]))
+    if not os.path.isfile(os.path.join(path, METADATA_FILE)):
+        raise ExportError(f"{path}: a SavedModel, but not a seqtasks export (no {METADATA_FILE})")
+    return path
+
+
+def read_metadata(version_dir: str) -> dict:
+    """The metadata JSON of an export version folder.
+
+    Raises:
+        ExportError: if the file is missing or not valid JSON.
+    """
+    path = os.path.join(version_dir, METADATA_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path}: cannot read export metadata: {e}") from None
+    if metadata.get("format") != EXPORT_FORMAT:
+        raise ExportError(
+            f"{path}: not seqtasks export metadata (format={metadata.get('format')!r})"
+        )
+    return metadata
+
+
+def write_version(
+    export_dir: str,
+    write_saved_model: Callable[[str], None],
+    metadata: dict,
+    extra_files: dict[str, str | Callable[[str], None]] | None = None,
+) -> str:
+    """Write the next version of a model into ``export_dir``, atomically.
+
+    Args:
+        export_dir: the model's base folder (created if missing).
+        write_saved_model: called with a temporary folder; writes the
+            SavedModel there (``saved_model.pb``, ``variables/``, ``assets/``).
+        metadata: JSON-serialisable dict; ``format``, ``format_version`` and
+            ``version`` are added. Written to ``assets.extra/metadata.json``.
+        extra_files: name in ``assets.extra/`` to either a path to copy or a
+            callable that writes that file given its destination path.
+
+    Returns:
+        The final version folder, e.g. ``saved_models/sentiment/3``.
+    """
+    os.makedirs(export_dir, exist_ok=True)
+    version = (versions(export_dir) or [0])[-1] + 1
+    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_saved_model(tmp)
+        extra = os.path.join(tmp, "assets.extra")
+        os.makedirs(extra, exist_ok=True)
+        for name, source in (extra_files or {}).items():
+            destination = os.path.join(extra, name)
+            if callable(source):
+                source(destination)
+            else:
+                shutil.copyfile(source, destination)
+        full = {
+            "format": EXPORT_FORMAT,
+            "format_version": EXPORT_FORMAT_VERSION,
+            "version": version,
+            **metadata,
+        }
+        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
+            json.dump(full, f, indent=2, sort_keys=True)
+        while True:
+            final = os.path.join(export_dir, str(version))
+            try:
+                os.rename(tmp, final)  # atomic on one filesystem; fails if final exists
+                break
+            except OSError:
+                if not os.path.exists(final):
+                    raise
+                version += 1  # another export took this number meanwhile
+                full["version"] = version
+                with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
+                    json.dump(full, f, indent=2, sort_keys=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def save_serving_archive(path: str, trackables: list, endpoint, input_signature) -> None:
+    """Write a SavedModel whose ``serving_default`` signature is ``endpoint``.
+
+    Uses ``keras.export.ExportArchive``: each of ``trackables`` (Keras models,
+    ``tf.Module`` objects with lookup tables) is tracked so its variables and
+    assets are saved, and ``endpoint`` is traced with ``input_signature``.
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    for trackable in trackables:
+        archive.track(trackable)
+    archive.add_endpoint("serving_default", endpoint, input_signature=input_signature)
+    archive.write_out(path, verbose=False)

@@ -1,0 +1,37 @@
+"""Data fingerprints: what exactly a model was trained on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+
+def fingerprint(path: str) -> dict[str, object]:
+    """Path, size in bytes and SHA-256 of a data file or folder.
+
+    A folder's hash covers every file's relative path and contents, in sorted
+    order. ``tfds:`` names are returned as they are (no local bytes to hash).
+    """
+    if path.startswith("tfds:") or not os.path.exists(path):
+        return {"path": path}
+    digest = hashlib.sha256()
+    size = 0
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode() + b"\0")
+                size += _hash_file(full, digest)
+    else:
+        size = _hash_file(path, digest)
+    return {"path": os.path.abspath(path), "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _hash_file(path: str, digest) -> int:
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size

@@ -1,0 +1,50 @@
+"""Calling an exported SavedModel's ``serving_default`` signature from Python."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtasks.errors import ExportError
+
+
+def load_serving_fn(version_dir: str):
+    """Load a SavedModel and return its ``serving_default`` concrete function.
+
+    Raises:
+        ExportError: if the SavedModel cannot be loaded or has no such signature.
+    """
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(version_dir)
+    except Exception as e:  # corrupt or incompatible SavedModel
+        raise ExportError(
+            f"{version_dir}: cannot load the SavedModel: {str(e).splitlines()[0]}"
+        ) from None
+    if "serving_default" not in loaded.signatures:
+        raise ExportError(f"{version_dir}: the SavedModel has no serving_default signature")
+    fn = loaded.signatures["serving_default"]
+    fn._seqtasks_loaded = loaded  # keep the trackable (tables, variables) alive
+    return fn
+
+
+def call_in_batches(fn, input_name: str, values, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Run ``fn(**{input_name: batch})`` over ``values`` and concatenate the outputs.
+
+    Args:
+        fn: a signature function (keyword tensor inputs, dict of tensor outputs).
+        input_name: the signature's input key, e.g. ``"text"``.
+        values: a list (strings or bytes) or array of inputs.
+        batch_size: inputs per call (default 64).
+
+    Returns:
+        Output name to a NumPy array whose first axis has ``len(values)`` rows.
+    """
+    import tensorflow as tf
+
+    chunks: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(values), batch_size):
+        batch = tf.constant(values[start : start + batch_size])
+        for name, tensor in fn(**{input_name: batch}).items():
+            chunks.setdefault(name, []).append(tensor.numpy())
+    return {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}

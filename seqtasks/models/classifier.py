@@ -1,0 +1,67 @@
+"""Many-to-one text classifier: token ids in, class probabilities out."""
+
+from __future__ import annotations
+
+import keras
+
+from seqtasks.models.encoders import encode
+from seqtasks.models.layers import MaskedPooling
+
+POOLINGS = ("max", "mean", "final")
+
+
+def build_text_classifier(
+    *,
+    num_classes: int,
+    vocabulary_size: int,
+    sequence_length: int,
+    kind: str = "bilstm",
+    pooling: str = "max",
+    dropout: float = 0.3,
+    name: str = "text_classifier",
+    **encoder_kwargs,
+) -> keras.Model:
+    """Embeddings, an encoder, masked pooling, dropout and a softmax layer.
+
+    Args:
+        num_classes: number of labels (>= 2).
+        vocabulary_size: ids in the vocabulary, reserved tokens included.
+        sequence_length: longest input the model accepts.
+        kind: encoder (see :mod:`seqtasks.models.encoders`), default ``bilstm``.
+        pooling: how the ``(B, T, D)`` states become one vector: ``max``
+            (default) or ``mean`` over real tokens, or ``final`` (the
+            encoder's summary: last RNN state, masked mean for Transformers).
+        dropout: dropout before the output layer and between encoder layers.
+        **encoder_kwargs: passed to :func:`seqtasks.models.encoders.encode`.
+
+    Returns:
+        A functional ``keras.Model``: int32 ``token_ids`` ``(batch_size,
+        sequence_length)`` right-padded with 0 -> float32 probabilities
+        ``(batch_size, num_classes)``.
+
+    Raises:
+        ValueError: for an unknown ``pooling`` or a bad encoder argument.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    encoded = encode(
+        token_ids,
+        vocabulary_size=vocabulary_size,
+        sequence_length=sequence_length,
+        kind=kind,
+        dropout=dropout,
+        **encoder_kwargs,
+    )
+    if pooling == "final":
+        x = encoded.summary
+    else:
+        x = MaskedPooling(pooling, name=f"{pooling}_pooling")(
+            encoded.sequence, padding_mask=encoded.padding_mask
+        )  # (B, D)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    probabilities = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(x)  # (B, C)
+    return keras.Model(token_ids, probabilities, name=name)

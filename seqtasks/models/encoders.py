@@ -1,0 +1,169 @@
+"""Sequence encoders: token ids ``(B, T)`` to states ``(B, T, D)`` plus a summary ``(B, D)``.
+
+Every encoder follows one contract, so heads and decoders do not care which
+one they get (:func:`encode`):
+
+- input: int32 token ids ``(batch_size, sequence_length)``, right-padded
+  with ``[PAD]`` = 0;
+- output: :class:`EncoderOutputs` with ``sequence`` (float
+  ``(batch_size, sequence_length, hidden)``), ``padding_mask`` (bool
+  ``(batch_size, sequence_length)``) and ``summary`` (float
+  ``(batch_size, hidden)``: the final recurrent state, or the masked mean
+  for the Transformer).
+
+Kinds:
+
+- ``rnn``: stacked ``SimpleRNN``; ``activation="relu"`` uses identity-
+  initialised recurrent weights (IRNN; Le, Jaitly & Hinton 2015, "A Simple
+  Way to Initialize Recurrent Networks of Rectified Linear Units", sec. 2).
+- ``lstm``: stacked ``LSTM`` (Hochreiter & Schmidhuber 1997).
+- ``gru``: stacked ``GRU`` (Cho et al. 2014), ``reset_after=True``.
+- ``bilstm``: stacked ``Bidirectional(LSTM)`` (Schuster & Paliwal 1997);
+  states are the concatenation of both directions (``2 * hidden_dim``).
+- ``transformer``: keras-hub ``TokenAndPositionEmbedding`` followed by
+  ``TransformerEncoder`` blocks (Vaswani et al. 2017, sec. 3.1).
+
+Masking: recurrent layers get the Keras mask from ``Embedding(mask_zero=True)``
+and skip padded steps; the Transformer gets an explicit ``padding_mask``.
+With right padding the LSTM/GRU settings used here (tanh/sigmoid
+activations, no recurrent dropout, ``unroll=False``, ``use_bias=True``) keep
+Keras' cuDNN kernel eligible on GPUs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import keras
+import keras_hub
+from keras import ops
+
+log = logging.getLogger(__name__)
+
+ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")
+RNN_ACTIVATIONS = ("tanh", "relu")
+
+
+@dataclasses.dataclass
+class EncoderOutputs:
+    """Symbolic outputs of :func:`encode` (see the module docstring for shapes)."""
+
+    sequence: keras.KerasTensor
+    padding_mask: keras.KerasTensor
+    summary: keras.KerasTensor
+
+
+def encode(
+    token_ids,
+    *,
+    kind: str,
+    vocabulary_size: int,
+    sequence_length: int,
+    embedding_dim: int = 128,
+    hidden_dim: int = 64,
+    num_layers: int = 1,
+    num_heads: int = 4,
+    intermediate_dim: int = 256,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    activation: str = "tanh",
+) -> EncoderOutputs:
+    """Apply an encoder of ``kind`` to symbolic ``token_ids``.
+
+    Args:
+        token_ids: int32 ``keras.Input`` of shape ``(batch_size, sequence_length)``.
+        kind: one of ``rnn, lstm, gru, bilstm, transformer``.
+        vocabulary_size: number of token ids, reserved ones included.
+        sequence_length: longest sequence the model accepts (positions of the
+            Transformer's position embedding; unused by recurrent encoders).
+        embedding_dim: size of the learned token embeddings (default 128).
+        hidden_dim: recurrent units per direction (default 64); the
+            Transformer's model width is ``embedding_dim``.
+        num_layers: stacked recurrent layers or Transformer blocks (default 1).
+        num_heads: attention heads of each Transformer block (default 4).
+        intermediate_dim: feed-forward width of each Transformer block (default 256).
+        dropout: dropout rate between layers and inside Transformer blocks.
+        recurrent_dropout: dropout on recurrent state (default 0). Anything
+            above 0 disables the cuDNN kernel, so it is off by default.
+        activation: ``tanh`` (default) or ``relu`` for ``rnn`` (IRNN).
+
+    Returns:
+        :class:`EncoderOutputs`.
+
+    Raises:
+        ValueError: for an unknown ``kind`` or ``activation``, or a non-tanh
+            activation with a gated cell.
+    """
+    if kind not in ENCODERS:
+        raise ValueError(f"`kind` must be one of {ENCODERS}. Received: kind={kind!r}")
+    if activation not in RNN_ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {RNN_ACTIVATIONS}. Received: {activation!r}")
+    if activation != "tanh" and kind != "rnn":
+        raise ValueError(
+            f"`activation={activation!r}` applies to kind='rnn' only; gated cells keep tanh "
+            f"so the cuDNN kernel stays eligible. Received: kind={kind!r}"
+        )
+    padding_mask = ops.not_equal(token_ids, 0)  # (B, T) bool
+    if kind == "transformer":
+        x = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size, sequence_length, embedding_dim, name="embedding"
+        )(token_ids)  # (B, T, E)
+        for i in range(num_layers):
+            x = keras_hub.layers.TransformerEncoder(
+                intermediate_dim, num_heads, dropout=dropout, name=f"transformer_encoder_{i}"
+            )(x, padding_mask=padding_mask)  # (B, T, E)
+        from seqtasks.models.layers import MaskedPooling
+
+        summary = MaskedPooling("mean", name="encoder_summary")(x, padding_mask=padding_mask)
+        return EncoderOutputs(x, padding_mask, summary)
+
+    if recurrent_dropout > 0:
+        log.warning(
+            "recurrent_dropout=%s disables the cuDNN LSTM/GRU kernel on GPUs (slower training)",
+            recurrent_dropout,
+        )
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(
+        token_ids
+    )  # (B, T, E), Keras mask attached
+    states = []
+    for i in range(num_layers):
+        if i > 0 and dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+        layer = _recurrent_layer(
+            kind, hidden_dim, activation, recurrent_dropout, name=f"{kind}_{i}"
+        )
+        x, *states = layer(x)  # (B, T, H) or (B, T, 2H) for bilstm
+    summary = _final_state(kind, states)
+    return EncoderOutputs(x, padding_mask, summary)
+
+
+def _recurrent_layer(kind, hidden_dim, activation, recurrent_dropout, name):
+    common = {
+        "return_sequences": True,
+        "return_state": True,
+        "recurrent_dropout": recurrent_dropout,
+    }
+    if kind == "rnn":
+        initializer = "identity" if activation == "relu" else "orthogonal"
+        return keras.layers.SimpleRNN(
+            hidden_dim,
+            activation=activation,
+            recurrent_initializer=initializer,
+            name=name,
+            **common,
+        )
+    if kind == "gru":
+        return keras.layers.GRU(hidden_dim, name=name, **common)
+    if kind == "lstm":
+        return keras.layers.LSTM(hidden_dim, name=name, **common)
+    return keras.layers.Bidirectional(keras.layers.LSTM(hidden_dim, **common), name=name)
+
+
+def _final_state(kind, states):
+    """The last hidden state h (both directions for bilstm), ``(B, H)`` or ``(B, 2H)``."""
+    if kind == "lstm":
+        return states[0]  # [h, c]
+    if kind == "bilstm":
+        return ops.concatenate([states[0], states[2]], axis=-1)  # [fh, fc, bh, bc]
+    return states[0]  # [h]

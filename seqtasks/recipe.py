@@ -1,0 +1,111 @@
+"""The recipe contract: one class per task, one training driver for all of them.
+
+A recipe (a file in ``tasks/``) subclasses :class:`Recipe` and fills in the
+task-specific steps; :func:`seqtasks.training.train` runs them in order::
+
+    config   = recipe.make_config(**overrides)     # defaults + CLI overrides, validated
+    data     = recipe.load_data(config)            # raw examples (Python objects)
+    prepared = recipe.prepare(config, data, run)   # vocabularies, tf.data train/validation
+    model    = recipe.build_model(config, prepared)
+    recipe.compile_model(model, config)            # Adam + clipnorm + recipe loss/metrics
+    model.fit(...)                                 # shared: callbacks, checkpoints, logs
+    metrics  = recipe.evaluate(model, prepared)    # validation metrics
+    recipe.export(model, prepared, config, ...)    # SavedModel version
+
+Serving-side steps work on an exported version without the recipe's Python
+model code: :meth:`Recipe.predict` and :meth:`Recipe.evaluate_export` call the
+SavedModel's ``serving_default`` signature.
+
+Many-to-one (sentiment), one-to-many (captioning) and many-to-many
+(translation) recipes share this contract; what differs is data, model,
+loss/metrics and the serving signature.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+from seqtasks.config import TrainConfig, apply_overrides
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What :meth:`Recipe.prepare` hands to the later steps.
+
+    Attributes:
+        train: ``tf.data.Dataset`` of ``(inputs, targets)`` training batches.
+        validation: the same for validation batches.
+        info: task-specific objects (vectorizer, labels, ...).
+        metadata: JSON-serialisable facts stored with the export (labels, data
+            fingerprint, example counts, ...).
+    """
+
+    train: Any
+    validation: Any
+    info: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class Recipe(abc.ABC):
+    """Base class of task recipes. Subclasses set the class attributes and steps."""
+
+    name: ClassVar[str]
+    task_type: ClassVar[str]  # "many-to-one", "one-to-many" or "many-to-many"
+    description: ClassVar[str]
+    config_class: ClassVar[type[TrainConfig]]
+    models: ClassVar[dict[str, str]]  # --model name -> one-line description
+
+    def make_config(self, **overrides: Any) -> TrainConfig:
+        """The recipe's defaults with ``overrides`` applied (strings are parsed).
+
+        Raises:
+            ConfigError: for an unknown field or an invalid value.
+        """
+        config = self.config_class(
+            export_dir=f"saved_models/{self.name}",
+        )
+        return apply_overrides(config, overrides)
+
+    @abc.abstractmethod
+    def load_data(self, config: TrainConfig) -> Any:
+        """Read the training examples named by ``config.data``."""
+
+    @abc.abstractmethod
+    def prepare(self, config: TrainConfig, data: Any, run_dir: str) -> Prepared:
+        """Split, build vocabularies (written under ``run_dir``), make tf.data pipelines."""
+
+    @abc.abstractmethod
+    def build_model(self, config: TrainConfig, prepared: Prepared):
+        """The Keras model trained by ``fit``."""
+
+    @abc.abstractmethod
+    def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
+        """The loss and metrics passed to ``model.compile``."""
+
+    def compile_model(self, model, config: TrainConfig) -> None:
+        """Adam with the configured learning rate and gradient clipping (Pascanu et al. 2013)."""
+        import keras
+
+        optimizer = keras.optimizers.Adam(
+            learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
+        )
+        loss, metrics = self.loss_and_metrics(config)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    @abc.abstractmethod
+    def evaluate(self, model, prepared: Prepared) -> dict[str, Any]:
+        """Validation metrics of the trained in-memory model."""
+
+    @abc.abstractmethod
+    def export(self, model, prepared: Prepared, config: TrainConfig, metadata: dict) -> str:
+        """Write the next SavedModel version; return its folder."""
+
+    @abc.abstractmethod
+    def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
+        """Run the exported model on raw inputs; one JSON-able dict per input."""
+
+    @abc.abstractmethod
+    def evaluate_export(self, version_dir: str, metadata: dict, **data_args: Any) -> dict:
+        """Score the exported model on a labelled dataset."""

@@ -1,0 +1,172 @@
+"""Word-level text vectorization that runs in tf.data and inside the exported graph.
+
+One :class:`WordVectorizer` object turns raw strings into token ids. Training
+maps it over a ``tf.data`` pipeline; the export tracks the very same object, so
+the SavedModel's serving graph tokenizes exactly as training did and never
+calls Python code from this repository.
+
+Reserved ids (shared by every seqtasks vocabulary)::
+
+    [PAD] = 0   padding (masked out by every model)
+    [UNK] = 1   out-of-vocabulary word
+    [START] = 2, [END] = 3   sequence boundaries for generation recipes
+
+The vocabulary is a UTF-8 text file, one token per line, line number = id. In
+the export it is a SavedModel asset (``assets/vocabulary.txt``).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable
+
+import tensorflow as tf
+
+PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
+RESERVED_TOKENS = (PAD, UNK, START, END)
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+
+# Characters other than letters, digits, combining marks, whitespace and the
+# apostrophe become tokens of their own ("great!" -> "great !").
+_PUNCTUATION = r"([^\pL\pN\pM\s'])"
+
+
+def standardize(text: tf.Tensor) -> tf.Tensor:
+    """Lower-case, turn HTML line breaks into spaces, space out punctuation.
+
+    Args:
+        text: tf.string tensor of any shape.
+
+    Returns:
+        tf.string tensor of the same shape.
+    """
+    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    return tf.strings.regex_replace(text, _PUNCTUATION, r" \1 ")
+
+
+def split_words(text: tf.Tensor) -> tf.RaggedTensor:
+    """Standardize and split on whitespace.
+
+    Args:
+        text: tf.string ``(batch,)``.
+
+    Returns:
+        tf.string RaggedTensor ``(batch, None)`` of words.
+    """
+    return tf.strings.split(standardize(text))
+
+
+def build_vocabulary(
+    texts: Iterable[str], vocabulary_size: int, min_frequency: int = 1, batch_size: int = 2048
+) -> list[str]:
+    """Most frequent words of ``texts``, after the reserved tokens.
+
+    Ties are broken alphabetically so the vocabulary is deterministic.
+
+    Args:
+        texts: training texts (raw, as read from the data).
+        vocabulary_size: total size including the 4 reserved tokens; must be > 4.
+        min_frequency: drop words seen fewer times than this (default 1).
+        batch_size: texts tokenized per TensorFlow call (memory vs. speed).
+
+    Returns:
+        ``[PAD], [UNK], [START], [END]`` followed by up to
+        ``vocabulary_size - 4`` words.
+
+    Raises:
+        ValueError: if ``vocabulary_size`` <= 4.
+    """
+    if vocabulary_size <= len(RESERVED_TOKENS):
+        raise ValueError(
+            f"vocabulary_size must be > {len(RESERVED_TOKENS)}; received: {vocabulary_size}"
+        )
+    counts: collections.Counter[bytes] = collections.Counter()
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == batch_size:
+            counts.update(split_words(tf.constant(batch)).flat_values.numpy().tolist())
+            batch = []
+    if batch:
+        counts.update(split_words(tf.constant(batch)).flat_values.numpy().tolist())
+    reserved = {t.encode() for t in RESERVED_TOKENS}
+    ranked = sorted(
+        (item for item in counts.items() if item[1] >= min_frequency and item[0] not in reserved),
+        key=lambda item: (-item[1], item[0]),
+    )
+    words = [w.decode("utf-8") for w, _ in ranked[: vocabulary_size - len(RESERVED_TOKENS)]]
+    return list(RESERVED_TOKENS) + words
+
+
+def write_vocabulary(tokens: list[str], path: str) -> str:
+    """Write one token per line (UTF-8) atomically; return ``path``."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(tokens) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_vocabulary(path: str) -> list[str]:
+    """Read a vocabulary file written by :func:`write_vocabulary`."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+class WordVectorizer(tf.Module):
+    """Raw strings to int32 word ids, right-padded with ``[PAD]`` = 0.
+
+    The lookup table is initialised from ``vocabulary_file``; when this module
+    is saved with ``tf.saved_model.save`` the file becomes an asset.
+
+    Args:
+        vocabulary_file: path of a vocabulary written by :func:`write_vocabulary`
+            (first four lines are the reserved tokens).
+        sequence_length: keep at most this many tokens per text (the first
+            ones); longer texts are truncated.
+
+    Call arguments:
+        text: tf.string ``(batch,)`` of raw text.
+
+    Returns (``__call__``):
+        int32 RaggedTensor ``(batch, None)`` with at most ``sequence_length``
+        ids per row; unknown words map to ``[UNK]`` = 1.
+
+    Example:
+        >>> vectorizer = WordVectorizer("vocabulary.txt", sequence_length=8)
+        >>> vectorizer.pad(vectorizer(tf.constant(["A great film!", ""])))
+        <tf.Tensor: shape=(2, 4), dtype=int32, ...>
+    """
+
+    def __init__(self, vocabulary_file: str, sequence_length: int, name: str | None = None):
+        super().__init__(name=name)
+        self.sequence_length = int(sequence_length)
+        self.vocabulary_size = len(read_vocabulary(vocabulary_file))
+        initializer = tf.lookup.TextFileInitializer(
+            vocabulary_file,
+            key_dtype=tf.string,
+            key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            value_dtype=tf.int64,
+            value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        )
+        self.table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
+
+    def __call__(self, text: tf.Tensor) -> tf.RaggedTensor:
+        words = split_words(text)[:, : self.sequence_length]
+        return tf.cast(self.table.lookup(words), tf.int32)
+
+    @staticmethod
+    def pad(token_ids: tf.RaggedTensor) -> tf.Tensor:
+        """Right-pad ragged ids to the longest row (at least 1 column).
+
+        An all-empty batch becomes ``(batch, 1)`` of ``[PAD]`` so every model
+        still gets a time axis; the padding mask hides it.
+
+        Returns:
+            int32 ``(batch, max(1, longest_row))``.
+        """
+        dense = token_ids.to_tensor(default_value=PAD_ID)  # (B, longest)
+        missing = tf.maximum(1 - tf.shape(dense)[1], 0)
+        return tf.pad(dense, [[0, 0], [0, missing]], constant_values=PAD_ID)

@@ -1,0 +1,165 @@
+"""The training driver: runs a recipe's steps with the shared fit wiring.
+
+:func:`train` seeds everything, creates the run directory, calls the recipe's
+steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
+
+- a progress bar (one line per epoch when stdout is not a terminal);
+- validation after every epoch;
+- early stopping on validation loss (``config.patience``), restoring the best
+  weights at the end;
+- the best weights checkpointed to ``<run_dir>/best.weights.h5``;
+- TensorBoard logs in ``<run_dir>/logs`` and per-epoch history in
+  ``<run_dir>/history.csv``;
+- ``config.json``, ``metrics.json`` (validation metrics, seconds per epoch,
+  peak memory) in the run directory.
+
+On CPU the same seed gives the same result: Python, NumPy and backend seeds
+are set with ``keras.utils.set_random_seed`` and TensorFlow op determinism is
+enabled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import resource
+import sys
+import time
+import warnings
+from typing import Any
+
+import keras
+
+from seqtasks.config import TrainConfig
+from seqtasks.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: str
+    export_path: str
+    metrics: dict[str, Any]
+    model: Any = None  # the trained keras.Model (best weights)
+    prepared: Any = None  # the recipe's Prepared (vectorizer, datasets, labels)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records wall-clock seconds of every epoch in ``self.seconds``."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def default_run_dir(recipe_name: str) -> str:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", f"{recipe_name}-{stamp}")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux: ru_maxrss is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> TrainResult:
+    """Train ``recipe`` with ``config``, evaluate on validation data and export.
+
+    Args:
+        recipe: the task recipe.
+        config: a validated config of ``recipe.config_class``.
+        verbose: Keras ``fit`` verbosity; default: a progress bar on a terminal,
+            one line per epoch otherwise.
+
+    Returns:
+        :class:`TrainResult` with the run directory, the export version folder
+        and the validation metrics.
+
+    Raises:
+        UserError: for bad data or config (raised by the recipe's steps).
+    """
+    config = config.validate()
+    seed_everything(config.seed)
+    start = time.perf_counter()
+    data = recipe.load_data(config)  # before creating anything: bad data leaves no trace
+    run_dir = config.run_dir or default_run_dir(recipe.name)
+    os.makedirs(run_dir, exist_ok=True)
+    _write_json(os.path.join(run_dir, "config.json"), {"recipe": recipe.name, **config.to_dict()})
+    prepared = recipe.prepare(config, data, run_dir)
+    log.info("prepared data in %.1f s", time.perf_counter() - start)
+
+    model = recipe.build_model(config, prepared)
+    recipe.compile_model(model, config)
+    timer = EpochTimer()
+    callbacks = [
+        timer,
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(run_dir, "best.weights.h5"),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
+    ]
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    with warnings.catch_warnings():
+        # Length-bucketed datasets have unknown cardinality; Keras warns once per run.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        history = model.fit(
+            prepared.train,
+            validation_data=prepared.validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+        )
+        metrics = recipe.evaluate(model, prepared)
+    val_losses = history.history.get("val_loss", [])
+    metrics.update(
+        {
+            "epochs_run": len(timer.seconds),
+            "best_epoch": int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1
+            if val_losses
+            else None,
+            "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
+            "train_seconds": round(sum(timer.seconds), 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+    )
+    _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    export_path = recipe.export(
+        model, prepared, config, {"metrics": metrics, "run_dir": os.path.abspath(run_dir)}
+    )
+    return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
+
+
+def _write_json(path: str, value: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True, default=str)
+    os.replace(tmp, path)

@@ -1,0 +1,190 @@
+"""The CLI through click's test runner: commands, outputs, and one-line user errors."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from conftest import SST2_DEV, TINY, head_lines
+from seqtasks.errors import DataError
+from tasks.sentiment import match_labels
+
+TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def dev_sample(tmp_path_factory):
+    return head_lines(SST2_DEV, 41, str(tmp_path_factory.mktemp("dev") / "dev40.tsv"))
+
+
+def test_recipes_lists_models_and_fields():
+    result = run("recipes")
+    assert result.exit_code == 0
+    assert "sentiment (many-to-one)" in result.stdout
+    for model in ("rnn", "lstm", "gru", "bilstm", "transformer"):
+        assert f"--model {model}" in result.stdout
+    fields = json.loads(run("recipes", "sentiment", "--json").stdout)
+    assert {"name": "epochs", "type": "int", "default": 5}.items() <= next(
+        f for f in fields if f["name"] == "epochs"
+    ).items()
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "recipes"])
+def test_every_command_has_help_with_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "python cli.py" in result.stdout
+
+
+def test_train_predict_evaluate(tmp_path, sst2_sample, dev_sample):
+    export_dir = str(tmp_path / "export")
+    result = run(
+        "train",
+        "sentiment",
+        "--data",
+        sst2_sample,
+        "--model",
+        "gru",
+        "--seed",
+        "3",
+        "--export-dir",
+        export_dir,
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--json",
+        "-q",
+        *TINY_SETS,
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["export"] == os.path.join(export_dir, "1")
+    assert 0 <= summary["metrics"]["val_accuracy"] <= 1
+
+    result = run("predict", export_dir, "a gorgeous , witty movie", "dull and boring")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in ("0", "1")
+    assert lines[1].endswith("dull and boring")
+
+    texts = [
+        line.split("\t")[0] for line in open(dev_sample, encoding="utf-8").read().splitlines()[1:]
+    ]
+    truth = [
+        line.split("\t")[1] for line in open(dev_sample, encoding="utf-8").read().splitlines()[1:]
+    ]
+    result = run(
+        "predict", os.path.join(export_dir, "1"), "-", "--json", input="\n".join(texts) + "\n"
+    )
+    predictions = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["text"] for p in predictions] == texts
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-5 for p in predictions)
+
+    result = run("evaluate", export_dir, "--data", dev_sample, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    expected = sum(p["label"] == t for p, t in zip(predictions, truth)) / len(truth)
+    assert report["examples"] == 40
+    assert report["accuracy"] == pytest.approx(expected)
+    assert sum(map(sum, report["confusion_matrix"])) == 40
+    assert 0 <= report["macro_f1"] <= 1
+
+    text = run("evaluate", export_dir, "--data", dev_sample).stdout
+    assert "accuracy" in text and "confusion matrix" in text
+
+
+def test_match_labels():
+    assert match_labels(["0", "1"], ["neg", "pos"], None, "d") == {"0": "neg", "1": "pos"}
+    assert match_labels(["pos"], ["neg", "pos"], None, "d") == {"pos": "pos"}
+    assert match_labels(["good", "bad"], ["neg", "pos"], {"good": "pos", "bad": "neg"}, "d") == {
+        "good": "pos",
+        "bad": "neg",
+    }
+    with pytest.raises(DataError, match="label 'meh' is not one the model knows"):
+        match_labels(["meh", "pos"], ["neg", "pos"], None, "d")
+    with pytest.raises(DataError, match="--label-map: 'great' is not a label of the model"):
+        match_labels(["1"], ["neg", "pos"], {"1": "great"}, "d")
+
+
+def write(path, content, mode="w"):
+    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        f.write(content)
+    return str(path)
+
+
+BAD_TRAIN = [
+    (["train", "poetry"], "unknown recipe 'poetry'; expected one of: sentiment"),
+    (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
+    (["train", "sentiment", "--set", "bogus=1"], "unknown config field 'bogus'"),
+    (["train", "sentiment", "--set", "dropout=lots"], "config field 'dropout': expected float"),
+    (["train", "sentiment"], "no training data: pass --data PATH"),
+    (
+        ["train", "sentiment", "--data", "{tmp}/missing.tsv"],
+        "missing.tsv: no such file or directory",
+    ),
+    (
+        ["train", "sentiment", "--data", "{tmp}/bad.tsv"],
+        "bad.tsv:3: expected 2 tab-separated fields",
+    ),
+    (["train", "sentiment", "--data", "{tmp}/empty.tsv"], "empty.tsv: no examples found"),
+    (
+        ["train", "sentiment", "--data", "{tmp}/one.tsv"],
+        "found 1 distinct label (1); a classifier needs at least 2",
+    ),
+    (["train", "sentiment", "--data", "{tmp}/latin1.tsv"], "latin1.tsv:2: not valid UTF-8"),
+    (["train", "sentiment", "--data", "{tmp}/rows.jsonl"], "rows.jsonl:2: invalid JSON"),
+    (
+        ["train", "sentiment", "--data", "{tmp}/rows.csv", "--text-column", "message"],
+        "rows.csv: no text column 'message'; the columns are: body, stars",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_TRAIN)
+def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    write(tmp_path / "bad.tsv", "sentence\tlabel\ngood\t1\nbad\t0\tx\n")
+    write(tmp_path / "empty.tsv", "sentence\tlabel\n")
+    write(tmp_path / "one.tsv", "sentence\tlabel\na\t1\nb\t1\n")
+    write(tmp_path / "latin1.tsv", "sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"), "wb")
+    write(tmp_path / "rows.jsonl", '{"text": "a", "label": 1}\n{"text": \n')
+    write(tmp_path / "rows.csv", "body,stars\nfine,1\nbad,0\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    outputs = ["--export-dir", str(tmp_path / "export"), "--run-dir", str(tmp_path / "run")]
+    result = run(*args, *outputs)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not os.path.exists(tmp_path / "export") and not os.path.exists(tmp_path / "run")
+
+
+def test_serving_side_errors(tmp_path, trained, dev_sample):
+    not_export = tmp_path / "not_export"
+    not_export.mkdir()
+    cases = [
+        (["predict", str(not_export), "hi"], "not_export: not a seqtasks export"),
+        (["predict", str(tmp_path / "nowhere"), "hi"], "nowhere: no such model folder"),
+        (["predict", trained.export_path], "no input"),
+        (
+            [
+                "evaluate",
+                trained.export_path,
+                "--data",
+                write(tmp_path / "x.tsv", "sentence\tlabel\nok\tmeh\n"),
+            ],
+            "label 'meh' is not one the model knows (0, 1)",
+        ),
+        (
+            ["evaluate", trained.export_path, "--data", dev_sample, "--label-map", "0"],
+            "expected key=value",
+        ),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
