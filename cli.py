@@ -9,6 +9,7 @@ exits with status 2.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -20,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 import click  # noqa: E402
 
 from seqtasks.errors import UserError  # noqa: E402
+from seqtasks.io import decode_utf8  # noqa: E402
 
 EXIT_USER_ERROR = 2
 
@@ -48,6 +50,45 @@ def _setup_logging(quiet: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+def _data_options(command):
+    """--format, --text-column, --label-column: how to read a data file (train and evaluate)."""
+    options = [
+        click.option(
+            "--format",
+            "format_",
+            help="Data format: tsv, csv or jsonl (default: from the extension).",
+        ),
+        click.option("--text-column", help="Text field of CSV/TSV/JSONL data."),
+        click.option("--label-column", help="Label field of CSV/TSV/JSONL data."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _read_inputs(texts: tuple[str, ...]) -> list[str]:
+    """Command-line texts, with ``-`` replaced by stdin's lines; all must be UTF-8."""
+    inputs = []
+    for position, text in enumerate(texts, start=1):
+        if text == "-":
+            raw = (
+                sys.stdin.buffer.read()
+                if hasattr(sys.stdin, "buffer")
+                else sys.stdin.read().encode()
+            )
+            lines = decode_utf8(raw, "<stdin>").split("\n")
+            inputs.extend(line.rstrip("\r") for line in (lines[:-1] if lines[-1] == "" else lines))
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"argument {position}: not valid UTF-8; expected UTF-8 text") from None
+        inputs.append(text)
+    if not inputs:
+        raise UserError("no input: give texts as arguments, or - to read lines from stdin")
+    return inputs
 
 
 def _load_export(model_dir: str):
@@ -90,11 +131,7 @@ def cli():
 @click.option(
     "--run-dir", help="Run directory for logs and checkpoints (default runs/<recipe>-<time>)."
 )
-@click.option(
-    "--format", "format_", help="Data format: tsv, csv or jsonl (default: from the extension)."
-)
-@click.option("--text-column", help="Text field of CSV/TSV/JSONL data.")
-@click.option("--label-column", help="Label field of CSV/TSV/JSONL data.")
+@_data_options
 @click.option(
     "--set",
     "assignments",
@@ -157,7 +194,9 @@ def train(
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     config = task.make_config(**overrides)
-    result = run_training(task, config, verbose=0 if quiet else None)
+    # With --json, stdout carries only the JSON result: progress goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        result = run_training(task, config, verbose=0 if quiet else None)
     summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -189,14 +228,7 @@ def predict(model_dir, texts, as_json):
       cat reviews.txt | python cli.py predict saved_models/sentiment/1 - --json
     """
     _setup_logging(quiet=True)
-    inputs = []
-    for text in texts:
-        if text == "-":
-            inputs.extend(line.rstrip("\n") for line in sys.stdin)
-        else:
-            inputs.append(text)
-    if not inputs:
-        raise UserError("no input: give texts as arguments, or - to read lines from stdin")
+    inputs = _read_inputs(texts)
     version_dir, metadata, task = _load_export(model_dir)
     results = task.predict(version_dir, metadata, inputs)
     for result in results:
@@ -213,11 +245,7 @@ def predict(model_dir, texts, as_json):
 @cli.command()
 @click.argument("model_dir", type=click.Path())
 @click.option("--data", required=True, help="Labelled data, in any format `train` reads.")
-@click.option(
-    "--format", "format_", help="Data format: tsv, csv or jsonl (default: from the extension)."
-)
-@click.option("--text-column", help="Text field of CSV/TSV/JSONL data.")
-@click.option("--label-column", help="Label field of CSV/TSV/JSONL data.")
+@_data_options
 @click.option(
     "--split",
     default="train",
@@ -225,7 +253,7 @@ def predict(model_dir, texts, as_json):
     help="Sub-folder of a label-folder layout, or TFDS split.",
 )
 @click.option("--label-map", help="Map data labels to model labels, e.g. 0=neg,1=pos.")
-@click.option("--max-examples", type=int, help="Score only the first N examples.")
+@click.option("--max-examples", type=click.IntRange(min=1), help="Score only the first N examples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @_reports_user_errors
 def evaluate(
@@ -248,7 +276,7 @@ def evaluate(
     if label_map:
         from seqtasks.config import parse_assignments
 
-        mapping = parse_assignments(label_map.split(","))
+        mapping = parse_assignments(label_map.split(","), "--label-map", "0=neg,1=pos")
     version_dir, metadata, task = _load_export(model_dir)
     report = task.evaluate_export(
         version_dir,
@@ -316,4 +344,7 @@ def recipes(name, as_json):
 
 
 if __name__ == "__main__":
+    from seqtasks.native_logs import filter_native_logs
+
+    filter_native_logs()
     cli()

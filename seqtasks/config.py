@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ class TrainConfig:
         2, "Early stopping: epochs without a better validation loss before stopping.", min=0
     )
     validation_split: float = option(
-        0.1, "Share of the training data held out (seeded) for validation.", min=0.0, max=0.5
+        0.1, "Share of the training data held out (seeded) for validation.", min=0.01, max=0.5
     )
     max_examples: int | None = option(
         None, "Use only the first N training examples (quick runs); None uses all.", min=1
@@ -74,6 +75,10 @@ class TrainConfig:
             _check_type(f.name, value, hints[f.name])
             if value is None:
                 continue
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(
+                    f"config field '{f.name}': expected a finite number; received: {value!r}"
+                )
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 raise ConfigError(
@@ -90,13 +95,18 @@ class TrainConfig:
                     f"config field '{f.name}': expected a value <= {f.metadata['max']}; "
                     f"received: {value!r}"
                 )
+        self.check()
         return self
+
+    def check(self) -> None:
+        """Cross-field constraints; subclasses raise ``ConfigError`` naming the fields."""
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-compatible dict (every field, defaults included)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented, key-sorted JSON."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
@@ -143,8 +153,15 @@ def apply_overrides(config: C, overrides: dict[str, Any]) -> C:
     return dataclasses.replace(config, **parsed).validate()
 
 
-def parse_assignments(pairs: typing.Iterable[str]) -> dict[str, str]:
+def parse_assignments(
+    pairs: typing.Iterable[str], flag: str = "--set", example: str = "dropout=0.2"
+) -> dict[str, str]:
     """Parse ``["key=value", ...]`` (``--set`` options) into a dict.
+
+    Args:
+        pairs: the ``key=value`` strings.
+        flag: the option they came from, for error messages.
+        example: a valid pair, for error messages.
 
     Raises:
         ConfigError: for an item without ``=`` or with an empty key.
@@ -153,7 +170,7 @@ def parse_assignments(pairs: typing.Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set dropout=0.2")
+            raise ConfigError(f"{flag} {pair!r}: expected key=value, e.g. {flag} {example}")
         result[key.strip()] = value.strip()
     return result
 

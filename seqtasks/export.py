@@ -22,13 +22,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 
 from seqtasks.errors import ExportError
+from seqtasks.io import write_json_atomic
 
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 EXPORT_FORMAT = "seqtasks-export"
 EXPORT_FORMAT_VERSION = 1
+REQUIRED_METADATA = ("task", "task_type", "model", "signature")
 
 
 def versions(export_dir: str) -> list[int]:
@@ -75,7 +78,8 @@ def read_metadata(version_dir: str) -> dict:
     """The metadata JSON of an export version folder.
 
     Raises:
-        ExportError: if the file is missing or not valid JSON.
+        ExportError: if the file is missing, not valid JSON, not seqtasks
+            metadata, or lacks one of ``REQUIRED_METADATA``.
     """
     path = os.path.join(version_dir, METADATA_FILE)
     try:
@@ -100,20 +104,20 @@ def write_version(
 
     Args:
         export_dir: the model's base folder (created if missing).
-        write_saved_model: called with a temporary folder; writes the
+        write_saved_model: called with an empty temporary folder; writes the
             SavedModel there (``saved_model.pb``, ``variables/``, ``assets/``).
-        metadata: JSON-serialisable dict; ``format``, ``format_version`` and
-            ``version`` are added. Written to ``assets.extra/metadata.json``.
+        metadata: JSON-serialisable dict; ``format`` and ``format_version``
+            are added. Written to ``assets.extra/metadata.json``.
         extra_files: name in ``assets.extra/`` to either a path to copy or a
             callable that writes that file given its destination path.
 
     Returns:
-        The final version folder, e.g. ``saved_models/sentiment/3``.
+        The final version folder, e.g. ``saved_models/sentiment/3``: one above
+        the highest existing version (another writer finishing first only
+        moves this one up).
     """
     os.makedirs(export_dir, exist_ok=True)
-    version = (versions(export_dir) or [0])[-1] + 1
-    tmp = os.path.join(export_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=export_dir)
     try:
         write_saved_model(tmp)
         extra = os.path.join(tmp, "assets.extra")
@@ -124,29 +128,20 @@ def write_version(
                 source(destination)
             else:
                 shutil.copyfile(source, destination)
-        full = {
-            "format": EXPORT_FORMAT,
-            "format_version": EXPORT_FORMAT_VERSION,
-            "version": version,
-            **metadata,
-        }
-        with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-            json.dump(full, f, indent=2, sort_keys=True)
+        full = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **metadata}
+        write_json_atomic(os.path.join(tmp, METADATA_FILE), full)
+        version = (versions(export_dir) or [0])[-1] + 1
         while True:
             final = os.path.join(export_dir, str(version))
             try:
-                os.rename(tmp, final)  # atomic on one filesystem; fails if final exists
-                break
+                os.rename(tmp, final)  # atomic on one filesystem; fails if final is non-empty
+                return final
             except OSError:
                 if not os.path.exists(final):
                     raise
-                version += 1  # another export took this number meanwhile
-                full["version"] = version
-                with open(os.path.join(tmp, METADATA_FILE), "w", encoding="utf-8") as f:
-                    json.dump(full, f, indent=2, sort_keys=True)
+                version += 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def save_serving_archive(path: str, trackables: list, endpoint, input_signature) -> None:

@@ -18,10 +18,11 @@ the export it is a SavedModel asset (``assets/vocabulary.txt``).
 from __future__ import annotations
 
 import collections
-import os
 from collections.abc import Iterable
 
 import tensorflow as tf
+
+from seqtasks.io import write_text_atomic
 
 PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
 RESERVED_TOKENS = (PAD, UNK, START, END)
@@ -33,7 +34,11 @@ _PUNCTUATION = r"([^\pL\pN\pM\s'])"
 
 
 def standardize(text: tf.Tensor) -> tf.Tensor:
-    """Lower-case, turn HTML line breaks into spaces, space out punctuation.
+    """Lower-case, turn HTML line breaks, control characters and Unicode
+    separators into spaces, space out punctuation.
+
+    Tokens therefore never contain a line break of any kind, so a vocabulary
+    file holds exactly one token per line.
 
     Args:
         text: tf.string tensor of any shape.
@@ -42,7 +47,7 @@ def standardize(text: tf.Tensor) -> tf.Tensor:
         tf.string tensor of the same shape.
     """
     text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    text = tf.strings.regex_replace(text, r"<br\s*/?>|[\p{Cc}\p{Z}]", " ")
     return tf.strings.regex_replace(text, _PUNCTUATION, r" \1 ")
 
 
@@ -102,17 +107,17 @@ def build_vocabulary(
 
 def write_vocabulary(tokens: list[str], path: str) -> str:
     """Write one token per line (UTF-8) atomically; return ``path``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(tokens) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, "\n".join(tokens) + "\n")
 
 
 def read_vocabulary(path: str) -> list[str]:
-    """Read a vocabulary file written by :func:`write_vocabulary`."""
+    """Read a vocabulary file written by :func:`write_vocabulary`.
+
+    Lines are split on ``\n`` only, as TensorFlow's ``TextFileInitializer``
+    does, so ids read here match ids inside the graph.
+    """
     with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
+        return f.read().removesuffix("\n").split("\n")
 
 
 class WordVectorizer(tf.Module):

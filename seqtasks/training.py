@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import logging
 import os
 import resource
@@ -34,7 +33,10 @@ from typing import Any
 import keras
 
 from seqtasks.config import TrainConfig
+from seqtasks.errors import DataError
+from seqtasks.io import check_output_dir, write_json_atomic
 from seqtasks.recipe import Recipe
+from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +75,21 @@ def seed_everything(seed: int) -> None:
 
 
 def default_run_dir(recipe_name: str) -> str:
+    """``runs/<recipe>-<YYYYmmdd-HHMMSS>`` for the current local time."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return os.path.join("runs", f"{recipe_name}-{stamp}")
+
+
+def check_split_size(n: int, validation_split: float, where: str) -> None:
+    """Check that ``n`` examples leave at least one for training and one for validation.
+
+    Raises:
+        DataError: if they do not (too few examples).
+    """
+    if n < 2:
+        raise DataError(
+            f"{where}: {n} example(s); training needs at least 2 (one is held out for validation)"
+        )
 
 
 def peak_rss_mb() -> float:
@@ -99,12 +114,18 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
         UserError: for bad data or config (raised by the recipe's steps).
     """
     config = config.validate()
+    run_dir = config.run_dir or default_run_dir(recipe.name)
+    check_output_dir(config.export_dir, "export_dir")
+    check_output_dir(run_dir, "run_dir")
     seed_everything(config.seed)
     start = time.perf_counter()
     data = recipe.load_data(config)  # before creating anything: bad data leaves no trace
-    run_dir = config.run_dir or default_run_dir(recipe.name)
+    check_split_size(len(data), config.validation_split, config.data)
     os.makedirs(run_dir, exist_ok=True)
-    _write_json(os.path.join(run_dir, "config.json"), {"recipe": recipe.name, **config.to_dict()})
+    write_json_atomic(
+        os.path.join(run_dir, "config.json"),
+        {"recipe": recipe.name, **config.to_dict(), "versions": package_versions()},
+    )
     prepared = recipe.prepare(config, data, run_dir)
     log.info("prepared data in %.1f s", time.perf_counter() - start)
 
@@ -151,15 +172,8 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
     )
-    _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     export_path = recipe.export(
         model, prepared, config, {"metrics": metrics, "run_dir": os.path.abspath(run_dir)}
     )
     return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
-
-
-def _write_json(path: str, value: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)

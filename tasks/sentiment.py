@@ -25,7 +25,7 @@ from seqtasks.config import TrainConfig, option
 from seqtasks.data.classification import TextClassificationData, load_text_classification
 from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS
-from seqtasks.errors import ConfigError, DataError
+from seqtasks.errors import ConfigError, DataError, ExportError
 from seqtasks.fingerprint import fingerprint
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.metrics import classification_report
@@ -53,11 +53,11 @@ class SentimentConfig(TrainConfig):
     text_column: str | None = option(None, "Text field of CSV/TSV/JSONL data (default: auto).")
     label_column: str | None = option(None, "Label field of CSV/TSV/JSONL data (default: auto).")
     vocabulary_size: int = option(
-        20000, "Words in the vocabulary, 4 reserved tokens included.", min=5
+        30000, "Words in the vocabulary, 4 reserved tokens included.", min=5
     )
     min_frequency: int = option(2, "Leave out words seen fewer times in the training data.", min=1)
     sequence_length: int = option(
-        500, "Tokens kept per text (the first ones); longer texts are truncated.", min=1
+        1000, "Tokens kept per text (the first ones); longer texts are truncated.", min=1
     )
     embedding_dim: int = option(128, "Size of the learned word embeddings.", min=1)
     hidden_dim: int = option(64, "Recurrent units per direction.", min=1)
@@ -65,7 +65,7 @@ class SentimentConfig(TrainConfig):
     num_heads: int = option(4, "Attention heads per Transformer block.", min=1)
     intermediate_dim: int = option(256, "Feed-forward width of Transformer blocks.", min=1)
     dropout: float = option(
-        0.3, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9
+        0.5, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9
     )
     recurrent_dropout: float = option(
         0.0, "Dropout on recurrent state (> 0 disables the cuDNN kernel).", min=0.0, max=0.9
@@ -75,11 +75,33 @@ class SentimentConfig(TrainConfig):
     )
     pooling: str = option("max", "Pooling of encoder states over time.", choices=POOLINGS)
 
+    def check(self) -> None:
+        if self.activation != "tanh" and self.model != "rnn":
+            raise ConfigError(
+                f"config field 'activation': {self.activation!r} applies to model 'rnn' only "
+                f"(gated cells keep tanh for the cuDNN kernel); received: model={self.model!r}"
+            )
+        if self.model == "transformer" and self.embedding_dim < self.num_heads:
+            raise ConfigError(
+                f"config fields 'embedding_dim' and 'num_heads': the Transformer needs "
+                f"embedding_dim >= num_heads; received: {self.embedding_dim} and {self.num_heads}"
+            )
+
 
 # --- recipe ------------------------------------------------------------------------------
 
 
 class SentimentRecipe(Recipe):
+    """Many-to-one text classification on the recipe contract of :mod:`seqtasks.recipe`.
+
+    Model: learned embeddings, an encoder from :mod:`seqtasks.models.encoders`,
+    masked max-over-time pooling (Collobert et al. 2011, sec. 3.3.2), dropout
+    (Srivastava et al. 2014) and a softmax layer, trained with cross-entropy
+    and Adam (Kingma & Ba 2015). Export: ``text`` (tf.string ``[None]``) in,
+    ``probabilities`` (float32 ``[None, num_classes]``) and ``label``
+    (tf.string ``[None]``) out.
+    """
+
     name = "sentiment"
     task_type = "many-to-one"
     description = "Text classification (sentiment, topics, intents): one label per text."
@@ -113,11 +135,6 @@ class SentimentRecipe(Recipe):
         labels = data.label_set()
         label_ids = np.array([labels.index(label) for label in data.labels], dtype=np.int32)
         train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
-        if len(val_idx) == 0:
-            raise DataError(
-                f"{config.data}: {len(data)} example(s) leave none for validation; "
-                f"use more data or a larger validation_split"
-            )
         train_texts = [data.texts[i] for i in train_idx]
         val_texts = [data.texts[i] for i in val_idx]
 
@@ -139,7 +156,7 @@ class SentimentRecipe(Recipe):
             validation=token_batches(
                 val_texts, label_ids[val_idx], vectorizer, shuffle=False, **batches
             ),
-            info={"vectorizer": vectorizer, "labels": labels, "vocabulary_file": vocabulary_file},
+            info={"vectorizer": vectorizer, "labels": labels},
             metadata={
                 "labels": labels,
                 "data": {
@@ -179,14 +196,17 @@ class SentimentRecipe(Recipe):
     # --- metrics -------------------------------------------------------------------------
 
     def evaluate(self, model: keras.Model, prepared: Prepared) -> dict:
-        y_true, y_pred = [], []
-        for token_ids, targets in prepared.validation:
-            y_pred.append(np.argmax(model.predict_on_batch(token_ids), axis=-1))
-            y_true.append(targets.numpy())
+        """Loss, accuracy, macro-F1 and confusion matrix on the validation split (one pass)."""
+        probabilities, targets = [], []
+        for token_ids, batch_targets in prepared.validation:
+            probabilities.append(model.predict_on_batch(token_ids))
+            targets.append(batch_targets.numpy())
+        probabilities, y_true = np.concatenate(probabilities), np.concatenate(targets)
         report = classification_report(
-            np.concatenate(y_true), np.concatenate(y_pred), prepared.info["labels"]
+            y_true, np.argmax(probabilities, axis=-1), prepared.info["labels"]
         )
-        loss = model.evaluate(prepared.validation, verbose=0, return_dict=True)["loss"]
+        true_class = probabilities[np.arange(len(y_true)), y_true]
+        loss = -np.mean(np.log(np.clip(true_class, 1e-7, 1.0)))  # as Keras' cross-entropy
         return {
             "val_loss": float(loss),
             "val_accuracy": report["accuracy"],
@@ -235,9 +255,9 @@ class SentimentRecipe(Recipe):
     # --- serving side --------------------------------------------------------------------
 
     def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
-        fn = load_serving_fn(version_dir)
-        outputs = call_in_batches(fn, "text", inputs)
-        labels = metadata["labels"]
+        """Labels and class probabilities of raw texts from the exported SavedModel."""
+        labels = export_labels(version_dir, metadata)
+        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs)
         return [
             {
                 "text": text,
@@ -262,6 +282,7 @@ class SentimentRecipe(Recipe):
         label_map: dict[str, str] | None = None,
         max_examples: int | None = None,
     ) -> dict:
+        """Accuracy, macro-F1, per-class scores and confusion matrix of the export on ``data``."""
         dataset = load_text_classification(
             data,
             format=format,
@@ -271,7 +292,7 @@ class SentimentRecipe(Recipe):
             max_examples=max_examples,
             min_classes=1,
         )
-        labels = metadata["labels"]
+        labels = export_labels(version_dir, metadata)
         mapping = match_labels(dataset.label_set(), labels, label_map, data)
         y_true = np.array([labels.index(mapping[label]) for label in dataset.labels])
         fn = load_serving_fn(version_dir)
@@ -281,6 +302,18 @@ class SentimentRecipe(Recipe):
         if any(k != v for k, v in mapping.items()):
             report["label_map"] = mapping
         return report
+
+
+def export_labels(version_dir: str, metadata: dict) -> list[str]:
+    """The label list stored in a sentiment export's metadata.
+
+    Raises:
+        ExportError: if it is missing or not a list of strings.
+    """
+    labels = metadata.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise ExportError(f"{version_dir}: export metadata has no valid 'labels' list")
+    return labels
 
 
 def match_labels(

@@ -58,11 +58,11 @@ def test_train_predict_evaluate(tmp_path, sst2_sample, dev_sample):
         "--run-dir",
         str(tmp_path / "run"),
         "--json",
-        "-q",
         *TINY_SETS,
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = json.loads(result.stdout)  # progress went to stderr, stdout is pure JSON
+    assert "val_loss" in result.stderr
     assert summary["export"] == os.path.join(export_dir, "1")
     assert 0 <= summary["metrics"]["val_accuracy"] <= 1
 

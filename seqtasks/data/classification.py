@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 
 from seqtasks.data.records import detect_format, read_records
 from seqtasks.errors import DataError
+from seqtasks.io import decode_utf8
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
@@ -177,14 +178,6 @@ def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
                 yield label, item
 
 
-def _decode_file(where: str, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{where}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
-
-
 def _folder_root(path: str, split: str) -> str:
     for candidate in (os.path.join(path, split), os.path.join(path, "aclImdb", split)):
         if os.path.isdir(candidate):
@@ -207,7 +200,7 @@ def _folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
         )
     for label, file in _round_robin(per_label):
         with open(file, "rb") as f:
-            text = _decode_file(file, f.read())
+            text = decode_utf8(f.read(), file)
         if text.strip():
             yield text, label
 
@@ -239,7 +232,7 @@ def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
             f"[aclImdb/]{split}/<label>/*.txt or <label>/*.txt)"
         )
     for label, name in _round_robin({k: sorted(v) for k, v in per_label.items()}):
-        text = _decode_file(f"{path}:{name}", contents.pop(name))
+        text = decode_utf8(contents.pop(name), f"{path}:{name}")
         if text.strip():
             yield text, label
 

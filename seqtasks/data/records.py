@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from seqtasks.errors import DataError
+from seqtasks.io import decode_utf8
 
 FORMATS = ("tsv", "csv", "jsonl")
 _EXTENSIONS = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -73,19 +74,7 @@ def read_records(path: str, format: str) -> Iterator[Record]:
             raw = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    text = _decode(path, raw)
-    yield from readers[format](path, text)
-
-
-def _decode(path: str, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-            f"re-encode the file as UTF-8"
-        ) from None
+    yield from readers[format](path, decode_utf8(raw, path))
 
 
 def _read_tsv(path: str, text: str) -> Iterator[Record]:

@@ -39,6 +39,8 @@ import keras
 import keras_hub
 from keras import ops
 
+from seqtasks.models.layers import MaskedPooling
+
 log = logging.getLogger(__name__)
 
 ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")
@@ -113,8 +115,6 @@ def encode(
             x = keras_hub.layers.TransformerEncoder(
                 intermediate_dim, num_heads, dropout=dropout, name=f"transformer_encoder_{i}"
             )(x, padding_mask=padding_mask)  # (B, T, E)
-        from seqtasks.models.layers import MaskedPooling
-
         summary = MaskedPooling("mean", name="encoder_summary")(x, padding_mask=padding_mask)
         return EncoderOutputs(x, padding_mask, summary)
 
