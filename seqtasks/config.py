@@ -47,6 +47,12 @@ class TrainConfig:
     clipnorm: float = option(
         1.0, "Clip each gradient to this L2 norm (0 disables clipping).", min=0.0
     )
+    reduce_lr_factor: float = option(
+        0.3,
+        "Multiply the learning rate by this after an epoch without a better validation loss (1 = off).",
+        min=0.01,
+        max=1.0,
+    )
     patience: int = option(
         2, "Early stopping: epochs without a better validation loss before stopping.", min=0
     )

@@ -87,10 +87,14 @@ def read_metadata(version_dir: str) -> dict:
             metadata = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ExportError(f"{path}: cannot read export metadata: {e}") from None
-    if metadata.get("format") != EXPORT_FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise ExportError(
-            f"{path}: not seqtasks export metadata (format={metadata.get('format')!r})"
+            f"{path}: not seqtasks export metadata "
+            f"(expected a JSON object with format={EXPORT_FORMAT!r})"
         )
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise ExportError(f"{path}: export metadata lacks {', '.join(missing)}")
     return metadata
 
 

@@ -5,6 +5,8 @@ steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
 
 - a progress bar (one line per epoch when stdout is not a terminal);
 - validation after every epoch;
+- the learning rate multiplied by ``config.reduce_lr_factor`` after each epoch
+  whose validation loss is not the best so far;
 - early stopping on validation loss (``config.patience``), restoring the best
   weights at the end;
 - the best weights checkpointed to ``<run_dir>/best.weights.h5``;
@@ -146,6 +148,12 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
     ]
+    if config.reduce_lr_factor < 1:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
+            )
+        )
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     with warnings.catch_warnings():

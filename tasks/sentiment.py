@@ -67,6 +67,9 @@ class SentimentConfig(TrainConfig):
     dropout: float = option(
         0.5, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9
     )
+    embedding_dropout: float = option(
+        0.25, "Drop whole embedding channels per text (SpatialDropout1D).", min=0.0, max=0.9
+    )
     recurrent_dropout: float = option(
         0.0, "Dropout on recurrent state (> 0 disables the cuDNN kernel).", min=0.0, max=0.9
     )
@@ -185,6 +188,7 @@ class SentimentRecipe(Recipe):
             num_heads=config.num_heads,
             intermediate_dim=config.intermediate_dim,
             recurrent_dropout=config.recurrent_dropout,
+            embedding_dropout=config.embedding_dropout,
             activation=config.activation,
         )
 

@@ -40,6 +40,14 @@ def head_lines(path: str, n: int, destination: str) -> str:
     return destination
 
 
+def write_file(path, content) -> str:
+    """Write ``content`` (str as UTF-8, or bytes as they are) to ``path``; return it as str."""
+    mode = "wb" if isinstance(content, bytes) else "w"
+    with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+        f.write(content)
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def sst2_sample(tmp_path_factory) -> str:
     """The header and first 240 rows of the real SST-2 training file."""

@@ -2,12 +2,15 @@
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import SST2_DEV, TINY, head_lines
+from conftest import SST2_DEV, TINY, head_lines, write_file
 from seqtasks.errors import DataError
 from tasks.sentiment import match_labels
 
@@ -111,12 +114,6 @@ def test_match_labels():
         match_labels(["1"], ["neg", "pos"], {"1": "great"}, "d")
 
 
-def write(path, content, mode="w"):
-    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-        f.write(content)
-    return str(path)
-
-
 BAD_TRAIN = [
     (["train", "poetry"], "unknown recipe 'poetry'; expected one of: sentiment"),
     (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
@@ -142,20 +139,65 @@ BAD_TRAIN = [
         ["train", "sentiment", "--data", "{tmp}/rows.csv", "--text-column", "message"],
         "rows.csv: no text column 'message'; the columns are: body, stars",
     ),
+    (
+        ["train", "sentiment", "--data", "{tmp}/quote.csv"],
+        "quote.csv:2: expected 2 comma-separated fields",
+    ),
+    (
+        [
+            "train",
+            "sentiment",
+            "--data",
+            "{tmp}/one.tsv",
+            "--model",
+            "lstm",
+            "--set",
+            "activation=relu",
+        ],
+        "config field 'activation': 'relu' applies to model 'rnn' only",
+    ),
+    (
+        [
+            "train",
+            "sentiment",
+            "--data",
+            "{tmp}/one.tsv",
+            "--model",
+            "transformer",
+            "--set",
+            "embedding_dim=2",
+        ],
+        "the Transformer needs embedding_dim >= num_heads; received: 2 and 4",
+    ),
+    (
+        ["train", "sentiment", "--set", "validation_split=0"],
+        "config field 'validation_split': expected a value >= 0.01",
+    ),
+    (
+        ["train", "sentiment", "--set", "dropout=nan"],
+        "config field 'dropout': expected a finite number",
+    ),
+    (
+        ["train", "sentiment", "--data", "{tmp}/ok.tsv", "--export-dir", "{tmp}/ok.tsv"],
+        "config field 'export_dir': {tmp}/ok.tsv exists and is not a folder",
+    ),
 ]
 
 
 @pytest.mark.parametrize("args, message", BAD_TRAIN)
 def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
-    write(tmp_path / "bad.tsv", "sentence\tlabel\ngood\t1\nbad\t0\tx\n")
-    write(tmp_path / "empty.tsv", "sentence\tlabel\n")
-    write(tmp_path / "one.tsv", "sentence\tlabel\na\t1\nb\t1\n")
-    write(tmp_path / "latin1.tsv", "sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"), "wb")
-    write(tmp_path / "rows.jsonl", '{"text": "a", "label": 1}\n{"text": \n')
-    write(tmp_path / "rows.csv", "body,stars\nfine,1\nbad,0\n")
-    args = [a.format(tmp=tmp_path) for a in args]
+    write_file(tmp_path / "bad.tsv", "sentence\tlabel\ngood\t1\nbad\t0\tx\n")
+    write_file(tmp_path / "empty.tsv", "sentence\tlabel\n")
+    write_file(tmp_path / "one.tsv", "sentence\tlabel\na\t1\nb\t1\n")
+    write_file(tmp_path / "latin1.tsv", "sentence\tlabel\ncaf\xe9\t1\n".encode("latin-1"))
+    write_file(tmp_path / "rows.jsonl", '{"text": "a", "label": 1}\n{"text": \n')
+    write_file(tmp_path / "rows.csv", "body,stars\nfine,1\nbad,0\n")
+    write_file(tmp_path / "quote.csv", "text,label\nfine,1,extra\n")
+    write_file(tmp_path / "ok.tsv", "sentence\tlabel\ngood\t1\nbad\t0\n")
     outputs = ["--export-dir", str(tmp_path / "export"), "--run-dir", str(tmp_path / "run")]
-    result = run(*args, *outputs)
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = run(args[0], args[1], *outputs, *args[2:])
+    message = message.format(tmp=tmp_path)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ")
     assert message in result.stderr
@@ -166,6 +208,14 @@ def test_bad_training_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args
 def test_serving_side_errors(tmp_path, trained, dev_sample):
     not_export = tmp_path / "not_export"
     not_export.mkdir()
+    list_metadata = tmp_path / "list_metadata"
+    shutil.copytree(trained.export_path, list_metadata)
+    write_file(list_metadata / "assets.extra" / "metadata.json", "[]")
+    no_labels = tmp_path / "no_labels"
+    shutil.copytree(trained.export_path, no_labels)
+    metadata = json.loads((no_labels / "assets.extra" / "metadata.json").read_text())
+    del metadata["labels"]
+    write_file(no_labels / "assets.extra" / "metadata.json", json.dumps(metadata))
     cases = [
         (["predict", str(not_export), "hi"], "not_export: not a seqtasks export"),
         (["predict", str(tmp_path / "nowhere"), "hi"], "nowhere: no such model folder"),
@@ -175,10 +225,12 @@ def test_serving_side_errors(tmp_path, trained, dev_sample):
                 "evaluate",
                 trained.export_path,
                 "--data",
-                write(tmp_path / "x.tsv", "sentence\tlabel\nok\tmeh\n"),
+                write_file(tmp_path / "x.tsv", "sentence\tlabel\nok\tmeh\n"),
             ],
             "label 'meh' is not one the model knows (0, 1)",
         ),
+        (["predict", str(list_metadata), "hi"], "not seqtasks export metadata"),
+        (["predict", str(no_labels), "hi"], "export metadata has no valid 'labels' list"),
         (
             ["evaluate", trained.export_path, "--data", dev_sample, "--label-map", "0"],
             "expected key=value",
@@ -188,3 +240,36 @@ def test_serving_side_errors(tmp_path, trained, dev_sample):
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_non_utf8_stdin_and_bad_max_examples(trained, dev_sample):
+    result = CliRunner().invoke(cli, ["predict", trained.export_path, "-"], input=b"ok\ncaf\xe9\n")
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "error: <stdin>:2: not valid UTF-8 (byte 0xe9 at offset 6); expected UTF-8 text\n"
+    )
+    result = run("evaluate", trained.export_path, "--data", dev_sample, "--max-examples", "-1")
+    assert result.exit_code == 2 and "Invalid value for '--max-examples'" in result.stderr
+
+
+def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
+    """No TensorFlow start-up noise: the user sees only the error line."""
+    cli_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cli.py")
+    for args, message in [
+        (["train", "poetry"], "error: unknown recipe 'poetry'; expected one of: sentiment\n"),
+        (
+            ["predict", str(tmp_path / "nowhere"), "hi"],
+            f"error: {tmp_path / 'nowhere'}: no such model folder\n",
+        ),
+    ]:
+        out = subprocess.run(
+            [sys.executable, cli_path, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert out.returncode == 2
+        assert out.stderr == message
+        assert out.stdout == ""

@@ -5,16 +5,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import IMDB_TAR, SST2_DEV
+from conftest import IMDB_TAR, SST2_DEV, write_file
 from seqtasks.data.classification import load_text_classification, sort_labels
 from seqtasks.data.pipeline import bucket_boundaries, split_indices
 from seqtasks.errors import DataError
-
-
-def write(path, content, mode="w"):
-    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-        f.write(content)
-    return str(path)
 
 
 def test_sst2_tsv_real_file():
@@ -35,7 +29,7 @@ def test_label_folders(tmp_path):
     for label, texts in {"pos": ["good", "great", "fine"], "neg": ["bad"], "unsup": ["x"]}.items():
         os.makedirs(tmp_path / "train" / label)
         for i, text in enumerate(texts):
-            write(tmp_path / "train" / label / f"{i}.txt", text)
+            write_file(tmp_path / "train" / label / f"{i}.txt", text)
     data = load_text_classification(str(tmp_path))
     assert list(zip(data.labels, data.texts)) == [
         ("neg", "bad"),
@@ -50,13 +44,13 @@ def test_label_folders(tmp_path):
 
 
 def test_csv_and_jsonl_with_columns(tmp_path):
-    csv_path = write(
+    csv_path = write_file(
         tmp_path / "d.csv", 'id,body,stars\n1,"Great, really",5\n2,"Bad\nvery bad",1\n'
     )
     data = load_text_classification(csv_path, text_column="body", label_column="stars")
     assert data.texts == ["Great, really", "Bad\nvery bad"] and data.labels == ["5", "1"]
     rows = [{"message": "reset password", "queue": "it"}, {"message": "refund", "queue": 3}]
-    jsonl = write(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
+    jsonl = write_file(tmp_path / "d.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
     data = load_text_classification(jsonl, text_column="message", label_column="queue")
     assert data.labels == ["it", "3"]
 
@@ -117,7 +111,7 @@ def test_sort_labels_numeric():
     ],
 )
 def test_bad_input_is_reported_with_location(tmp_path, name, content, kwargs, message):
-    path = write(tmp_path / name, content)
+    path = write_file(tmp_path / name, content)
     with pytest.raises(DataError) as e:
         load_text_classification(path, **kwargs)
     assert message in str(e.value)
@@ -125,8 +119,8 @@ def test_bad_input_is_reported_with_location(tmp_path, name, content, kwargs, me
 
 
 def test_non_utf8_reports_line(tmp_path):
-    path = write(
-        tmp_path / "latin1.tsv", "sentence\tlabel\nok\t1\ncaf\xe9\t0\n".encode("latin-1"), "wb"
+    path = write_file(
+        tmp_path / "latin1.tsv", "sentence\tlabel\nok\t1\ncaf\xe9\t0\n".encode("latin-1")
     )
     with pytest.raises(DataError, match=r"latin1.tsv:3: not valid UTF-8 \(byte 0xe9"):
         load_text_classification(path)
@@ -135,7 +129,7 @@ def test_non_utf8_reports_line(tmp_path):
 def test_missing_path_and_unreadable_archive(tmp_path):
     with pytest.raises(DataError, match="nope.tsv: no such file or directory"):
         load_text_classification(str(tmp_path / "nope.tsv"))
-    broken = write(tmp_path / "broken.tar.gz", b"not a tar", "wb")
+    broken = write_file(tmp_path / "broken.tar.gz", b"not a tar")
     with pytest.raises(DataError, match="not a readable tar archive"):
         load_text_classification(broken)
     with pytest.raises(DataError, match="no label folders"):

@@ -67,7 +67,7 @@ def test_export_layout_and_metadata(trained):
         assert os.path.exists(os.path.join(path, name)), name
     metadata = read_metadata(path)
     assert metadata["task"] == "sentiment" and metadata["task_type"] == "many-to-one"
-    assert metadata["version"] == 1
+    assert os.path.basename(path) == "1"
     assert {"tensorflow", "keras", "keras-hub"} <= set(metadata["versions"])
     assert metadata["metrics"]["val_accuracy"] == pytest.approx(trained.metrics["val_accuracy"])
     assert len(metadata["data"]["sha256"]) == 64
@@ -133,7 +133,7 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path, trained):
     base = str(tmp_path / "model")
 
     def write_ok(path):
-        os.makedirs(path)
+        assert os.path.isdir(path) and not os.listdir(path)
         open(os.path.join(path, "saved_model.pb"), "wb").close()
 
     assert exporting.write_version(base, write_ok, {}).endswith("/1")
@@ -145,5 +145,8 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path, trained):
 
     with pytest.raises(KeyboardInterrupt):
         exporting.write_version(base, write_fails, {})
-    assert sorted(os.listdir(base)) == ["1", "2"]
+    assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folder left behind
     assert versions(base) == [1, 2]
+    assert json.load(open(os.path.join(base, "2", "assets.extra", "metadata.json")))["format"] == (
+        "seqtasks-export"
+    )

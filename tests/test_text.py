@@ -36,3 +36,13 @@ def test_vectorizer_ids_truncation_and_padding(tmp_path):
     assert padded.dtype == tf.int32
     # An all-empty batch still has one (padding) step.
     assert vectorizer.pad(vectorizer(tf.constant(["", ""]))).shape == (2, 1)
+
+
+def test_separators_never_end_up_inside_tokens(tmp_path):
+    text = "good\x1cfilm\x85really\u2028great\u00a0fun\tok"
+    words = [w.decode() for w in split_words(tf.constant([text])).to_list()[0]]
+    assert words == ["good", "film", "really", "great", "fun", "ok"]
+    vocab = build_vocabulary([text], vocabulary_size=20)
+    path = write_vocabulary(vocab, str(tmp_path / "v.txt"))
+    assert read_vocabulary(path) == vocab
+    assert WordVectorizer(path, 8).vocabulary_size == len(vocab) == 10

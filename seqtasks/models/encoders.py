@@ -68,6 +68,7 @@ def encode(
     num_heads: int = 4,
     intermediate_dim: int = 256,
     dropout: float = 0.0,
+    embedding_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     activation: str = "tanh",
 ) -> EncoderOutputs:
@@ -86,6 +87,9 @@ def encode(
         num_heads: attention heads of each Transformer block (default 4).
         intermediate_dim: feed-forward width of each Transformer block (default 256).
         dropout: dropout rate between layers and inside Transformer blocks.
+        embedding_dropout: rate at which whole embedding channels are dropped
+            for a sequence (``SpatialDropout1D``; cf. the embedding dropout of
+            Gal & Ghahramani 2016, sec. 4). Default 0 (off).
         recurrent_dropout: dropout on recurrent state (default 0). Anything
             above 0 disables the cuDNN kernel, so it is off by default.
         activation: ``tanh`` (default) or ``relu`` for ``rnn`` (IRNN).
@@ -111,6 +115,7 @@ def encode(
         x = keras_hub.layers.TokenAndPositionEmbedding(
             vocabulary_size, sequence_length, embedding_dim, name="embedding"
         )(token_ids)  # (B, T, E)
+        x = _embedding_dropout(x, embedding_dropout)
         for i in range(num_layers):
             x = keras_hub.layers.TransformerEncoder(
                 intermediate_dim, num_heads, dropout=dropout, name=f"transformer_encoder_{i}"
@@ -126,6 +131,7 @@ def encode(
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(
         token_ids
     )  # (B, T, E), Keras mask attached
+    x = _embedding_dropout(x, embedding_dropout)
     states = []
     for i in range(num_layers):
         if i > 0 and dropout > 0:
@@ -136,6 +142,12 @@ def encode(
         x, *states = layer(x)  # (B, T, H) or (B, T, 2H) for bilstm
     summary = _final_state(kind, states)
     return EncoderOutputs(x, padding_mask, summary)
+
+
+def _embedding_dropout(x, rate):
+    if rate <= 0:
+        return x
+    return keras.layers.SpatialDropout1D(rate, name="embedding_dropout")(x)  # keeps the mask
 
 
 def _recurrent_layer(kind, hidden_dim, activation, recurrent_dropout, name):
