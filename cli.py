@@ -97,7 +97,7 @@ def _load_export(model_dir: str):
 
     version_dir = resolve_export(model_dir)
     metadata = read_metadata(version_dir)
-    return version_dir, metadata, get_recipe(metadata.get("task", "?"))
+    return version_dir, metadata, get_recipe(str(metadata["task"]))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -344,7 +344,10 @@ def recipes(name, as_json):
 
 
 if __name__ == "__main__":
+    import signal
+
     from seqtasks.native_logs import filter_native_logs
 
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `predict ... | head` ends quietly
     filter_native_logs()
     cli()

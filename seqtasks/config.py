@@ -62,7 +62,9 @@ class TrainConfig:
     max_examples: int | None = option(
         None, "Use only the first N training examples (quick runs); None uses all.", min=1
     )
-    seed: int = option(1337, "Seed for data order, the validation split and initialisation.")
+    seed: int = option(
+        1337, "Seed for data order, the validation split and initialisation.", min=0, max=2**32 - 1
+    )
     export_dir: str = option("", "Where versions are exported (<export_dir>/<version>/).")
     run_dir: str = option(
         "",

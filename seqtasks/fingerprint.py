@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import os
 
+from seqtasks.errors import DataError
+
 
 def fingerprint(path: str) -> dict[str, object]:
     """Path, size in bytes and SHA-256 of a data file or folder.
 
-    A folder's hash covers every file's relative path and contents, in sorted
-    order. ``tfds:`` names are returned as they are (no local bytes to hash).
+    A folder's hash covers every regular file's relative path and contents,
+    in sorted order. ``tfds:`` names are returned as they are (no local bytes
+    to hash).
+
+    Raises:
+        DataError: if a file cannot be read.
     """
     if path.startswith("tfds:") or not os.path.exists(path):
         return {"path": path}
@@ -21,6 +27,8 @@ def fingerprint(path: str) -> dict[str, object]:
             dirs.sort()
             for name in sorted(files):
                 full = os.path.join(root, name)
+                if not os.path.isfile(full):  # sockets, FIFOs, broken links
+                    continue
                 digest.update(os.path.relpath(full, path).encode() + b"\0")
                 size += _hash_file(full, digest)
     else:
@@ -30,8 +38,11 @@ def fingerprint(path: str) -> dict[str, object]:
 
 def _hash_file(path: str, digest) -> int:
     size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
     return size

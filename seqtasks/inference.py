@@ -18,9 +18,8 @@ def load_serving_fn(version_dir: str):
     try:
         loaded = tf.saved_model.load(version_dir)
     except Exception as e:  # corrupt or incompatible SavedModel
-        raise ExportError(
-            f"{version_dir}: cannot load the SavedModel: {str(e).splitlines()[0]}"
-        ) from None
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ExportError(f"{version_dir}: cannot load the SavedModel: {reason}") from None
     if "serving_default" not in loaded.signatures:
         raise ExportError(f"{version_dir}: the SavedModel has no serving_default signature")
     fn = loaded.signatures["serving_default"]

@@ -35,7 +35,8 @@ from typing import Any
 import keras
 
 from seqtasks.config import TrainConfig
-from seqtasks.errors import DataError
+from seqtasks.errors import ConfigError, DataError
+from seqtasks.fingerprint import fingerprint
 from seqtasks.io import check_output_dir, write_json_atomic
 from seqtasks.recipe import Recipe
 from seqtasks.versions import package_versions
@@ -77,12 +78,17 @@ def seed_everything(seed: int) -> None:
 
 
 def default_run_dir(recipe_name: str) -> str:
-    """``runs/<recipe>-<YYYYmmdd-HHMMSS>`` for the current local time."""
+    """``runs/<recipe>-<YYYYmmdd-HHMMSS>`` for the current local time (``-2``, ... if taken)."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join("runs", f"{recipe_name}-{stamp}")
+    path = base = os.path.join("runs", f"{recipe_name}-{stamp}")
+    suffix = 1
+    while os.path.exists(path):
+        suffix += 1
+        path = f"{base}-{suffix}"
+    return path
 
 
-def check_split_size(n: int, validation_split: float, where: str) -> None:
+def check_split_size(n: int, where: str) -> None:
     """Check that ``n`` examples leave at least one for training and one for validation.
 
     Raises:
@@ -119,14 +125,25 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
     run_dir = config.run_dir or default_run_dir(recipe.name)
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(run_dir, "run_dir")
+    if os.path.exists(os.path.join(run_dir, "config.json")):
+        raise ConfigError(
+            f"config field 'run_dir': {run_dir} already holds a run; choose another --run-dir"
+        )
     seed_everything(config.seed)
     start = time.perf_counter()
-    data = recipe.load_data(config)  # before creating anything: bad data leaves no trace
-    check_split_size(len(data), config.validation_split, config.data)
+    # Everything that can fail on bad data happens before anything is written.
+    data = recipe.load_data(config)
+    check_split_size(len(data), config.data)
+    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(
         os.path.join(run_dir, "config.json"),
-        {"recipe": recipe.name, **config.to_dict(), "versions": package_versions()},
+        {
+            "recipe": recipe.name,
+            "config": config.to_dict(),
+            "data": data_fingerprint,
+            "versions": package_versions(),
+        },
     )
     prepared = recipe.prepare(config, data, run_dir)
     log.info("prepared data in %.1f s", time.perf_counter() - start)
@@ -182,6 +199,13 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
     )
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     export_path = recipe.export(
-        model, prepared, config, {"metrics": metrics, "run_dir": os.path.abspath(run_dir)}
+        model,
+        prepared,
+        config,
+        {
+            "metrics": metrics,
+            "run_dir": os.path.abspath(run_dir),
+            "data": {**data_fingerprint, **prepared.metadata.get("data", {})},
+        },
     )
     return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)

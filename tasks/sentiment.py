@@ -1,7 +1,7 @@
 """Sentiment analysis, the many-to-one recipe: a text in, one label out.
 
 Defaults train a bidirectional LSTM with max pooling on word ids (IMDB in
-about 100 s per epoch on a 2-core CPU). Top to bottom: config, data, vectorization
+about 2 minutes per epoch on a 2-core CPU; see bench/README.md). Top to bottom: config, data, vectorization
 and batching, model, metrics, export, serving-side predict/evaluate.
 
     python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 
 import keras
 import numpy as np
@@ -22,11 +21,14 @@ import tensorflow as tf
 
 from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
-from seqtasks.data.classification import TextClassificationData, load_text_classification
+from seqtasks.data.classification import (
+    TextClassificationData,
+    is_integer_label,
+    load_text_classification,
+)
 from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS
 from seqtasks.errors import ConfigError, DataError, ExportError
-from seqtasks.fingerprint import fingerprint
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.metrics import classification_report
 from seqtasks.models.classifier import POOLINGS, build_text_classifier
@@ -79,6 +81,7 @@ class SentimentConfig(TrainConfig):
     pooling: str = option("max", "Pooling of encoder states over time.", choices=POOLINGS)
 
     def check(self) -> None:
+        """``activation`` other than tanh only for ``rnn``; Transformer ``embedding_dim >= num_heads``."""
         if self.activation != "tanh" and self.model != "rnn":
             raise ConfigError(
                 f"config field 'activation': {self.activation!r} applies to model 'rnn' only "
@@ -163,7 +166,6 @@ class SentimentRecipe(Recipe):
             metadata={
                 "labels": labels,
                 "data": {
-                    **fingerprint(config.data),
                     "examples": len(data),
                     "train_examples": len(train_idx),
                     "validation_examples": len(val_idx),
@@ -342,8 +344,8 @@ def match_labels(
         mapping = {label: label_map.get(label, label) for label in data_labels}
     elif set(data_labels) <= set(model_labels):
         mapping = {label: label for label in data_labels}
-    elif all(re.fullmatch(r"\d+", label) for label in data_labels) and all(
-        int(label) < len(model_labels) for label in data_labels
+    elif all(map(is_integer_label, data_labels)) and all(
+        0 <= int(label) < len(model_labels) for label in data_labels
     ):
         mapping = {label: model_labels[int(label)] for label in data_labels}
         log.warning(

@@ -118,6 +118,10 @@ BAD_TRAIN = [
     (["train", "poetry"], "unknown recipe 'poetry'; expected one of: sentiment"),
     (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
     (["train", "sentiment", "--set", "bogus=1"], "unknown config field 'bogus'"),
+    (
+        ["train", "sentiment", "--data", "{tmp}/rows.csv", "--text-column", "body", "--label-column", "queue"],
+        "rows.csv: no label column 'queue'; the columns are: body, stars",
+    ),
     (["train", "sentiment", "--set", "dropout=lots"], "config field 'dropout': expected float"),
     (["train", "sentiment"], "no training data: pass --data PATH"),
     (
@@ -211,6 +215,15 @@ def test_serving_side_errors(tmp_path, trained, dev_sample):
     list_metadata = tmp_path / "list_metadata"
     shutil.copytree(trained.export_path, list_metadata)
     write_file(list_metadata / "assets.extra" / "metadata.json", "[]")
+    bad_json = tmp_path / "bad_json"
+    shutil.copytree(trained.export_path, bad_json)
+    write_file(bad_json / "assets.extra" / "metadata.json", "{not json")
+    no_metadata = tmp_path / "no_metadata"
+    shutil.copytree(trained.export_path, no_metadata)
+    os.remove(no_metadata / "assets.extra" / "metadata.json")
+    broken_graph = tmp_path / "broken_graph"
+    shutil.copytree(trained.export_path, broken_graph)
+    write_file(broken_graph / "saved_model.pb", b"\x00garbage")
     no_labels = tmp_path / "no_labels"
     shutil.copytree(trained.export_path, no_labels)
     metadata = json.loads((no_labels / "assets.extra" / "metadata.json").read_text())
@@ -230,6 +243,14 @@ def test_serving_side_errors(tmp_path, trained, dev_sample):
             "label 'meh' is not one the model knows (0, 1)",
         ),
         (["predict", str(list_metadata), "hi"], "not seqtasks export metadata"),
+        (["predict", str(bad_json), "hi"], "cannot read export metadata"),
+        (["predict", str(no_metadata), "hi"], "a SavedModel, but not a seqtasks export"),
+        (["predict", str(broken_graph), "hi"], "cannot load the SavedModel"),
+        (
+            ["evaluate", trained.export_path, "--data", str(tmp_path / "gone.tsv")],
+            "gone.tsv: no such file",
+        ),
+        (["recipes", "poetry"], "unknown recipe 'poetry'"),
         (["predict", str(no_labels), "hi"], "export metadata has no valid 'labels' list"),
         (
             ["evaluate", trained.export_path, "--data", dev_sample, "--label-map", "0"],

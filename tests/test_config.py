@@ -17,7 +17,7 @@ def test_defaults_and_typed_overrides():
     assert config.max_examples is None
     assert config.text_column == "body"
     assert config.export_dir == "saved_models/sentiment"
-    assert config.model != dataclasses.replace(config, model="lstm").model
+    assert dataclasses.replace(config, model="lstm").validate().model == "lstm"
 
 
 def test_round_trip_through_dict():
@@ -44,6 +44,8 @@ def test_round_trip_through_dict():
             "config field 'pooling': expected one of max, mean, final; received: 'sum'",
         ),
         ({"epochs": 2.5}, "config field 'epochs': expected int; received: 2.5"),
+        ({"seed": "-1"}, "config field 'seed': expected a value >= 0; received: -1"),
+        ({"learning_rate": "inf"}, "config field 'learning_rate': expected a finite number"),
     ],
 )
 def test_bad_overrides_name_the_field(overrides, message):

@@ -69,7 +69,7 @@ def test_sort_labels_numeric():
             {},
             "bad.tsv:3: expected 2 tab-separated fields (sentence, label), got 3",
         ),
-        ("bad.csv", 'text,label\n"a,1\n', {}, "bad.csv:"),
+        ("bad.csv", 'text,label\n"a,1\n', {}, "bad.csv:2: malformed CSV: unexpected end of data"),
         (
             "bad.jsonl",
             '{"text": "a", "label": 1}\n{"text": "b", \n',
@@ -161,3 +161,45 @@ def test_split_indices_seeded_and_disjoint():
 def test_bucket_boundaries():
     assert bucket_boundaries(400) == [16, 32, 64, 128, 256, 400]
     assert bucket_boundaries(10) == [10]
+
+
+@pytest.mark.parametrize(
+    "name, content, line",
+    [
+        ("latin1.csv", "text,label\nok,1\ncaf\xe9,0\n", 3),
+        ("latin1.jsonl", '{"text": "ok", "label": 1}\n{"text": "caf\xe9", "label": 0}\n', 2),
+    ],
+)
+def test_non_utf8_in_csv_and_jsonl(tmp_path, name, content, line):
+    path = write_file(tmp_path / name, content.encode("latin-1"))
+    with pytest.raises(DataError, match=rf"{name}:{line}: not valid UTF-8 \(byte 0xe9"):
+        load_text_classification(path)
+
+
+def test_label_folder_errors(tmp_path):
+    (tmp_path / "pos").mkdir()
+    (tmp_path / "neg").mkdir()
+    write_file(tmp_path / "pos" / "a.txt", "fine")
+    write_file(tmp_path / "neg" / "b.txt", b"caf\xe9")
+    with pytest.raises(DataError, match=r"neg/b.txt:1: not valid UTF-8"):
+        load_text_classification(str(tmp_path))
+    os.remove(tmp_path / "neg" / "b.txt")
+    os.symlink(tmp_path / "missing.txt", tmp_path / "neg" / "b.txt")  # broken link: skipped
+    with pytest.raises(DataError, match="found 1 distinct label"):
+        load_text_classification(str(tmp_path))
+    with pytest.raises(DataError, match="no split folder 'test'"):
+        load_text_classification(str(tmp_path), split="test")
+    with pytest.raises(DataError, match="no split folder 'test' in the archive"):
+        load_text_classification(IMDB_TAR, split="test")
+
+
+def test_unknown_format_and_label_column(tmp_path):
+    path = write_file(tmp_path / "d.tsv", "sentence\tlabel\na\t1\nb\t0\n")
+    with pytest.raises(
+        DataError, match="--format: expected one of tsv, csv, jsonl; received: 'xml'"
+    ):
+        load_text_classification(path, format="xml")
+    with pytest.raises(
+        DataError, match="no label column 'stars'; the columns are: sentence, label"
+    ):
+        load_text_classification(path, label_column="stars")

@@ -127,7 +127,7 @@ def test_same_seed_same_metrics(tmp_path, sst2_sample):
     assert runs[0]["val_accuracy"] == runs[1]["val_accuracy"]
 
 
-def test_versions_increase_and_failed_export_leaves_nothing(tmp_path, trained):
+def test_versions_increase_and_failed_export_leaves_nothing(tmp_path):
     from seqtasks import export as exporting
 
     base = str(tmp_path / "model")

@@ -25,6 +25,7 @@ import itertools
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 
 from seqtasks.data.records import detect_format, read_records
@@ -34,6 +35,7 @@ from seqtasks.io import decode_utf8
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+DEFAULT_SPLIT = "train"
 
 
 @dataclasses.dataclass
@@ -58,10 +60,15 @@ class TextClassificationData:
         return sort_labels(set(self.labels))
 
 
+def is_integer_label(label: str) -> bool:
+    """True for labels such as ``"0"``, ``"12"`` or ``"-1"``."""
+    return re.fullmatch(r"[+-]?\d+", label) is not None
+
+
 def sort_labels(labels: Iterable[str]) -> list[str]:
     """Sort labels numerically if they are all integers, else as strings."""
     labels = list(labels)
-    if labels and all(re.fullmatch(r"[+-]?\d+", label) for label in labels):
+    if labels and all(map(is_integer_label, labels)):
         return sorted(labels, key=int)
     return sorted(labels)
 
@@ -72,7 +79,7 @@ def load_text_classification(
     format: str | None = None,
     text_column: str | None = None,
     label_column: str | None = None,
-    split: str = "train",
+    split: str = DEFAULT_SPLIT,
     max_examples: int | None = None,
     min_classes: int = 2,
 ) -> TextClassificationData:
@@ -92,7 +99,8 @@ def load_text_classification(
             evaluation passes 1).
 
     Returns:
-        The examples in source order.
+        The examples: in file order for records and TFDS; for label folders
+        and archives round-robin across labels, each label's files in name order.
 
     Raises:
         DataError: missing or unreadable path, malformed row, bad encoding,
@@ -179,28 +187,42 @@ def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
 
 
 def _folder_root(path: str, split: str) -> str:
+    """``<path>/<split>`` or ``<path>/aclImdb/<split>``; ``path`` itself only for the default split."""
     for candidate in (os.path.join(path, split), os.path.join(path, "aclImdb", split)):
         if os.path.isdir(candidate):
             return candidate
+    if split != DEFAULT_SPLIT:
+        raise DataError(f"{path}: no split folder {split!r} (expected {split}/<label>/*.txt)")
     return path
 
 
 def _folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
     root = _folder_root(path, split)
     per_label = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.is_dir() and entry.name != "unsup":
-            files = sorted(f.path for f in os.scandir(entry.path) if f.name.endswith(".txt"))
-            if files:
-                per_label[entry.name] = files
+    try:
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.is_dir() and entry.name != "unsup":
+                files = sorted(
+                    f.path
+                    for f in os.scandir(entry.path)
+                    if f.name.endswith(".txt") and f.is_file()
+                )
+                if files:
+                    per_label[entry.name] = files
+    except OSError as e:
+        raise DataError(f"{path}: cannot list folder: {e.strerror or e}") from None
     if not per_label:
         raise DataError(
             f"{path}: no label folders with .txt files (expected <label>/*.txt, "
             f"{split}/<label>/*.txt or aclImdb/{split}/<label>/*.txt)"
         )
     for label, file in _round_robin(per_label):
-        with open(file, "rb") as f:
-            text = decode_utf8(f.read(), file)
+        try:
+            with open(file, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise DataError(f"{file}: cannot read: {e.strerror or e}") from None
+        text = decode_utf8(raw, file)
         if text.strip():
             yield text, label
 
@@ -223,8 +245,10 @@ def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
                 if match and match.group(1) != "unsup":
                     target.setdefault(match.group(1), []).append(member.name)
                     contents[member.name] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a readable tar archive: {e}") from None
+    if not per_split and split != DEFAULT_SPLIT:
+        raise DataError(f"{path}: no split folder {split!r} in the archive")
     per_label = per_split or per_flat
     if not per_label:
         raise DataError(
