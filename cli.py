@@ -343,6 +343,24 @@ def recipes(name, as_json):
         click.echo(f"      {field['help']}")
 
 
+def main(args: list[str] | None = None) -> int:
+    """Run the CLI; click's usage errors become one ``error:`` line too. Returns the exit status."""
+    try:
+        cli.main(args, prog_name="cli.py", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.format_message(), err=True)
+        return EXIT_USER_ERROR
+    except click.ClickException as e:  # bad option value, unknown option, missing argument
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see: python {ctx.command_path} --help)" if ctx else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return 130
+    return 0
+
+
 if __name__ == "__main__":
     import signal
 
@@ -350,4 +368,4 @@ if __name__ == "__main__":
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `predict ... | head` ends quietly
     filter_native_logs()
-    cli()
+    sys.exit(main())

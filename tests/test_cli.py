@@ -119,7 +119,16 @@ BAD_TRAIN = [
     (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
     (["train", "sentiment", "--set", "bogus=1"], "unknown config field 'bogus'"),
     (
-        ["train", "sentiment", "--data", "{tmp}/rows.csv", "--text-column", "body", "--label-column", "queue"],
+        [
+            "train",
+            "sentiment",
+            "--data",
+            "{tmp}/rows.csv",
+            "--text-column",
+            "body",
+            "--label-column",
+            "queue",
+        ],
         "rows.csv: no label column 'queue'; the columns are: body, stars",
     ),
     (["train", "sentiment", "--set", "dropout=lots"], "config field 'dropout': expected float"),
@@ -279,6 +288,11 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     cli_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cli.py")
     for args, message in [
         (["train", "poetry"], "error: unknown recipe 'poetry'; expected one of: sentiment\n"),
+        (
+            ["train", "sentiment", "--epochs", "abc"],
+            "error: Invalid value for '--epochs': 'abc' is not a valid integer."
+            " (see: python cli.py train --help)\n",
+        ),
         (
             ["predict", str(tmp_path / "nowhere"), "hi"],
             f"error: {tmp_path / 'nowhere'}: no such model folder\n",
