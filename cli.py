@@ -206,7 +206,10 @@ def train(
         f"validation accuracy {m['val_accuracy']:.4f}  macro-F1 {m['val_macro_f1']:.4f}  "
         f"loss {m['val_loss']:.4f}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)"
     )
-    click.echo(f"exported {result.export_path}")
+    if result.export_path:
+        click.echo(f"exported {result.export_path}")
+    else:
+        click.echo(f"not exported (needs KERAS_BACKEND=tensorflow); model in {result.run_dir}")
     click.echo(f"run directory {result.run_dir}")
 
 

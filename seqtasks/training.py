@@ -15,6 +15,10 @@ steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
 - ``config.json``, ``metrics.json`` (validation metrics, seconds per epoch,
   peak memory) in the run directory.
 
+Exports need the TensorFlow backend. Under another ``KERAS_BACKEND`` (JAX,
+PyTorch) training runs the same way and the trained model is saved as
+``<run_dir>/model.keras`` instead of an export.
+
 On CPU the same seed gives the same result: Python, NumPy and backend seeds
 are set with ``keras.utils.set_random_seed`` and TensorFlow op determinism is
 enabled.
@@ -49,7 +53,7 @@ class TrainResult:
     """What a training run produced."""
 
     run_dir: str
-    export_path: str
+    export_path: str | None  # None when the backend cannot write SavedModels
     metrics: dict[str, Any]
     model: Any = None  # the trained keras.Model (best weights)
     prepared: Any = None  # the recipe's Prepared (vectorizer, datasets, labels)
@@ -198,6 +202,16 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
         }
     )
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    if keras.backend.backend() != "tensorflow":
+        # SavedModels need the TensorFlow backend; keep the trained model instead of losing it.
+        path = os.path.join(run_dir, "model.keras")
+        model.save(path)
+        log.warning(
+            "KERAS_BACKEND=%s cannot write a TensorFlow SavedModel; the trained model is in %s",
+            keras.backend.backend(),
+            path,
+        )
+        return TrainResult(run_dir, None, metrics, model=model, prepared=prepared)
     export_path = recipe.export(
         model,
         prepared,

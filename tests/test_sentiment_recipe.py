@@ -150,3 +150,25 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path):
     assert json.load(open(os.path.join(base, "2", "assets.extra", "metadata.json")))["format"] == (
         "seqtasks-export"
     )
+
+
+def test_other_backends_keep_the_model_instead_of_exporting(tmp_path, sst2_sample, monkeypatch):
+    import keras
+
+    recipe = get_recipe("sentiment")
+    config = recipe.make_config(
+        data=sst2_sample,
+        model="lstm",
+        export_dir=str(tmp_path / "export"),
+        run_dir=str(tmp_path / "run"),
+        **TINY,
+    )
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    result = train(recipe, config, verbose=0)
+    assert result.export_path is None
+    assert not os.path.exists(tmp_path / "export")
+    reloaded = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    ids = np.array([[5, 6, 7, 0]], dtype="int32")
+    np.testing.assert_allclose(
+        reloaded.predict_on_batch(ids), result.model.predict_on_batch(ids), atol=1e-6
+    )
