@@ -189,6 +189,11 @@ def test_label_folder_errors(tmp_path):
         load_text_classification(str(tmp_path))
     with pytest.raises(DataError, match="no split folder 'test'"):
         load_text_classification(str(tmp_path), split="test")
+    write_file(tmp_path / "neg" / "c.txt", "  \n")
+    with pytest.raises(
+        DataError, match=r"neg/c.txt: empty text \(expected one example per .txt file\)"
+    ):
+        load_text_classification(str(tmp_path))
     with pytest.raises(DataError, match="no split folder 'test' in the archive"):
         load_text_classification(IMDB_TAR, split="test")
 

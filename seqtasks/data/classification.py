@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import re
 import tarfile
@@ -31,6 +32,8 @@ from collections.abc import Iterable, Iterator
 from seqtasks.data.records import detect_format, read_records
 from seqtasks.errors import DataError
 from seqtasks.io import decode_utf8
+
+log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
@@ -223,8 +226,9 @@ def _folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
         except OSError as e:
             raise DataError(f"{file}: cannot read: {e.strerror or e}") from None
         text = decode_utf8(raw, file)
-        if text.strip():
-            yield text, label
+        if not text.strip():
+            raise DataError(f"{file}: empty text (expected one example per .txt file)")
+        yield text, label
 
 
 def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
@@ -257,8 +261,9 @@ def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
         )
     for label, name in _round_robin({k: sorted(v) for k, v in per_label.items()}):
         text = decode_utf8(contents.pop(name), f"{path}:{name}")
-        if text.strip():
-            yield text, label
+        if not text.strip():
+            raise DataError(f"{path}:{name}: empty text (expected one example per .txt file)")
+        yield text, label
 
 
 def _tfds_examples(
@@ -285,5 +290,7 @@ def _tfds_examples(
             if names
             else (label.decode() if isinstance(label, bytes) else str(label))
         )
-        if text.strip():
+        if text.strip():  # a published dataset cannot be fixed by the user: skip, and say so
             yield text, label
+        else:
+            log.warning("tfds:%s: skipped an example with empty text", name)
