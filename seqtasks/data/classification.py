@@ -9,6 +9,7 @@ fingerprint and vectorize them however they need):
   default; ``aclImdb/`` is looked through) every sub-folder except ``unsup``
   is a label and every ``*.txt`` file in it one example. Examples are taken
   round-robin across labels in file-name order, so the first N are balanced.
+  An empty file is an error naming it.
 - **records**: TSV (header row; the SST-2 ``sentence<TAB>label`` format), CSV
   or JSONL, with ``text_column`` / ``label_column`` naming the fields.
 - **TFDS**: ``tfds:<name>`` (e.g. ``tfds:imdb_reviews``) through
