@@ -202,10 +202,12 @@ def train(
         click.echo(json.dumps(summary, indent=2))
         return
     m = result.metrics
-    click.echo(
-        f"validation accuracy {m['val_accuracy']:.4f}  macro-F1 {m['val_macro_f1']:.4f}  "
-        f"loss {m['val_loss']:.4f}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)"
+    scores = "  ".join(
+        f"{name[len('val_') :]} {value:.4f}"
+        for name, value in m.items()
+        if name.startswith("val_") and isinstance(value, float)
     )
+    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
     if result.export_path:
         click.echo(f"exported {result.export_path}")
     else:
@@ -333,7 +335,7 @@ def recipes(name, as_json):
                 click.echo(f"  --model {model:<12} {about}")
         return
     recipe = get_recipe(name)
-    fields = recipe.config_class.describe()
+    fields = recipe.make_config().describe()
     if as_json:
         click.echo(json.dumps(fields, indent=2, default=str))
         return

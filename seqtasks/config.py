@@ -5,7 +5,7 @@ field carries its help text and constraints in ``dataclasses.field(metadata=...)
 
 - ``help``: one sentence shown by ``python cli.py recipes NAME``;
 - ``choices``: the allowed values (strings);
-- ``min`` / ``max``: inclusive numeric bounds.
+- ``min`` / ``max``: inclusive numeric bounds; ``above``: exclusive lower bound.
 
 :func:`apply_overrides` parses ``--set key=value`` strings with the field's
 type, so ``--set dropout=0.2`` becomes a float and ``--set dropout=high`` is a
@@ -43,7 +43,7 @@ class TrainConfig:
     model: str = option("", "Model architecture (see `python cli.py recipes`).")
     epochs: int = option(10, "Maximum number of epochs (early stopping may end sooner).", min=1)
     batch_size: int = option(64, "Examples per training batch.", min=1)
-    learning_rate: float = option(1e-3, "Adam learning rate.", min=0.0)
+    learning_rate: float = option(1e-3, "Adam learning rate.", above=0.0)
     clipnorm: float = option(
         1.0, "Clip each gradient to this L2 norm (0 disables clipping).", min=0.0
     )
@@ -93,6 +93,11 @@ class TrainConfig:
                     f"config field '{f.name}': expected one of {', '.join(map(str, choices))}; "
                     f"received: {value!r}"
                 )
+            if "above" in f.metadata and not value > f.metadata["above"]:
+                raise ConfigError(
+                    f"config field '{f.name}': expected a value > {f.metadata['above']}; "
+                    f"received: {value!r}"
+                )
             if "min" in f.metadata and value < f.metadata["min"]:
                 raise ConfigError(
                     f"config field '{f.name}': expected a value >= {f.metadata['min']}; "
@@ -127,13 +132,16 @@ class TrainConfig:
         _check_keys(cls, values)
         return cls(**values).validate()
 
-    @classmethod
-    def describe(cls) -> list[dict[str, Any]]:
-        """One dict per field: name, type, default, help, choices/min/max."""
-        hints = typing.get_type_hints(cls)
+    def describe(self) -> list[dict[str, Any]]:
+        """One dict per field: name, type, value (this config's), help, choices/min/max."""
+        hints = typing.get_type_hints(type(self))
         rows = []
-        for f in dataclasses.fields(cls):
-            row = {"name": f.name, "type": _type_name(hints[f.name]), "default": f.default}
+        for f in dataclasses.fields(self):
+            row = {
+                "name": f.name,
+                "type": _type_name(hints[f.name]),
+                "default": getattr(self, f.name),
+            }
             row.update(f.metadata)
             rows.append(row)
         return rows

@@ -59,8 +59,10 @@ def resolve_export(path: str) -> str:
     Raises:
         ExportError: if ``path`` does not exist or is not a seqtasks export.
     """
-    if not os.path.isdir(path):
+    if not os.path.exists(path):
         raise ExportError(f"{path}: no such model folder")
+    if not os.path.isdir(path):
+        raise ExportError(f"{path}: a file, not a model folder (expected an export's folder)")
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         found = versions(path)
         if not found:
@@ -122,6 +124,9 @@ def write_version(
     """
     os.makedirs(export_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=export_dir)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; servers run as other users
     try:
         write_saved_model(tmp)
         extra = os.path.join(tmp, "assets.extra")

@@ -57,7 +57,9 @@ def check_output_dir(path: str, field: str) -> None:
         raise ConfigError(f"config field '{field}': {path} exists and is not a folder")
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
-    if not os.path.isdir(probe) or not os.access(probe, os.W_OK | os.X_OK):
+    if not os.path.isdir(probe):
+        raise ConfigError(f"config field '{field}': cannot create {path}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(
             f"config field '{field}': cannot create or write {path} ({probe} is not writable)"
         )

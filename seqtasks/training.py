@@ -31,6 +31,7 @@ import datetime
 import logging
 import os
 import resource
+import shutil
 import sys
 import time
 import warnings
@@ -39,7 +40,7 @@ from typing import Any
 import keras
 
 from seqtasks.config import TrainConfig
-from seqtasks.errors import ConfigError, DataError
+from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.fingerprint import fingerprint
 from seqtasks.io import check_output_dir, write_json_atomic
 from seqtasks.recipe import Recipe
@@ -139,6 +140,7 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
     data = recipe.load_data(config)
     check_split_size(len(data), config.data)
     data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    created_run_dir = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     write_json_atomic(
         os.path.join(run_dir, "config.json"),
@@ -149,7 +151,12 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
             "versions": package_versions(),
         },
     )
-    prepared = recipe.prepare(config, data, run_dir)
+    try:
+        prepared = recipe.prepare(config, data, run_dir)
+    except UserError:
+        if created_run_dir:  # a data/config problem found late: leave nothing behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     log.info("prepared data in %.1f s", time.perf_counter() - start)
 
     model = recipe.build_model(config, prepared)

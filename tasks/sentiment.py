@@ -34,7 +34,7 @@ from seqtasks.metrics import classification_report
 from seqtasks.models.classifier import POOLINGS, build_text_classifier
 from seqtasks.models.encoders import ENCODERS, RNN_ACTIVATIONS
 from seqtasks.recipe import Prepared, Recipe
-from seqtasks.text import WordVectorizer, build_vocabulary, write_vocabulary
+from seqtasks.text import RESERVED_TOKENS, WordVectorizer, build_vocabulary, write_vocabulary
 from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,11 @@ class SentimentRecipe(Recipe):
         val_texts = [data.texts[i] for i in val_idx]
 
         vocabulary = build_vocabulary(train_texts, config.vocabulary_size, config.min_frequency)
+        if len(vocabulary) == len(RESERVED_TOKENS):
+            raise DataError(
+                f"{config.data}: no word occurs {config.min_frequency} times in the training "
+                f"split; lower min_frequency (--set min_frequency=1)"
+            )
         vocabulary_file = write_vocabulary(vocabulary, os.path.join(run_dir, "vocabulary.txt"))
         vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
         log.info(

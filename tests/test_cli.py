@@ -191,6 +191,14 @@ BAD_TRAIN = [
         "config field 'dropout': expected a finite number",
     ),
     (
+        ["train", "sentiment", "--data", "{tmp}/ok.tsv", "--export-dir", "{tmp}/ok.tsv/sub"],
+        "config field 'export_dir': cannot create {tmp}/ok.tsv/sub: {tmp}/ok.tsv is a file",
+    ),
+    (
+        ["train", "sentiment", "--data", "{tmp}/ok.tsv", "--set", "min_frequency=5"],
+        "no word occurs 5 times in the training split; lower min_frequency",
+    ),
+    (
         ["train", "sentiment", "--data", "{tmp}/ok.tsv", "--export-dir", "{tmp}/ok.tsv"],
         "config field 'export_dir': {tmp}/ok.tsv exists and is not a folder",
     ),
@@ -241,6 +249,7 @@ def test_serving_side_errors(tmp_path, trained, dev_sample):
     cases = [
         (["predict", str(not_export), "hi"], "not_export: not a seqtasks export"),
         (["predict", str(tmp_path / "nowhere"), "hi"], "nowhere: no such model folder"),
+        (["predict", dev_sample, "hi"], "dev40.tsv: a file, not a model folder"),
         (["predict", trained.export_path], "no input"),
         (
             [

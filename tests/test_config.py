@@ -46,6 +46,10 @@ def test_round_trip_through_dict():
         ({"epochs": 2.5}, "config field 'epochs': expected int; received: 2.5"),
         ({"seed": "-1"}, "config field 'seed': expected a value >= 0; received: -1"),
         ({"learning_rate": "inf"}, "config field 'learning_rate': expected a finite number"),
+        (
+            {"learning_rate": "0"},
+            "config field 'learning_rate': expected a value > 0.0; received: 0.0",
+        ),
     ],
 )
 def test_bad_overrides_name_the_field(overrides, message):
@@ -67,9 +71,11 @@ def test_apply_overrides_keeps_original():
 
 
 def test_describe_lists_every_field_with_help():
-    rows = get_recipe("sentiment").config_class.describe()
+    rows = get_recipe("sentiment").make_config().describe()
     names = [row["name"] for row in rows]
     assert {"model", "epochs", "dropout", "sequence_length", "seed"} <= set(names)
     assert all(row["help"] for row in rows)
     model = next(row for row in rows if row["name"] == "model")
     assert model["default"] == "bilstm" and "transformer" in model["choices"]
+    export_dir = next(row for row in rows if row["name"] == "export_dir")
+    assert export_dir["default"] == "saved_models/sentiment"

@@ -69,7 +69,12 @@ def test_sort_labels_numeric():
             {},
             "bad.tsv:3: expected 2 tab-separated fields (sentence, label), got 3",
         ),
-        ("bad.csv", 'text,label\n"a,1\n', {}, "bad.csv:2: malformed CSV: unexpected end of data"),
+        (
+            "bad.csv",
+            'text,label\n"a,1\n',
+            {},
+            "bad.csv:2: malformed CSV (record starting here): unexpected end of data",
+        ),
         (
             "bad.jsonl",
             '{"text": "a", "label": 1}\n{"text": "b", \n',
@@ -130,8 +135,9 @@ def test_missing_path_and_unreadable_archive(tmp_path):
     with pytest.raises(DataError, match="nope.tsv: no such file or directory"):
         load_text_classification(str(tmp_path / "nope.tsv"))
     broken = write_file(tmp_path / "broken.tar.gz", b"not a tar")
-    with pytest.raises(DataError, match="not a readable tar archive"):
+    with pytest.raises(DataError, match="not a readable tar archive") as e:
         load_text_classification(broken)
+    assert "\n" not in str(e.value)
     with pytest.raises(DataError, match="no label folders"):
         load_text_classification(str(tmp_path))
 
@@ -200,6 +206,10 @@ def test_label_folder_errors(tmp_path):
 
 def test_unknown_format_and_label_column(tmp_path):
     path = write_file(tmp_path / "d.tsv", "sentence\tlabel\na\t1\nb\t0\n")
+    with pytest.raises(DataError, match="--split 'test' applies to label folders"):
+        load_text_classification(path, split="test")
+    with pytest.raises(DataError, match="column 'label' cannot be both the text and the label"):
+        load_text_classification(path, text_column="label")
     with pytest.raises(
         DataError, match="--format: expected one of tsv, csv, jsonl; received: 'xml'"
     ):

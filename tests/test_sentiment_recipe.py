@@ -72,6 +72,7 @@ def test_export_layout_and_metadata(trained):
     assert metadata["metrics"]["val_accuracy"] == pytest.approx(trained.metrics["val_accuracy"])
     assert len(metadata["data"]["sha256"]) == 64
     assert resolve_export(os.path.dirname(path)) == path
+    assert os.stat(path).st_mode & 0o755 == 0o755  # readable by a server running as another user
 
 
 def test_fresh_process_matches_in_memory_model(trained, tmp_path):

@@ -122,6 +122,11 @@ def load_text_classification(
     elif path.endswith(_ARCHIVE_SUFFIXES):
         examples = _archive_examples(path, split)
     else:
+        if split != DEFAULT_SPLIT:
+            raise DataError(
+                f"{path}: --split {split!r} applies to label folders, archives and tfds:, "
+                f"not to a single file"
+            )
         examples = _record_examples(path, detect_format(path, format), text_column, label_column)
     pairs = list(itertools.islice(examples, max_examples))
     if not pairs:
@@ -163,6 +168,10 @@ def _record_examples(
         if text_key is None:
             text_key = _pick_column(path, text_column, TEXT_COLUMNS, record.fields, "text")
             label_key = _pick_column(path, label_column, LABEL_COLUMNS, record.fields, "label")
+            if text_key == label_key:
+                raise DataError(
+                    f"{path}: column {text_key!r} cannot be both the text and the label"
+                )
         where = f"{path}:{record.line}"
         for key in (text_key, label_key):
             if key not in record.fields:
@@ -251,7 +260,8 @@ def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
                     target.setdefault(match.group(1), []).append(member.name)
                     contents[member.name] = archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: not a readable tar archive: {e}") from None
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
+        raise DataError(f"{path}: not a readable tar archive: {reason}") from None
     if not per_split and split != DEFAULT_SPLIT:
         raise DataError(f"{path}: no split folder {split!r} in the archive")
     per_label = per_split or per_flat

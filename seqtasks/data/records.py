@@ -99,6 +99,7 @@ def _read_tsv(path: str, text: str) -> Iterator[Record]:
 
 def _read_csv(path: str, text: str) -> Iterator[Record]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
     try:
         header = next(reader, None)
         if header is None:
@@ -117,7 +118,7 @@ def _read_csv(path: str, text: str) -> Iterator[Record]:
             yield Record(dict(zip(header, values)), start)
             start = reader.line_num + 1
     except csv.Error as e:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+        raise DataError(f"{path}:{start}: malformed CSV (record starting here): {e}") from None
 
 
 def _read_jsonl(path: str, text: str) -> Iterator[Record]:
