@@ -1,0 +1,134 @@
+"""Subword tokenization (WordPiece) for generation recipes, in tf.data and in the graph.
+
+WordPiece (Schuster & Nakajima 2012; Wu et al. 2016, sec. 4.1) splits rare
+words into known pieces (``Fahrrad`` -> ``Fahr ##rad``), so a few thousand
+tokens cover a language with almost no ``[UNK]``. The vocabulary is learned
+from the training text with keras-hub's ``compute_word_piece_vocabulary`` and
+applied with keras-hub's ``WordPieceTokenizer`` (tensorflow-text ops: a
+SavedModel using it needs ``import tensorflow_text`` before loading).
+
+Ids follow the seqtasks contract: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[START]`` = 2,
+``[END]`` = 3, then the learned pieces.
+
+WordPiece splits punctuation off words and its detokenizer joins tokens with
+spaces (``Fahrrad , „ schnell “ !``). :meth:`SubwordTokenizer.detokenize`
+therefore re-attaches punctuation with a few documented rules
+(:data:`DETOKENIZE_RULES`), so outputs read as normal text; on Multi30k val
+they give back the original sentence exactly for most lines (the exact share
+is measured in ``tests/test_subword.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import tensorflow as tf
+
+from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, read_vocabulary
+
+# (pattern, replacement) applied in order by SubwordTokenizer.detokenize (RE2 syntax).
+DETOKENIZE_RULES = (
+    (r" ([.,!?;:%)\]}“”»])", r"\1"),  # no space before closing punctuation
+    (r"([(\[{¿¡„«]) ", r"\1"),  # no space after opening punctuation
+    # Hyphenated words and contractions (weiß-braune, Tarn-T-Shirt, man's): one side per rule,
+    # so chains of hyphens are joined too.
+    (r"([\pL\pN]) ([-'’])", r"\1\2"),
+    (r"([-'’]) ([\pL\pN])", r"\1\2"),
+)
+
+
+def learn_vocabulary(
+    texts: Iterable[str], vocabulary_size: int, *, lowercase: bool = False
+) -> list[str]:
+    """Learn a WordPiece vocabulary from ``texts`` (keras-hub's vocabulary tool).
+
+    Args:
+        texts: training sentences.
+        vocabulary_size: upper bound on the number of tokens, reserved ones
+            included; the learner may return fewer when they cover the text.
+        lowercase: lower-case before learning (default ``False``).
+
+    Returns:
+        ``[PAD], [UNK], [START], [END]`` followed by the learned tokens.
+    """
+    import keras_hub
+
+    texts = list(texts)
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1000)
+    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        dataset,
+        vocabulary_size,
+        lowercase=lowercase,
+        reserved_tokens=list(RESERVED_TOKENS),
+    )
+    if vocabulary[: len(RESERVED_TOKENS)] != list(RESERVED_TOKENS):
+        raise RuntimeError(f"keras-hub did not put the reserved tokens first: {vocabulary[:4]}")
+    return vocabulary
+
+
+class SubwordTokenizer(tf.Module):
+    """Raw strings to WordPiece ids and back; graph-safe, exportable.
+
+    Args:
+        vocabulary_file: vocabulary written by :func:`seqtasks.text.write_vocabulary`
+            from :func:`learn_vocabulary` (reserved tokens first).
+        sequence_length: keep at most this many tokens per sentence (the first
+            ones), ``[START]``/``[END]`` included when :meth:`with_boundaries`
+            adds them.
+        lowercase: lower-case input text (default ``False``).
+
+    Call arguments:
+        text: tf.string ``(batch,)``.
+
+    Returns (``__call__``):
+        int32 RaggedTensor ``(batch, None)`` of at most ``sequence_length`` ids.
+    """
+
+    def __init__(self, vocabulary_file: str, sequence_length: int, lowercase: bool = False):
+        super().__init__()
+        import keras_hub
+
+        self.sequence_length = int(sequence_length)
+        self.vocabulary = read_vocabulary(vocabulary_file)
+        self.vocabulary_size = len(self.vocabulary)
+        self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=self.vocabulary,
+            lowercase=lowercase,
+            oov_token=RESERVED_TOKENS[1],
+            special_tokens=list(RESERVED_TOKENS),
+            dtype="int32",
+        )
+
+    @tf.function
+    def __call__(self, text: tf.Tensor) -> tf.RaggedTensor:
+        return self.tokenizer(text)[:, : self.sequence_length]
+
+    @tf.function
+    def with_boundaries(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """``[START] ids [END]``, truncated so the whole fits ``sequence_length``."""
+        ids = self.tokenizer(text)[:, : self.sequence_length - 2]
+        batch = tf.shape(ids.row_lengths())[0]
+        start = tf.fill([batch, 1], tf.constant(START_ID, tf.int32))
+        end = tf.fill([batch, 1], tf.constant(END_ID, tf.int32))
+        return tf.concat([start, ids, end], axis=1)
+
+    @tf.function
+    def detokenize(self, token_ids: tf.Tensor) -> tf.Tensor:
+        """Ids back to text: stop at the first ``[END]``, drop ``[PAD]``/``[START]``, rejoin.
+
+        Args:
+            token_ids: int ``(batch, length)`` (dense, e.g. decoder output) or ragged.
+
+        Returns:
+            tf.string ``(batch,)``.
+        """
+        if not isinstance(token_ids, tf.RaggedTensor):
+            token_ids = tf.RaggedTensor.from_tensor(token_ids)
+        token_ids = tf.cast(token_ids, tf.int32)
+        is_end = tf.cast(tf.equal(token_ids, END_ID), tf.int32)
+        before_end = tf.equal(tf.cumsum(is_end, axis=1), 0)  # True up to the first [END]
+        keep = before_end & tf.not_equal(token_ids, PAD_ID) & tf.not_equal(token_ids, START_ID)
+        text = self.tokenizer.detokenize(tf.ragged.boolean_mask(token_ids, keep))
+        for pattern, replacement in DETOKENIZE_RULES:
+            text = tf.strings.regex_replace(text, pattern, replacement)
+        return text
