@@ -139,7 +139,8 @@ class SentimentRecipe(Recipe):
         self, config: SentimentConfig, data: TextClassificationData, run_dir: str
     ) -> Prepared:
         labels = data.label_set()
-        label_ids = np.array([labels.index(label) for label in data.labels], dtype=np.int32)
+        label_id = {label: i for i, label in enumerate(labels)}
+        label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
         train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
         train_texts = [data.texts[i] for i in train_idx]
         val_texts = [data.texts[i] for i in val_idx]
@@ -305,7 +306,8 @@ class SentimentRecipe(Recipe):
         )
         labels = export_labels(version_dir, metadata)
         mapping = match_labels(dataset.label_set(), labels, label_map, data)
-        y_true = np.array([labels.index(mapping[label]) for label in dataset.labels])
+        label_id = {label: i for i, label in enumerate(labels)}
+        y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
         fn = load_serving_fn(version_dir)
         probabilities = call_in_batches(fn, "text", dataset.texts)["probabilities"]
         report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
