@@ -68,6 +68,23 @@ def _data_options(command):
     return command
 
 
+def _parallel_options(command):
+    """--source-lang, --target-lang, --source-file, --target-file (translation data)."""
+    options = [
+        click.option("--source-lang", help="Translation: source language code, e.g. en."),
+        click.option("--target-lang", help="Translation: target language code, e.g. de."),
+        click.option(
+            "--source-file", type=click.Path(), help="Translation: source sentences, one per line."
+        ),
+        click.option(
+            "--target-file", type=click.Path(), help="Translation: their translations, aligned."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _read_inputs(texts: tuple[str, ...]) -> list[str]:
     """Command-line texts, with ``-`` replaced by stdin's lines; all must be UTF-8."""
     inputs = []
@@ -118,9 +135,12 @@ def cli():
 @click.option(
     "--data",
     help="Training data: a file (.tsv/.csv/.jsonl), a folder or archive of "
-    "label folders (aclImdb), or tfds:<name>.",
+    "label folders (aclImdb), a folder of <split>.<lang>[.gz] files, a pair file or .zip "
+    "(translation), or tfds:<name>.",
 )
-@click.option("--model", help="Architecture, e.g. rnn, lstm, gru, bilstm, transformer.")
+@click.option(
+    "--model", help="Architecture, e.g. bilstm, transformer, rnn-attention (see `recipes`)."
+)
 @click.option("--epochs", type=int, help="Maximum epochs (early stopping may stop sooner).")
 @click.option("--batch-size", type=int, help="Examples per batch.")
 @click.option("--max-examples", type=int, help="Use only the first N training examples.")
@@ -132,6 +152,9 @@ def cli():
     "--run-dir", help="Run directory for logs and checkpoints (default runs/<recipe>-<time>)."
 )
 @_data_options
+@_parallel_options
+@click.option("--split", help="Translation: training split of a folder of splits or TFDS.")
+@click.option("--beam-size", type=int, help="Translation: beam size of evaluation and the export.")
 @click.option(
     "--set",
     "assignments",
@@ -155,6 +178,12 @@ def train(
     format_,
     text_column,
     label_column,
+    source_lang,
+    target_lang,
+    source_file,
+    target_file,
+    split,
+    beam_size,
     assignments,
     as_json,
     quiet,
@@ -171,6 +200,10 @@ def train(
       python cli.py train sentiment --data ../shared/data/sst2/train.tsv --model transformer \\
           --epochs 3 --set num_layers=2 --set dropout=0.2
       python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
+      python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
+          --target-lang de
+      python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
+          --source-lang en --target-lang es --model rnn-attention
     """
     _setup_logging(quiet)
     from seqtasks.config import parse_assignments
@@ -191,6 +224,12 @@ def train(
         "format": format_,
         "text_column": text_column,
         "label_column": label_column,
+        "source_lang": source_lang,
+        "target_lang": target_lang,
+        "source_file": source_file,
+        "target_file": target_file,
+        "split": split,
+        "beam_size": beam_size,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     config = task.make_config(**overrides)
@@ -224,13 +263,17 @@ def predict(model_dir, texts, as_json):
     """Run an exported model on TEXTS (use - to read one text per line from stdin).
 
     MODEL_DIR is a model's base folder (its newest version is used) or a
-    version folder. The SavedModel does its own tokenization.
+    version folder. The SavedModel does its own tokenization (and, for
+    translation, beam search and detokenization). Output: one line per input,
+    label<TAB>probability<TAB>text for classifiers, the translation for
+    translation models; --json gives the score too.
 
     \b
     Examples:
       python cli.py predict saved_models/sentiment "A moving, beautifully acted film." \\
           "Two hours I will never get back."
       cat reviews.txt | python cli.py predict saved_models/sentiment/1 - --json
+      python cli.py predict saved_models/translation "A man is riding a bicycle down the street."
     """
     _setup_logging(quiet=True)
     inputs = _read_inputs(texts)
@@ -240,66 +283,134 @@ def predict(model_dir, texts, as_json):
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False))
         else:
-            p = result["probabilities"][result["label"]]
-            text = result["text"]
-            click.echo(
-                f"{result['label']}\t{p:.4f}\t{text[:100] + ('…' if len(text) > 100 else '')}"
-            )
+            click.echo(task.format_prediction(result))
 
 
 @cli.command()
 @click.argument("model_dir", type=click.Path())
-@click.option("--data", required=True, help="Labelled data, in any format `train` reads.")
+@click.option("--data", help="Labelled data or parallel text, in any format `train` reads.")
 @_data_options
+@_parallel_options
 @click.option(
     "--split",
-    default="train",
-    show_default=True,
-    help="Sub-folder of a label-folder layout, or TFDS split.",
+    help="Sub-folder of a label-folder layout (default train), split of a folder of "
+    "<split>.<lang> files (default test), or TFDS split.",
 )
 @click.option("--label-map", help="Map data labels to model labels, e.g. 0=neg,1=pos.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Score only the first N examples.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @_reports_user_errors
 def evaluate(
-    model_dir, data, format_, text_column, label_column, split, label_map, max_examples, as_json
+    model_dir,
+    data,
+    format_,
+    text_column,
+    label_column,
+    source_lang,
+    target_lang,
+    source_file,
+    target_file,
+    split,
+    label_map,
+    max_examples,
+    as_json,
 ):
-    """Score an exported model on labelled data: accuracy, macro-F1, confusion matrix.
+    """Score an exported model on held-out data.
 
-    Integer labels 0..K-1 in the data are matched to the model's sorted labels
-    by index (SST-2's 0/1 to IMDB's neg/pos) unless --label-map says otherwise.
+    Classifiers: accuracy, macro-F1, confusion matrix. Integer labels 0..K-1
+    in the data are matched to the model's sorted labels by index (SST-2's
+    0/1 to IMDB's neg/pos) unless --label-map says otherwise.
+
+    Translation: the export translates the split with its baked-in beam
+    search; sacreBLEU BLEU and chrF (with their signatures) and perplexity.
+    Languages default to the model's.
 
     \b
     Examples:
       python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv
       python cli.py evaluate saved_models/sentiment/2 --data tickets.csv --json
+      python cli.py evaluate saved_models/translation --data ../shared/data/multi30k \\
+          --split test_2016_flickr --json
     """
     _setup_logging(quiet=True)
-    from seqtasks.metrics import format_report
-
     mapping = None
     if label_map:
         from seqtasks.config import parse_assignments
 
         mapping = parse_assignments(label_map.split(","), "--label-map", "0=neg,1=pos")
     version_dir, metadata, task = _load_export(model_dir)
-    report = task.evaluate_export(
-        version_dir,
-        metadata,
-        data=data,
-        format=format_,
-        text_column=text_column,
-        label_column=label_column,
-        split=split,
-        label_map=mapping,
-        max_examples=max_examples,
-    )
+    options = {
+        "format": format_,
+        "text_column": text_column,
+        "label_column": label_column,
+        "source_lang": source_lang,
+        "target_lang": target_lang,
+        "source_file": source_file,
+        "target_file": target_file,
+        "split": split,
+        "label_map": mapping,
+        "max_examples": max_examples,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    unsupported = sorted(set(options) - set(task.evaluate_options))
+    if unsupported:
+        flag = "--" + unsupported[0].replace("_", "-").replace("format", "format")
+        raise UserError(f"{flag} does not apply to {task.name} models")
+    if not data and not source_file:
+        raise UserError(
+            "no data: pass --data PATH"
+            + (
+                " (or --source-file and --target-file)"
+                if "source_file" in task.evaluate_options
+                else ""
+            )
+        )
+    report = task.evaluate_export(version_dir, metadata, data=data, **options)
     report["model"] = version_dir
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"model     {version_dir}\ndata      {data}")
-        click.echo(format_report(report))
+        click.echo(f"model     {version_dir}\ndata      {data or source_file}")
+        click.echo(task.format_report(report))
+
+
+@cli.command("plot-attention")
+@click.argument("model_dir", type=click.Path())
+@click.argument("sentence")
+@click.option(
+    "-o",
+    "--output",
+    default="attention.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="PNG file to write.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print tokens and translation as JSON.")
+@_reports_user_errors
+def plot_attention(model_dir, sentence, output, as_json):
+    """Translate SENTENCE and write a heatmap of the model's cross-attention as a PNG.
+
+    Rows are the generated target subwords ([END] included), columns the
+    source subwords; for Transformers, the last decoder block's weights
+    averaged over heads. Works with rnn-attention and transformer exports.
+
+    \b
+    Examples:
+      python cli.py plot-attention saved_models/translation \\
+          "A man is riding a bicycle down the street." -o bicycle.png
+    """
+    _setup_logging(quiet=True)
+    version_dir, metadata, task = _load_export(model_dir)
+    if not hasattr(task, "plot_attention"):
+        raise UserError(
+            f"{version_dir}: plot-attention needs a translation model; this is a {task.name} model"
+        )
+    result = task.plot_attention(version_dir, metadata, sentence, output)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        click.echo(result["translation"])
+        click.echo(f"wrote {output}")
 
 
 @cli.command()

@@ -153,12 +153,15 @@ def write_version(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def save_serving_archive(path: str, trackables: list, endpoint, input_signature) -> None:
+def save_serving_archive(
+    path: str, trackables: list, endpoint, input_signature, extra_endpoints: dict | None = None
+) -> None:
     """Write a SavedModel whose ``serving_default`` signature is ``endpoint``.
 
     Uses ``keras.export.ExportArchive``: each of ``trackables`` (Keras models,
     ``tf.Module`` objects with lookup tables) is tracked so its variables and
     assets are saved, and ``endpoint`` is traced with ``input_signature``.
+    ``extra_endpoints`` maps further signature names to ``(function, input_signature)``.
     """
     import keras
 
@@ -166,4 +169,6 @@ def save_serving_archive(path: str, trackables: list, endpoint, input_signature)
     for trackable in trackables:
         archive.track(trackable)
     archive.add_endpoint("serving_default", endpoint, input_signature=input_signature)
+    for name, (function, signature) in (extra_endpoints or {}).items():
+        archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)

@@ -56,6 +56,7 @@ class Recipe(abc.ABC):
     description: ClassVar[str]
     config_class: ClassVar[type[TrainConfig]]
     models: ClassVar[dict[str, str]]  # --model name -> one-line description
+    evaluate_options: ClassVar[frozenset[str]]  # keyword options evaluate_export accepts
 
     def make_config(self, **overrides: Any) -> TrainConfig:
         """The recipe's defaults with ``overrides`` applied (strings are parsed).
@@ -109,3 +110,11 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def evaluate_export(self, version_dir: str, metadata: dict, **data_args: Any) -> dict:
         """Score the exported model on a labelled dataset."""
+
+    @abc.abstractmethod
+    def format_prediction(self, result: dict) -> str:
+        """One human-readable line for one :meth:`predict` result."""
+
+    @abc.abstractmethod
+    def format_report(self, report: dict) -> str:
+        """Human-readable text of an :meth:`evaluate_export` report."""

@@ -89,6 +89,7 @@ class SubwordTokenizer(tf.Module):
         import keras_hub
 
         self.sequence_length = int(sequence_length)
+        self.vocabulary_file = vocabulary_file
         self.vocabulary = read_vocabulary(vocabulary_file)
         self.vocabulary_size = len(self.vocabulary)
         self.tokenizer = keras_hub.tokenizers.WordPieceTokenizer(
@@ -102,6 +103,11 @@ class SubwordTokenizer(tf.Module):
     @tf.function
     def __call__(self, text: tf.Tensor) -> tf.RaggedTensor:
         return self.tokenizer(text)[:, : self.sequence_length]
+
+    @tf.function
+    def untruncated(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """All ids of each text (no ``sequence_length`` limit), int32 ``(batch, None)``."""
+        return self.tokenizer(text)
 
     @tf.function
     def with_boundaries(self, text: tf.Tensor) -> tf.RaggedTensor:

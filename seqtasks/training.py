@@ -110,7 +110,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> TrainResult:
+def train(
+    recipe: Recipe,
+    config: TrainConfig,
+    verbose: int | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
     """Train ``recipe`` with ``config``, evaluate on validation data and export.
 
     Args:
@@ -118,6 +123,7 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
         config: a validated config of ``recipe.config_class``.
         verbose: Keras ``fit`` verbosity; default: a progress bar on a terminal,
             one line per epoch otherwise.
+        callbacks: extra Keras callbacks for ``fit`` (e.g. a time limit in benchmarks).
 
     Returns:
         :class:`TrainResult` with the run directory, the export version folder
@@ -175,6 +181,7 @@ def train(recipe: Recipe, config: TrainConfig, verbose: int | None = None) -> Tr
         ),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
+        *(callbacks or []),
     ]
     if config.reduce_lr_factor < 1:
         callbacks.append(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from seqtasks.errors import UserError
 from tasks.sentiment import SentimentRecipe
+from tasks.translation import TranslationRecipe
 
-RECIPES = {recipe.name: recipe for recipe in (SentimentRecipe,)}
+RECIPES = {recipe.name: recipe for recipe in (SentimentRecipe, TranslationRecipe)}
 
 
 def get_recipe(name: str):

@@ -30,7 +30,7 @@ from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS
 from seqtasks.errors import ConfigError, DataError, ExportError
 from seqtasks.inference import call_in_batches, load_serving_fn
-from seqtasks.metrics import classification_report
+from seqtasks.metrics import classification_report, format_report
 from seqtasks.models.classifier import POOLINGS, build_text_classifier
 from seqtasks.models.encoders import ENCODERS, RNN_ACTIVATIONS
 from seqtasks.recipe import Prepared, Recipe
@@ -119,6 +119,9 @@ class SentimentRecipe(Recipe):
         "bilstm": "Bidirectional LSTM, stackable (default)",
         "transformer": "keras-hub TokenAndPositionEmbedding + TransformerEncoder blocks, pooled",
     }
+    evaluate_options = frozenset(
+        {"format", "text_column", "label_column", "split", "label_map", "max_examples"}
+    )
 
     # --- data ----------------------------------------------------------------------------
 
@@ -315,6 +318,15 @@ class SentimentRecipe(Recipe):
         if any(k != v for k, v in mapping.items()):
             report["label_map"] = mapping
         return report
+
+    def format_prediction(self, result: dict) -> str:
+        """``label<TAB>probability<TAB>text`` (text cut at 100 characters)."""
+        p = result["probabilities"][result["label"]]
+        text = result["text"]
+        return f"{result['label']}\t{p:.4f}\t{text[:100] + ('…' if len(text) > 100 else '')}"
+
+    def format_report(self, report: dict) -> str:
+        return format_report(report)
 
 
 def export_labels(version_dir: str, metadata: dict) -> list[str]:

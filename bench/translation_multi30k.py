@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Benchmark: the translation recipe on the full Multi30k En->De training set, on this CPU.
+
+Trains one model (``--model transformer`` or ``rnn-attention``) on all 29,000
+training pairs with Multi30k's ``val`` split for early stopping, exports it,
+then measures in one run:
+
+- sacreBLEU BLEU and chrF of the export (beam search inside the SavedModel,
+  beam 4, length penalty 0.6) on ``val`` and ``test_2016_flickr``, and the
+  export's perplexity on them;
+- training seconds per epoch;
+- decoding speed in sentences/s at batch 1 and batch 32 for (a) the export
+  (tokenize + beam 4 + detokenize in the graph), (b) the same model greedy in
+  the graph with the step cache, and (c) the same model greedy token by token
+  from a Python loop that re-runs the whole decoder on the prefix every step
+  (the tutorials' way).
+
+Writes ``bench/results/translation_multi30k_<model>.json``.
+
+    python bench/translation_multi30k.py --model transformer --max-minutes 75
+    python bench/translation_multi30k.py --model rnn-attention --set cell=gru
+
+``--max-minutes`` stops training after the epoch that crosses the limit (the
+best weights so far are kept); ``--threads`` caps TensorFlow's CPU threads so
+two benchmarks can share a machine. Run by hand, not in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="transformer")
+    parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all)")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+    from seqtasks.config import parse_assignments
+    from seqtasks.data.parallel import load_parallel
+    from seqtasks.decoding import DecodingOptions
+    from seqtasks.export import read_metadata
+    from seqtasks.text import END_ID, START_ID
+    from seqtasks.training import train
+    from tasks import get_recipe
+    from tasks.translation import Translator
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    recipe = get_recipe("translation")
+    overrides = {
+        "data": DATA,
+        "model": args.model,
+        "validation_data": "val",
+        "export_dir": f"/tmp/seqtasks-bench/translation-{args.model}",
+        "run_dir": f"/tmp/seqtasks-bench/translation-{args.model}-{stamp}",
+        **parse_assignments(args.set),
+    }
+    config = recipe.make_config(**overrides)
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if args.max_minutes and time.perf_counter() - self.start > 60 * args.max_minutes:
+                logging.warning("time limit of %s minutes reached", args.max_minutes)
+                self.model.stop_training = True
+
+    start = time.perf_counter()
+    result = train(recipe, config, verbose=2, callbacks=[TimeLimit()])
+    wall = time.perf_counter() - start
+    metadata = read_metadata(result.export_path)
+
+    evaluations = {}
+    for split in ("val", "test_2016_flickr"):
+        report = recipe.evaluate_export(result.export_path, metadata, data=DATA, split=split)
+        evaluations[split] = report
+        print(split, report["bleu"], report["chrf"], report.get("perplexity"), flush=True)
+
+    # --- decoding speed ---------------------------------------------------------------
+    import tensorflow_text  # noqa: F401
+
+    test = load_parallel(DATA, source_lang="en", target_lang="de", split="test_2016_flickr")
+    loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
+    info = result.prepared.info
+    greedy = Translator(
+        result.model,
+        info["source_tokenizer"],
+        info["target_tokenizer"],
+        DecodingOptions(strategy="greedy"),
+        config.sequence_length,
+    )
+    model = result.model
+
+    def python_greedy(texts):
+        """The tutorials' loop: re-run the decoder on the whole prefix for every new token."""
+        source = greedy.encode_source(tf.constant(texts))
+        tokens = np.full((len(texts), 1), START_ID, np.int32)
+        done = np.zeros(len(texts), bool)
+        for _ in range(config.sequence_length - 1):
+            logits = model(
+                {"encoder_token_ids": source, "decoder_token_ids": tokens}, training=False
+            )
+            nxt = np.argmax(np.asarray(logits[:, -1, :]), axis=-1).astype(np.int32)
+            tokens = np.concatenate([tokens, nxt[:, None]], axis=1)
+            done |= nxt == END_ID
+            if done.all():
+                break
+        return info["target_tokenizer"].detokenize(tf.constant(tokens)).numpy()
+
+    runners = {
+        "export_beam4": lambda batch: loaded(text=tf.constant(batch))["translation"].numpy(),
+        "graph_greedy_cached": lambda batch: greedy.translate(tf.constant(batch))[
+            "translation"
+        ].numpy(),
+        "python_greedy_uncached": python_greedy,
+    }
+    speed = {}
+    for name, run in runners.items():
+        run(test.sources[:2])  # trace / warm up
+        run(test.sources[:32])
+        for batch_size, count in ((1, 64), (32, 320)):
+            texts = test.sources[:count]
+            t0 = time.perf_counter()
+            for i in range(0, count, batch_size):
+                run(texts[i : i + batch_size])
+            seconds = time.perf_counter() - t0
+            speed[f"{name}_batch{batch_size}_sentences_per_second"] = round(count / seconds, 2)
+        print(name, {k: v for k, v in speed.items() if k.startswith(name)}, flush=True)
+
+    out = {
+        "command": "python bench/" + os.path.basename(__file__) + " " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}, "
+        f"threads={args.threads or 'all'}, no GPU, KERAS_BACKEND={keras.backend.backend()}",
+        "config": config.to_dict(),
+        "train_metrics": result.metrics,
+        "wall_seconds": round(wall, 1),
+        "evaluation": evaluations,
+        "decoding_speed": speed,
+        "export": result.export_path,
+    }
+    path = args.output or os.path.join(
+        ROOT, "bench", "results", f"translation_multi30k_{args.model}.json"
+    )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2, default=str)
+    print(json.dumps({k: out[k] for k in ("wall_seconds", "decoding_speed")}, indent=2))
+    for split, report in evaluations.items():
+        print(f"{split}: BLEU {report['bleu']}  chrF {report['chrf']}")
+
+
+if __name__ == "__main__":
+    main()

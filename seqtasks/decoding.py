@@ -1,0 +1,250 @@
+"""Autoregressive decoding for encoder-decoder models: greedy, beam search, sampling.
+
+All strategies run in a ``keras.ops.while_loop`` over a fixed-size token
+buffer, so they trace once into a graph (the translation export runs beam
+search inside the SavedModel) and use the model's step cache: each step feeds
+only the newest token (see :mod:`seqtasks.models.seq2seq` for the interface).
+
+- **greedy** and **sampling** (temperature, top-k, top-p / nucleus, Holtzman
+  et al. 2020) use keras-hub's samplers (``GreedySampler``, ``RandomSampler``,
+  ``TopKSampler``, ``TopPSampler``); their ``score`` is computed afterwards by
+  one teacher-forced pass over the generated tokens.
+- **beam search** is implemented here because keras-hub's ``BeamSampler`` keeps
+  extending hypotheses after ``[END]`` and has no length penalty. Finished
+  hypotheses keep their score; hypotheses are ranked by
+  ``log P(y|x) / lp(y)`` with the GNMT length penalty
+  ``lp(y) = ((5 + |y|) / 6) ** length_penalty`` (Wu et al. 2016, sec. 7,
+  eq. 14; ``length_penalty=0`` ranks by raw log-probability).
+
+Every strategy returns ``(token_ids, scores)``: int32 ``(batch, max_length)``
+starting with ``[START]`` (everything after the first ``[END]`` is padding or
+ignored by detokenization) and float32 ``(batch,)`` ``scores``, the
+length-normalised log-probability ``log P(y|x) / |y|`` of each output, ``|y|``
+counting the generated tokens including ``[END]``. ``[PAD]`` and ``[START]``
+are never generated (their logits are masked in every strategy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from keras import ops
+
+from seqtasks.text import END_ID, PAD_ID, START_ID
+
+STRATEGIES = ("greedy", "beam", "sample")
+_NEG_INF = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodingOptions:
+    """How to decode.
+
+    Attributes:
+        strategy: ``"greedy"``, ``"beam"`` or ``"sample"`` (default ``"beam"``).
+        beam_size: hypotheses kept per input by beam search (default 4).
+        length_penalty: GNMT length-penalty exponent alpha (default 0.6).
+        temperature: sampling temperature (default 1.0).
+        top_k: sample among the k most probable tokens (0 = all, default).
+        top_p: sample within the smallest set of tokens of this total
+            probability (1.0 = all, default).
+        seed: sampling seed (``None``: unseeded).
+        max_length: decoded length in tokens including ``[START]``; ``None``
+            uses the model's ``sequence_length``.
+    """
+
+    strategy: str = "beam"
+    beam_size: int = 4
+    length_penalty: float = 0.6
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+    max_length: int | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"strategy must be one of {STRATEGIES}; Received: strategy={self.strategy!r}"
+            )
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
+
+
+def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int):
+    """Decode a batch with ``options``.
+
+    Args:
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq`.
+        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
+        options: the strategy and its settings.
+        max_length: buffer length (``[START]`` included).
+
+    Returns:
+        ``(token_ids int32 (batch, max_length), scores float32 (batch,))``.
+    """
+    if options.strategy == "beam":
+        return beam_search(
+            model, encoder_token_ids, max_length, options.beam_size, options.length_penalty
+        )
+    import keras_hub
+
+    samplers = keras_hub.samplers
+    if options.strategy == "greedy":
+        sampler = samplers.GreedySampler()
+    elif options.top_p < 1.0:
+        sampler = samplers.TopPSampler(
+            p=options.top_p,
+            k=options.top_k or None,
+            seed=options.seed,
+            temperature=options.temperature,
+        )
+    elif options.top_k > 0:
+        sampler = samplers.TopKSampler(
+            k=options.top_k, seed=options.seed, temperature=options.temperature
+        )
+    else:
+        sampler = samplers.RandomSampler(seed=options.seed, temperature=options.temperature)
+    token_ids = sample(model, sampler, encoder_token_ids, max_length)
+    return token_ids, sequence_scores(model, encoder_token_ids, token_ids)
+
+
+def _suppress_special(logits):
+    """Logits float32 ``(..., V)`` with ``[PAD]`` and ``[START]`` made impossible.
+
+    A decoder never has to emit them, and a generated ``[PAD]`` would be masked
+    out when fed back, so every strategy and the rescoring exclude both.
+    """
+    logits = ops.cast(logits, "float32")
+    vocabulary = ops.shape(logits)[-1]
+    special = ops.logical_or(ops.arange(vocabulary) == PAD_ID, ops.arange(vocabulary) == START_ID)
+    return ops.where(special, _NEG_INF, logits)
+
+
+def _start_buffer(batch, max_length):
+    """int32 ``(batch, max_length)``: ``[START]`` then padding."""
+    start = ops.full((batch, 1), START_ID, "int32")
+    return ops.concatenate([start, ops.zeros((batch, max_length - 1), "int32")], axis=1)
+
+
+def sample(model, sampler, encoder_token_ids, max_length: int):
+    """Generate with a keras-hub sampler, feeding one token per step through the cache."""
+    batch = ops.shape(encoder_token_ids)[0]
+    prompt = _start_buffer(batch, max_length)
+    mask = ops.concatenate(
+        [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1
+    )
+    cache = model.init_cache(encoder_token_ids, max_length)
+
+    def next(prompt, cache, index):
+        token = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1) previous token
+        logits, cache = model.decode_step(token, cache, index - 1)
+        return _suppress_special(logits), None, cache
+
+    return sampler(
+        next, prompt, cache=cache, index=1, mask=mask, stop_token_ids=[END_ID], model=model
+    )
+
+
+def sequence_scores(model, encoder_token_ids, token_ids):
+    """Length-normalised log-probability of decoded outputs (one teacher-forced pass).
+
+    Args:
+        token_ids: int32 ``(batch, length)`` starting with ``[START]``; tokens
+            after the first ``[END]`` are ignored.
+
+    Returns:
+        float32 ``(batch,)``: ``sum log p(y_t | y_<t, x) / |y|`` over the
+        generated tokens up to and including the first ``[END]``.
+    """
+    token_ids = ops.cast(token_ids, "int32")
+    inputs, targets = token_ids[:, :-1], token_ids[:, 1:]
+    is_end = ops.cast(ops.equal(targets, END_ID), "int32")
+    # Keep tokens up to and including the first [END].
+    keep = ops.cast(ops.equal(ops.cumsum(is_end, axis=1) - is_end, 0), "float32")
+    # Positions after [END] are fed as padding so they cannot affect earlier ones.
+    inputs = ops.where(
+        ops.concatenate([ops.ones_like(keep[:, :1]), keep[:, :-1]], axis=1) > 0, inputs, PAD_ID
+    )
+    logits = model(
+        {"encoder_token_ids": encoder_token_ids, "decoder_token_ids": inputs}, training=False
+    )
+    log_probs = ops.log_softmax(_suppress_special(logits), axis=-1)
+    token_log_probs = ops.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    total = ops.sum(token_log_probs * keep, axis=1)
+    return total / ops.maximum(ops.sum(keep, axis=1), 1.0)
+
+
+def _length_penalty(length, alpha: float):
+    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
+
+
+def beam_search(
+    model, encoder_token_ids, max_length: int, beam_size: int = 4, length_penalty: float = 0.6
+):
+    """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
+
+    Args:
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq`.
+        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
+        max_length: buffer length, ``[START]`` included.
+        beam_size: hypotheses kept per input (1 gives greedy decoding).
+        length_penalty: exponent alpha of ``lp(y) = ((5 + |y|) / 6) ** alpha``.
+
+    Returns:
+        ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
+        best hypothesis; ``scores`` is ``log P(y|x) / |y|``.
+    """
+    k = beam_size
+    batch = ops.shape(encoder_token_ids)[0]
+    flat = batch * k
+    # Every input's source is repeated for its k hypotheses: (B*K, ...).
+    cache = model.init_cache(ops.repeat(encoder_token_ids, k, axis=0), max_length)
+    tokens = _start_buffer(flat, max_length)
+    # Only hypothesis 0 is live at the start, so the first step does not pick k copies.
+    first = ops.convert_to_tensor([[0.0] + [_NEG_INF] * (k - 1)], "float32")
+    log_probs = ops.reshape(ops.broadcast_to(first, (batch, k)), (flat,))
+    finished = ops.zeros((flat,), "bool")
+    lengths = ops.zeros((flat,), "int32")
+    offsets = ops.repeat(ops.arange(batch, dtype="int32") * k, k)  # (B*K,) hypothesis 0 of each
+
+    def cond(tokens, cache, index, log_probs, finished, lengths):
+        return ops.logical_not(ops.all(finished))
+
+    def body(tokens, cache, index, log_probs, finished, lengths):
+        previous = ops.slice(tokens, [0, index - 1], [flat, 1])  # (B*K, 1)
+        logits, cache = model.decode_step(previous, cache, index - 1)
+        step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
+        vocabulary = ops.shape(step)[-1]
+        # A finished hypothesis has one continuation, [PAD], at no cost.
+        only_pad = ops.where(ops.arange(vocabulary) == PAD_ID, 0.0, _NEG_INF)[None, :]
+        step = ops.where(finished[:, None], only_pad, step)
+        candidates = log_probs[:, None] + step  # (B*K, V)
+        new_lengths = lengths + ops.cast(ops.logical_not(finished), "int32")
+        ranking = candidates / _length_penalty(new_lengths, length_penalty)[:, None]
+        ranking = ops.reshape(ranking, (batch, k * vocabulary))
+        _, top = ops.top_k(ranking, k=k, sorted=True)  # (B, K)
+        top = ops.reshape(top, (flat,))
+        source_hyp = offsets + top // vocabulary  # flat index of the parent hypothesis
+        token = ops.cast(top % vocabulary, "int32")
+        log_probs = ops.take(ops.reshape(candidates, (-1,)), source_hyp * vocabulary + token)
+        lengths = ops.take(new_lengths, source_hyp)
+        was_finished = ops.take(finished, source_hyp)
+        finished = ops.logical_or(was_finished, ops.equal(token, END_ID))
+        tokens = ops.take(tokens, source_hyp, axis=0)
+        cache = tuple(ops.take(c, source_hyp, axis=0) for c in cache)
+        tokens = ops.slice_update(tokens, [0, index], token[:, None])
+        return tokens, cache, index + 1, log_probs, finished, lengths
+
+    tokens, _, _, log_probs, finished, lengths = ops.while_loop(
+        cond,
+        body,
+        (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths),
+        maximum_iterations=max_length - 1,
+    )
+    ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (batch, k))
+    best = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
+    scores = ops.take(log_probs, best) / ops.maximum(
+        ops.cast(ops.take(lengths, best), "float32"), 1.0
+    )
+    return ops.take(tokens, best, axis=0), scores

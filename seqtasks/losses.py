@@ -1,0 +1,83 @@
+"""Losses, metrics and learning-rate schedules for sequence generation (``keras.ops``).
+
+Targets are int ``(batch, length)`` right-padded with ``[PAD]`` = 0; padded
+positions count neither in the loss nor in the metrics.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from seqtasks.text import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class MaskedCrossEntropy(keras.losses.Loss):
+    """Token-level cross-entropy over non-padding targets, with label smoothing.
+
+    Label smoothing (Szegedy et al. 2016, sec. 7; used by Vaswani et al. 2017,
+    sec. 5.4) puts ``label_smoothing / vocabulary_size`` of the target mass on
+    every token and the rest on the true one.
+
+    Args:
+        label_smoothing: float in ``[0, 1)`` (default 0.0).
+
+    Call arguments:
+        y_true: int ``(batch, length)`` target ids, 0 = padding.
+        y_pred: float ``(batch, length, vocabulary_size)`` logits.
+
+    Returns:
+        float32 scalar: the mean over real (non-padding) target tokens.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0, name="masked_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
+        nll = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        if self.label_smoothing:
+            smooth = -ops.mean(log_probs, axis=-1)
+            nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def masked_accuracy(y_true, y_pred):
+    """Share of non-padding target tokens whose argmax prediction is right (teacher forcing)."""
+    y_true = ops.cast(y_true, "int32")
+    correct = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+    mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+    return ops.sum(correct * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up, then decay with the inverse square root of the step.
+
+    ``lr(step) = peak * min(step / warmup_steps, sqrt(warmup_steps / step))``:
+    the schedule of Vaswani et al. 2017, sec. 5.3, with the peak given
+    directly instead of through ``d_model ** -0.5``.
+
+    Args:
+        peak_learning_rate: float, the rate reached at ``warmup_steps``.
+        warmup_steps: int, optimizer steps of linear warm-up (> 0).
+    """
+
+    def __init__(self, peak_learning_rate: float, warmup_steps: int):
+        self.peak_learning_rate = peak_learning_rate
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = ops.maximum(ops.cast(step, "float32") + 1.0, 1.0)
+        warmup = float(self.warmup_steps)
+        return self.peak_learning_rate * ops.minimum(step / warmup, ops.sqrt(warmup / step))
+
+    def get_config(self):
+        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps}

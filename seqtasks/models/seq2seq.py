@@ -1,0 +1,410 @@
+"""Encoder-decoder (many-to-many) models with teacher forcing and a cached decoding step.
+
+Two architectures share one interface, so decoding (:mod:`seqtasks.decoding`),
+training and export don't care which one runs:
+
+- :class:`TransformerSeq2Seq`: keras-hub ``TokenAndPositionEmbedding``,
+  ``TransformerEncoder`` and ``TransformerDecoder`` stacks (Vaswani et al. 2017,
+  sec. 3), post-layer-norm as in the paper.
+- :class:`RNNAttentionSeq2Seq`: a bidirectional LSTM/GRU encoder and an
+  LSTM/GRU decoder whose output attends over the encoder states, with additive
+  scores (Bahdanau et al. 2014, sec. 3.1 and appendix A.1.2) or multiplicative
+  ("general") scores (Luong et al. 2015, sec. 3.1), followed by Luong's
+  attentional layer ``tanh(W_c [c_t; h_t])`` (eq. 5). Input feeding (Luong
+  sec. 3.3) is left out so the decoder RNN runs over the whole target at once
+  in training (and stays cuDNN-eligible).
+
+Interface (all tensors are backend tensors, written with ``keras.ops``):
+
+- ``model({"encoder_token_ids": src, "decoder_token_ids": tgt_in})`` -> logits
+  float32 ``(batch, target_length, vocabulary_size)``: teacher forcing, the
+  decoder sees the true previous tokens. Inputs are int32, right-padded with 0.
+- ``model.encode(src)`` -> ``(encoder_outputs (batch, source_length, dim),
+  encoder_padding_mask bool (batch, source_length))``.
+- ``model.init_cache(encoder_outputs, encoder_padding_mask, max_length)`` -> a
+  tuple of tensors whose first axis is the batch (beam search reorders it).
+- ``model.decode_step(token_ids (batch, 1), cache, index)`` ->
+  ``(logits (batch, vocabulary_size), cache)``: the next-token distribution
+  after the token at position ``index``, reusing the cache so earlier positions
+  are not recomputed (Transformer: keys/values of every layer; RNN: the state).
+- ``model.cross_attention(src, tgt_in)`` -> float32 ``(batch, target_length,
+  source_length)``, the attention weights of the (last) decoder layer, for plots.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+SEQ2SEQ_MODELS = ("transformer", "rnn-attention")
+RNN_CELLS = ("lstm", "gru")
+ATTENTION_SCORES = ("additive", "multiplicative")
+
+_NEG_INF = -1e9
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class SourceAttention(keras.layers.Layer):
+    """Attention of decoder states over encoder states with a padding mask.
+
+    Scores ``additive``: ``v^T tanh(W_q q + W_k k)`` (Bahdanau et al. 2014, A.1.2);
+    ``multiplicative``: ``q^T W k`` (Luong et al. 2015, sec. 3.1, "general").
+    Weights are a softmax over the unmasked source positions.
+
+    Args:
+        units: int. Size of the additive score's hidden layer (ignored for
+            multiplicative scores, whose ``W`` maps the key to the query size).
+        score: ``"additive"`` or ``"multiplicative"``.
+
+    Call arguments:
+        query: float ``(batch, target_length, query_dim)``.
+        keys: float ``(batch, source_length, key_dim)``.
+        keys_mask: bool ``(batch, source_length)``, True on real tokens.
+
+    Returns:
+        ``(context (batch, target_length, key_dim), weights (batch, target_length,
+        source_length))``.
+    """
+
+    def __init__(self, units: int, score: str = "additive", **kwargs):
+        super().__init__(**kwargs)
+        if score not in ATTENTION_SCORES:
+            raise ValueError(f"score must be one of {ATTENTION_SCORES}; Received: score={score!r}")
+        self.units = units
+        self.score = score
+        self.supports_masking = True  # masks arrive with the inputs; keys_mask is used instead
+
+    def compute_mask(self, *args, **kwargs):
+        return None
+
+    def build(self, query_shape, keys_shape=None, keys_mask_shape=None):
+        if self.score == "additive":
+            self.query_dense = keras.layers.Dense(self.units, use_bias=False, name="query")
+            self.key_dense = keras.layers.Dense(self.units, use_bias=False, name="key")
+            self.v = keras.layers.Dense(1, use_bias=False, name="v")
+            self.query_dense.build(query_shape)
+            self.key_dense.build(keys_shape)
+            self.v.build((None, None, None, self.units))
+        else:
+            self.key_dense = keras.layers.Dense(query_shape[-1], use_bias=False, name="key")
+            self.key_dense.build(keys_shape)
+
+    def call(self, query, keys, keys_mask):
+        keys_projected = self.key_dense(keys)  # (B, S, U) or (B, S, Q)
+        if self.score == "additive":
+            q = self.query_dense(query)[:, :, None, :]  # (B, T, 1, U)
+            k = keys_projected[:, None, :, :]  # (B, 1, S, U)
+            scores = ops.squeeze(self.v(ops.tanh(q + k)), -1)  # (B, T, S)
+        else:
+            scores = ops.einsum("btq,bsq->bts", query, keys_projected)  # (B, T, S)
+        mask = ops.cast(keys_mask, "bool")[:, None, :]  # (B, 1, S)
+        scores = ops.where(mask, scores, ops.cast(_NEG_INF, scores.dtype))
+        weights = ops.softmax(scores, axis=-1)
+        context = ops.einsum("bts,bsd->btd", weights, keys)  # (B, T, key_dim)
+        return context, weights
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "score": self.score}
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class RNNAttentionSeq2Seq(keras.Model):
+    """Bidirectional LSTM/GRU encoder, LSTM/GRU decoder with attention (see module docstring).
+
+    Args:
+        source_vocabulary_size: int, source ids are in ``[0, source_vocabulary_size)``.
+        target_vocabulary_size: int, size of the output softmax.
+        embedding_dim: int, token embedding size (default 256).
+        hidden_dim: int, units of each encoder direction and of the decoder
+            (default 256; the decoder has ``2 * hidden_dim`` units to match the
+            concatenated bidirectional states).
+        num_layers: int, stacked bidirectional encoder layers (default 1).
+        cell: ``"lstm"`` or ``"gru"``.
+        attention: ``"additive"`` (Bahdanau) or ``"multiplicative"`` (Luong).
+        dropout: float, dropout on embeddings and the attentional layer.
+    """
+
+    def __init__(
+        self,
+        source_vocabulary_size: int,
+        target_vocabulary_size: int,
+        embedding_dim: int = 256,
+        hidden_dim: int = 256,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        attention: str = "additive",
+        dropout: float = 0.2,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in RNN_CELLS:
+            raise ValueError(f"cell must be one of {RNN_CELLS}; Received: cell={cell!r}")
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.cell = cell
+        self.attention = attention
+        self.dropout = dropout
+        rnn = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+        self.source_embedding = keras.layers.Embedding(
+            source_vocabulary_size, embedding_dim, name="source_embedding"
+        )
+        self.target_embedding = keras.layers.Embedding(
+            target_vocabulary_size, embedding_dim, name="target_embedding"
+        )
+        self.encoder_layers = [
+            keras.layers.Bidirectional(
+                rnn(hidden_dim, return_sequences=True, return_state=True),
+                name=f"encoder_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        decoder_units = 2 * hidden_dim
+        self.num_states = 2 if cell == "lstm" else 1
+        self.bridge = [
+            keras.layers.Dense(decoder_units, activation="tanh", name=f"bridge_{i}")
+            for i in range(self.num_states)
+        ]
+        self.decoder_rnn = rnn(
+            decoder_units, return_sequences=True, return_state=True, name="decoder"
+        )
+        self.source_attention = SourceAttention(decoder_units, attention, name="attention")
+        self.attentional = keras.layers.Dense(decoder_units, activation="tanh", name="attentional")
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.output_dropout = keras.layers.Dropout(dropout)
+        self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
+
+    def _encode(self, encoder_token_ids, training=None):
+        mask = ops.not_equal(encoder_token_ids, 0)  # (B, S)
+        x = self.embedding_dropout(self.source_embedding(encoder_token_ids), training=training)
+        states = None
+        for layer in self.encoder_layers:
+            x, *states = layer(x, mask=mask, training=training)  # (B, S, 2H)
+        # Bidirectional returns forward states then backward states.
+        half = len(states) // 2
+        decoder_state = [
+            self.bridge[i](ops.concatenate([states[i], states[half + i]], axis=-1))
+            for i in range(self.num_states)
+        ]
+        return x, mask, decoder_state
+
+    def encode(self, encoder_token_ids, training=None):
+        outputs, mask, _ = self._encode(encoder_token_ids, training)
+        return outputs, mask
+
+    def _decode(self, decoder_token_ids, encoder_outputs, encoder_mask, state, training=None):
+        x = self.embedding_dropout(self.target_embedding(decoder_token_ids), training=training)
+        decoder_mask = ops.not_equal(decoder_token_ids, 0)
+        h, *state = self.decoder_rnn(x, initial_state=state, mask=decoder_mask, training=training)
+        context, weights = self.source_attention(h, encoder_outputs, encoder_mask)
+        h_tilde = self.attentional(ops.concatenate([context, h], axis=-1))  # Luong eq. 5
+        logits = self.output_dense(self.output_dropout(h_tilde, training=training))
+        return logits, state, weights
+
+    def call(self, inputs, training=None):
+        encoder_outputs, encoder_mask, state = self._encode(inputs["encoder_token_ids"], training)
+        logits, _, _ = self._decode(
+            inputs["decoder_token_ids"], encoder_outputs, encoder_mask, state, training
+        )
+        return logits
+
+    def init_cache(self, encoder_token_ids, max_length):
+        encoder_outputs, encoder_mask, state = self._encode(encoder_token_ids)
+        return (encoder_outputs, ops.cast(encoder_mask, "int32"), *state)
+
+    def decode_step(self, token_ids, cache, index):
+        encoder_outputs, encoder_mask, *state = cache
+        logits, state, _ = self._decode(token_ids, encoder_outputs, encoder_mask, list(state))
+        return logits[:, 0, :], (encoder_outputs, encoder_mask, *state)
+
+    def cross_attention(self, encoder_token_ids, decoder_token_ids):
+        encoder_outputs, encoder_mask, state = self._encode(encoder_token_ids)
+        _, _, weights = self._decode(decoder_token_ids, encoder_outputs, encoder_mask, state)
+        return weights
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocabulary_size": self.source_vocabulary_size,
+            "target_vocabulary_size": self.target_vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "attention": self.attention,
+            "dropout": self.dropout,
+        }
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class TransformerSeq2Seq(keras.Model):
+    """Transformer encoder-decoder from keras-hub layers (Vaswani et al. 2017, sec. 3).
+
+    Args:
+        source_vocabulary_size: int.
+        target_vocabulary_size: int.
+        sequence_length: int, the longest source and target sequence (sizes the
+            learned position embeddings and the decoding cache).
+        hidden_dim: int, model width ``d_model`` (default 256).
+        intermediate_dim: int, feed-forward width (default 512).
+        num_heads: int, attention heads (default 4).
+        num_layers: int, encoder blocks and decoder blocks (default 3 each).
+        dropout: float (default 0.1).
+    """
+
+    def __init__(
+        self,
+        source_vocabulary_size: int,
+        target_vocabulary_size: int,
+        sequence_length: int,
+        hidden_dim: int = 256,
+        intermediate_dim: int = 512,
+        num_heads: int = 4,
+        num_layers: int = 3,
+        dropout: float = 0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        import keras_hub
+
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"hidden_dim must be a multiple of num_heads; "
+                f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        self.source_vocabulary_size = source_vocabulary_size
+        self.target_vocabulary_size = target_vocabulary_size
+        self.sequence_length = sequence_length
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.num_heads = num_heads
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            source_vocabulary_size, sequence_length, hidden_dim, name="source_embedding"
+        )
+        self.target_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            target_vocabulary_size, sequence_length, hidden_dim, name="target_embedding"
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.encoder_layers = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim, num_heads, dropout=dropout, name=f"encoder_{i}"
+            )
+            for i in range(num_layers)
+        ]
+        self.decoder_layers = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim, num_heads, dropout=dropout, name=f"decoder_{i}"
+            )
+            for i in range(num_layers)
+        ]
+        self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
+
+    def encode(self, encoder_token_ids, training=None):
+        mask = ops.not_equal(encoder_token_ids, 0)  # (B, S)
+        x = self.embedding_dropout(self.source_embedding(encoder_token_ids), training=training)
+        for layer in self.encoder_layers:
+            x = layer(x, padding_mask=mask, training=training)  # (B, S, D)
+        return x, mask
+
+    def call(self, inputs, training=None):
+        encoder_outputs, encoder_mask = self.encode(inputs["encoder_token_ids"], training)
+        decoder_token_ids = inputs["decoder_token_ids"]
+        x = self.embedding_dropout(self.target_embedding(decoder_token_ids), training=training)
+        decoder_mask = ops.not_equal(decoder_token_ids, 0)
+        for layer in self.decoder_layers:
+            x = layer(
+                x,
+                encoder_outputs,
+                decoder_padding_mask=decoder_mask,
+                encoder_padding_mask=encoder_mask,
+                training=training,
+            )
+        return self.output_dense(x)  # (B, T, V)
+
+    def init_cache(self, encoder_token_ids, max_length):
+        encoder_outputs, encoder_mask = self.encode(encoder_token_ids)
+        batch = ops.shape(encoder_token_ids)[0]
+        head_dim = self.hidden_dim // self.num_heads
+        # Self-attention keys/values of every layer, filled one position per step.
+        self_cache = ops.zeros(
+            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), "float32"
+        )
+        # Cross-attention keys/values depend only on the source: computed once here.
+        cross = []
+        for layer in self.decoder_layers:
+            attention = layer._cross_attention_layer
+            key = attention._key_dense(encoder_outputs)  # (B, S, H, Dh)
+            value = attention._value_dense(encoder_outputs)
+            cross.append(ops.stack([key, value], axis=1))  # (B, 2, S, H, Dh)
+        cross_cache = ops.stack(cross, axis=1)  # (B, L, 2, S, H, Dh)
+        return (encoder_outputs, ops.cast(encoder_mask, "int32"), self_cache, cross_cache)
+
+    def decode_step(self, token_ids, cache, index):
+        encoder_outputs, encoder_mask, self_cache, cross_cache = cache
+        x = self.target_embedding(token_ids, start_index=index)  # (B, 1, D)
+        updated = []
+        for i, layer in enumerate(self.decoder_layers):
+            x, layer_cache, _ = layer(
+                x,
+                encoder_outputs,
+                encoder_padding_mask=ops.cast(encoder_mask, "bool"),
+                self_attention_cache=self_cache[:, i],
+                self_attention_cache_update_index=index,
+                cross_attention_cache=cross_cache[:, i],
+                cross_attention_cache_update_index=None,
+            )
+            updated.append(layer_cache)
+        logits = self.output_dense(x)[:, 0, :]  # (B, V)
+        return logits, (encoder_outputs, encoder_mask, ops.stack(updated, axis=1), cross_cache)
+
+    def cross_attention(self, encoder_token_ids, decoder_token_ids):
+        """Head-averaged cross-attention weights of the last decoder block, ``(B, T, S)``.
+
+        Recomputes the last block's self-attention sublayer and then its
+        cross-attention with ``return_attention_scores`` (keras-hub's cached
+        attention layer does not return scores), using the block's own weights.
+        """
+        encoder_outputs, encoder_mask = self.encode(encoder_token_ids)
+        x = self.target_embedding(decoder_token_ids)
+        decoder_mask = ops.not_equal(decoder_token_ids, 0)
+        for layer in self.decoder_layers[:-1]:
+            x = layer(
+                x,
+                encoder_outputs,
+                decoder_padding_mask=decoder_mask,
+                encoder_padding_mask=encoder_mask,
+            )
+        last = self.decoder_layers[-1]
+        length = ops.shape(decoder_token_ids)[1]
+        causal = ops.tril(ops.ones((length, length), "bool"))[None]
+        self_mask = ops.logical_and(causal, decoder_mask[:, None, :])
+        attended = keras.layers.MultiHeadAttention.call(
+            last._self_attention_layer, query=x, value=x, attention_mask=self_mask
+        )
+        x = last._self_attention_layer_norm(x + attended)
+        cross_mask = ops.repeat(encoder_mask[:, None, :], length, axis=1)
+        _, scores = keras.layers.MultiHeadAttention.call(
+            last._cross_attention_layer,
+            query=x,
+            value=encoder_outputs,
+            attention_mask=cross_mask,
+            return_attention_scores=True,
+        )  # (B, heads, T, S)
+        return ops.mean(scores, axis=1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocabulary_size": self.source_vocabulary_size,
+            "target_vocabulary_size": self.target_vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+        }

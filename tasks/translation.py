@@ -1,0 +1,719 @@
+"""Machine translation, the many-to-many recipe: a sentence in, its translation out.
+
+Defaults train a small Transformer (3+3 blocks, d_model 256) on WordPiece
+subwords learned from the training data, with label smoothing and a warm-up +
+inverse-square-root learning-rate schedule; evaluation decodes with beam
+search and scores with sacreBLEU. The export takes raw source strings and
+returns translations: tokenization, beam search and detokenization all run
+inside the SavedModel. Top to bottom: config, data, model, metrics, export,
+serving side.
+
+    python cli.py train translation --data ../shared/data/multi30k --source-lang en --target-lang de
+    python cli.py predict saved_models/translation "A man is riding a bicycle down the street."
+    python cli.py evaluate saved_models/translation --data ../shared/data/multi30k --split test_2016_flickr
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqtasks import export as exporting
+from seqtasks.config import TrainConfig, option
+from seqtasks.data.parallel import ParallelData, load_parallel
+from seqtasks.data.pipeline import bucket_boundaries, split_indices
+from seqtasks.decoding import STRATEGIES, DecodingOptions, decode
+from seqtasks.errors import ConfigError, DataError
+from seqtasks.inference import call_in_batches, load_serving_fn
+from seqtasks.losses import MaskedCrossEntropy, WarmupInverseSqrt, masked_accuracy
+from seqtasks.metrics import bleu_chrf
+from seqtasks.models.seq2seq import (
+    ATTENTION_SCORES,
+    RNN_CELLS,
+    SEQ2SEQ_MODELS,
+    RNNAttentionSeq2Seq,
+    TransformerSeq2Seq,
+)
+from seqtasks.recipe import Prepared, Recipe
+from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+from seqtasks.text import END_ID, PAD_ID, write_vocabulary
+from seqtasks.versions import package_versions
+
+log = logging.getLogger(__name__)
+
+# Copies of the WordPiece vocabularies in an export's assets.extra/ (plots, fine-tuning).
+VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationConfig(TrainConfig):
+    """Defaults of the translation recipe (every field can be set with ``--set key=value``)."""
+
+    model: str = option("transformer", "Encoder-decoder architecture.", choices=SEQ2SEQ_MODELS)
+    epochs: int = option(20, "Maximum number of epochs (early stopping may end sooner).", min=1)
+    batch_size: int = option(64, "Sentence pairs per training batch.", min=1)
+    learning_rate: float = option(
+        1e-3, "Adam learning rate (the Transformer's peak, reached after warmup_steps).", above=0.0
+    )
+    reduce_lr_factor: float = option(
+        0.5,
+        "RNN models: multiply the learning rate by this after an epoch without a better "
+        "validation loss (1 = off). The Transformer uses its warm-up schedule instead.",
+        min=0.01,
+        max=1.0,
+    )
+    patience: int = option(
+        3, "Early stopping: epochs without a better validation loss before stopping.", min=0
+    )
+    source_lang: str = option("en", "Source language code (file suffix in a folder of splits).")
+    target_lang: str = option("de", "Target language code.")
+    source_file: str | None = option(None, "Explicit source file, one sentence per line.")
+    target_file: str | None = option(None, "Explicit target file, aligned with source_file.")
+    split: str = option("train", "Training split of a folder of <split>.<lang> files, or TFDS.")
+    validation_data: str | None = option(
+        None,
+        "Split of the same folder/TFDS dataset used for validation (e.g. val); "
+        "None carves validation_split from the training data.",
+    )
+    reverse: bool = option(False, "Pair files: column 2 is the source, column 1 the target.")
+    shared_vocabulary: bool = option(
+        False, "One WordPiece vocabulary for both languages instead of one each."
+    )
+    vocabulary_size: int = option(
+        8000, "Upper bound on WordPiece tokens per vocabulary (4 reserved included).", min=8
+    )
+    lowercase: bool = option(False, "Lower-case text before tokenization.")
+    sequence_length: int = option(
+        64,
+        "Longest source and target in subword tokens ([START]/[END] included); longer "
+        "training pairs are dropped, longer inputs truncated at inference.",
+        min=4,
+    )
+    hidden_dim: int = option(256, "Transformer d_model; RNN units per encoder direction.", min=1)
+    intermediate_dim: int = option(512, "Transformer feed-forward width.", min=1)
+    num_heads: int = option(4, "Transformer attention heads.", min=1)
+    num_layers: int = option(3, "Transformer blocks per side; RNN encoder layers.", min=1)
+    embedding_dim: int = option(256, "RNN models: token embedding size.", min=1)
+    cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
+    attention: str = option(
+        "additive",
+        "RNN models: attention score, additive (Bahdanau) or multiplicative (Luong).",
+        choices=ATTENTION_SCORES,
+    )
+    dropout: float = option(0.1, "Dropout rate.", min=0.0, max=0.9)
+    label_smoothing: float = option(0.1, "Label smoothing of the training loss.", min=0.0, max=0.9)
+    warmup_steps: int = option(
+        1000, "Transformer: optimizer steps of linear learning-rate warm-up.", min=1
+    )
+    decoding: str = option(
+        "beam", "Decoding strategy of evaluation and export.", choices=STRATEGIES
+    )
+    beam_size: int = option(4, "Beam size (baked into the export).", min=1, max=64)
+    length_penalty: float = option(
+        0.6, "Beam search length penalty alpha (Wu et al. 2016); 0 = none.", min=0.0, max=5.0
+    )
+    temperature: float = option(1.0, "Sampling temperature.", above=0.0)
+    top_k: int = option(0, "Sampling: only the k most probable tokens (0 = all).", min=0)
+    top_p: float = option(1.0, "Sampling: nucleus probability mass (1 = all).", above=0.0, max=1.0)
+
+    def check(self) -> None:
+        """Transformer width divisible by heads; RNN-only fields not combined with the Transformer."""
+        if self.model == "transformer" and self.hidden_dim % self.num_heads:
+            raise ConfigError(
+                f"config fields 'hidden_dim' and 'num_heads': the Transformer needs hidden_dim "
+                f"divisible by num_heads; received: {self.hidden_dim} and {self.num_heads}"
+            )
+        if bool(self.source_file) != bool(self.target_file):
+            raise ConfigError("--source-file and --target-file go together; received only one")
+
+
+# --- recipe ------------------------------------------------------------------------------
+
+
+class TranslationRecipe(Recipe):
+    """Many-to-many encoder-decoder translation on the recipe contract of :mod:`seqtasks.recipe`.
+
+    Batches follow the seq2seq layout ``({"encoder_token_ids": src,
+    "decoder_token_ids": tgt[:, :-1]}, tgt[:, 1:])`` (teacher forcing), int32,
+    right-padded with 0. Export: ``text`` (tf.string ``[None]``) in,
+    ``translation`` (tf.string ``[None]``) and ``score`` (float32 ``[None]``,
+    length-normalised log-probability) out; a second signature ``score``
+    returns per-pair target log-likelihoods for perplexity.
+    """
+
+    name = "translation"
+    task_type = "many-to-many"
+    description = "Machine translation (encoder-decoder): a sentence in, its translation out."
+    config_class = TranslationConfig
+    models = {
+        "transformer": "keras-hub Transformer encoder-decoder (default)",
+        "rnn-attention": "BiLSTM/BiGRU encoder, LSTM/GRU decoder with additive or "
+        "multiplicative attention",
+    }
+    evaluate_options = frozenset(
+        {"source_lang", "target_lang", "source_file", "target_file", "split", "max_examples"}
+    )
+
+    # --- data ----------------------------------------------------------------------------
+
+    def load_data(self, config: TranslationConfig) -> ParallelData:
+        if not config.data and not config.source_file:
+            raise ConfigError(
+                "no training data: pass --data PATH (a folder of <split>.<lang> files, a "
+                "pair file or zip, or tfds:<name>) or --source-file and --target-file"
+            )
+        return load_parallel(
+            config.data or None,
+            source_lang=config.source_lang,
+            target_lang=config.target_lang,
+            split=config.split,
+            source_file=config.source_file,
+            target_file=config.target_file,
+            reverse=config.reverse,
+            max_examples=config.max_examples,
+        )
+
+    def prepare(self, config: TranslationConfig, data: ParallelData, run_dir: str) -> Prepared:
+        if config.validation_data:
+            if not config.data or config.source_file:
+                raise ConfigError(
+                    "config field 'validation_data' needs --data as a folder of splits or tfds:"
+                )
+            val = load_parallel(
+                config.data,
+                source_lang=config.source_lang,
+                target_lang=config.target_lang,
+                split=config.validation_data,
+                reverse=config.reverse,
+            )
+            train = data
+        else:
+            train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+            train = ParallelData(
+                [data.sources[i] for i in train_idx],
+                [data.targets[i] for i in train_idx],
+                data.source,
+            )
+            val = ParallelData(
+                [data.sources[i] for i in val_idx], [data.targets[i] for i in val_idx], data.source
+            )
+
+        start = time.perf_counter()
+        tokenizers = self._learn_tokenizers(config, train, run_dir)
+        log.info("learned vocabularies in %.1f s", time.perf_counter() - start)
+        source_tokenizer, target_tokenizer = tokenizers
+        train_ds, dropped = pair_batches(
+            train, source_tokenizer, target_tokenizer, config, shuffle=True
+        )
+        if dropped == len(train):
+            raise DataError(
+                f"{config.data or config.source_file}: every training pair is longer than "
+                f"sequence_length={config.sequence_length} tokens; raise it with --set sequence_length=N"
+            )
+        val_ds, val_dropped = pair_batches(
+            val, source_tokenizer, target_tokenizer, config, shuffle=False
+        )
+        if dropped:
+            log.warning(
+                "dropped %d of %d training pairs longer than %d tokens",
+                dropped,
+                len(train),
+                config.sequence_length,
+            )
+        log.info(
+            "%d training / %d validation pairs; vocabularies: %d %s, %d %s tokens",
+            len(train) - dropped,
+            len(val),
+            source_tokenizer.vocabulary_size,
+            config.source_lang,
+            target_tokenizer.vocabulary_size,
+            config.target_lang,
+        )
+        return Prepared(
+            train=train_ds,
+            validation=val_ds,
+            info={
+                "source_tokenizer": source_tokenizer,
+                "target_tokenizer": target_tokenizer,
+                "validation_pairs": val,
+                "config": config,
+            },
+            metadata={
+                "source_lang": config.source_lang,
+                "target_lang": config.target_lang,
+                "data": {
+                    "examples": len(data),
+                    "train_examples": len(train) - dropped,
+                    "validation_examples": len(val),
+                    "skipped_empty": data.skipped_empty,
+                    "dropped_too_long": dropped,
+                    "validation_too_long": val_dropped,
+                },
+                "source_vocabulary_size": source_tokenizer.vocabulary_size,
+                "target_vocabulary_size": target_tokenizer.vocabulary_size,
+            },
+        )
+
+    def _learn_tokenizers(self, config, train: ParallelData, run_dir: str):
+        if config.shared_vocabulary:
+            tokens = learn_vocabulary(
+                train.sources + train.targets, config.vocabulary_size, lowercase=config.lowercase
+            )
+            path = write_vocabulary(tokens, os.path.join(run_dir, "vocabulary.shared.txt"))
+            shared = SubwordTokenizer(path, config.sequence_length, config.lowercase)
+            return shared, shared
+        out = []
+        for lang, texts in (
+            (config.source_lang, train.sources),
+            (config.target_lang, train.targets),
+        ):
+            tokens = learn_vocabulary(texts, config.vocabulary_size, lowercase=config.lowercase)
+            path = write_vocabulary(tokens, os.path.join(run_dir, f"vocabulary.{lang}.txt"))
+            out.append(SubwordTokenizer(path, config.sequence_length, config.lowercase))
+        return tuple(out)
+
+    # --- model ---------------------------------------------------------------------------
+
+    def build_model(self, config: TranslationConfig, prepared: Prepared) -> keras.Model:
+        model = build_seq2seq(
+            config,
+            prepared.info["source_tokenizer"].vocabulary_size,
+            prepared.info["target_tokenizer"].vocabulary_size,
+        )
+        # Build the weights with a dummy batch so summaries and checkpoints work before fit.
+        dummy = np.ones((1, 2), np.int32)
+        model({"encoder_token_ids": dummy, "decoder_token_ids": dummy})
+        return model
+
+    def compile_model(self, model, config: TranslationConfig) -> None:
+        """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
+        if config.model == "transformer":
+            optimizer = keras.optimizers.Adam(
+                learning_rate=WarmupInverseSqrt(config.learning_rate, config.warmup_steps),
+                beta_2=0.98,
+                epsilon=1e-9,
+                clipnorm=config.clipnorm or None,
+            )
+        else:
+            optimizer = keras.optimizers.Adam(
+                learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
+            )
+        loss, metrics = self.loss_and_metrics(config)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def loss_and_metrics(self, config):
+        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def evaluate(self, model, prepared: Prepared) -> dict:
+        """Perplexity and token accuracy (teacher forcing); BLEU/chrF of decoded validation."""
+        nll, correct, tokens = 0.0, 0.0, 0.0
+        for inputs, targets in prepared.validation:
+            logits = model.predict_on_batch(inputs)
+            log_probs = tf.nn.log_softmax(logits).numpy()
+            y = targets.numpy()
+            mask = y != PAD_ID
+            picked = np.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
+            nll -= float(picked[mask].sum())
+            correct += float((log_probs.argmax(-1) == y)[mask].sum())
+            tokens += float(mask.sum())
+        config: TranslationConfig = prepared.info["config"]
+        translator = Translator(
+            model,
+            prepared.info["source_tokenizer"],
+            prepared.info["target_tokenizer"],
+            decoding_options(config),
+            config.sequence_length,
+        )
+        pairs: ParallelData = prepared.info["validation_pairs"]
+        start = time.perf_counter()
+        hypotheses = translator.translate_all(pairs.sources)
+        seconds = time.perf_counter() - start
+        scores = bleu_chrf(hypotheses, pairs.targets)
+        return {
+            "val_loss": nll / max(tokens, 1.0),
+            "val_perplexity": float(np.exp(nll / max(tokens, 1.0))),
+            "val_token_accuracy": correct / max(tokens, 1.0),
+            "val_bleu": scores["bleu"],
+            "val_chrf": scores["chrf"],
+            "bleu_signature": scores["bleu_signature"],
+            "chrf_signature": scores["chrf_signature"],
+            "decoding": dataclasses.asdict(decoding_options(config)),
+            "decode_seconds": round(seconds, 2),
+        }
+
+    # --- export --------------------------------------------------------------------------
+
+    def export(self, model, prepared: Prepared, config: TranslationConfig, metadata: dict) -> str:
+        translator = Translator(
+            model,
+            prepared.info["source_tokenizer"],
+            prepared.info["target_tokenizer"],
+            decoding_options(config),
+            config.sequence_length,
+        )
+        text_spec = tf.TensorSpec([None], tf.string, name="text")
+        target_spec = tf.TensorSpec([None], tf.string, name="target")
+        options = decoding_options(config)
+        return exporting.write_version(
+            config.export_dir,
+            lambda path: exporting.save_serving_archive(
+                path,
+                [translator],
+                translator.translate,
+                [text_spec],
+                extra_endpoints={"score": (translator.score, [text_spec, target_spec])},
+            ),
+            metadata={
+                "task": self.name,
+                "task_type": self.task_type,
+                "model": config.model,
+                "config": config.to_dict(),
+                "decoding": dataclasses.asdict(options),
+                "signature": {
+                    "inputs": {"text": "tf.string [None]: raw source sentences"},
+                    "outputs": {
+                        "translation": "tf.string [None]: detokenized translations",
+                        "score": "tf.float32 [None]: log P(translation|text) / its length in "
+                        "tokens ([END] included); 0 for empty input",
+                    },
+                },
+                "signatures": {
+                    "score": "text, target (tf.string [None]) -> log_likelihood (float32 [None], "
+                    "summed over target tokens incl. [END]), tokens (int32 [None])"
+                },
+                "requires": ["tensorflow", "tensorflow_text"],
+                "preprocessing": {
+                    "tokenizer": "wordpiece",
+                    "sequence_length": config.sequence_length,
+                    "lowercase": config.lowercase,
+                    "shared_vocabulary": config.shared_vocabulary,
+                },
+                "versions": package_versions(),
+                **prepared.metadata,
+                **metadata,
+            },
+            extra_files={
+                "model.keras": model.save,
+                VOCABULARY_FILES[0]: prepared.info["source_tokenizer"].vocabulary_file,
+                VOCABULARY_FILES[1]: prepared.info["target_tokenizer"].vocabulary_file,
+            },
+        )
+
+    # --- serving side --------------------------------------------------------------------
+
+    def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
+        """Translations and scores of raw source sentences from the exported SavedModel."""
+        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
+
+        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs)
+        return [
+            {
+                "text": text,
+                "translation": outputs["translation"][i].decode("utf-8"),
+                "score": float(outputs["score"][i]),
+            }
+            for i, text in enumerate(inputs)
+        ]
+
+    def evaluate_export(
+        self,
+        version_dir: str,
+        metadata: dict,
+        *,
+        data: str | None = None,
+        split: str = "test",
+        source_lang: str | None = None,
+        target_lang: str | None = None,
+        source_file: str | None = None,
+        target_file: str | None = None,
+        reverse: bool = False,
+        max_examples: int | None = None,
+    ) -> dict:
+        """sacreBLEU BLEU and chrF of the export's translations of ``split``, and perplexity."""
+        import tensorflow_text  # noqa: F401
+
+        pairs = load_parallel(
+            data,
+            source_lang=source_lang or metadata.get("source_lang", ""),
+            target_lang=target_lang or metadata.get("target_lang", ""),
+            split=split,
+            source_file=source_file,
+            target_file=target_file,
+            reverse=reverse,
+            max_examples=max_examples,
+        )
+        loaded = load_serving_fn(version_dir)
+        start = time.perf_counter()
+        outputs = call_in_batches(loaded, "text", pairs.sources)
+        seconds = time.perf_counter() - start
+        hypotheses = [t.decode("utf-8") for t in outputs["translation"]]
+        report = bleu_chrf(hypotheses, pairs.targets)
+        score_fn = loaded._seqtasks_loaded.signatures.get("score")
+        if score_fn is not None:
+            nll, tokens = 0.0, 0
+            for i in range(0, len(pairs), 64):
+                out = score_fn(
+                    text=tf.constant(pairs.sources[i : i + 64]),
+                    target=tf.constant(pairs.targets[i : i + 64]),
+                )
+                nll -= float(out["log_likelihood"].numpy().sum())
+                tokens += int(out["tokens"].numpy().sum())
+            report["perplexity"] = float(np.exp(nll / max(tokens, 1)))
+        report.update(
+            {
+                "data": pairs.source,
+                "split": split,
+                "decoding": metadata.get("decoding"),
+                "sentences_per_second": round(len(pairs) / seconds, 2),
+                "skipped_empty": pairs.skipped_empty,
+            }
+        )
+        return report
+
+    def format_prediction(self, result: dict) -> str:
+        return result["translation"]
+
+    def plot_attention(self, version_dir: str, metadata: dict, sentence: str, output: str) -> dict:
+        """Translate ``sentence`` with the export's Keras model and plot its cross-attention.
+
+        Decodes as the export does (its stored decoding options), then draws
+        the last decoder layer's attention weights: one row per generated
+        token (``[END]`` included), one column per source subword.
+
+        Returns:
+            ``{"translation", "score", "source_tokens", "target_tokens", "output"}``.
+
+        Raises:
+            UserError: for an empty sentence; ExportError if the export lacks
+            its Keras model or vocabularies.
+        """
+        from seqtasks.errors import ExportError, UserError
+        from seqtasks.plots import attention_heatmap
+
+        if not sentence.strip():
+            raise UserError("nothing to plot: the sentence is empty")
+        extra = os.path.join(version_dir, "assets.extra")
+        needed = ["model.keras", *VOCABULARY_FILES]
+        missing = [name for name in needed if not os.path.isfile(os.path.join(extra, name))]
+        if missing:
+            raise ExportError(f"{version_dir}: the export has no assets.extra/{missing[0]}")
+        model = keras.saving.load_model(os.path.join(extra, "model.keras"), compile=False)
+        preprocessing = metadata.get("preprocessing", {})
+        length = int(preprocessing.get("sequence_length", 64))
+        lowercase = bool(preprocessing.get("lowercase", False))
+        source_tokenizer, target_tokenizer = (
+            SubwordTokenizer(os.path.join(extra, name), length, lowercase)
+            for name in VOCABULARY_FILES
+        )
+        options = DecodingOptions(**(metadata.get("decoding") or {}))
+        translator = Translator(model, source_tokenizer, target_tokenizer, options, length)
+        text = tf.constant([sentence])
+        ids, scores = translator.generate(text)
+        ids = np.asarray(ids)[0]
+        generated = list(ids[1:])
+        if END_ID in generated:
+            generated = generated[: generated.index(END_ID) + 1]
+        source = translator.encode_source(text).numpy()
+        decoder_inputs = ids[None, : len(generated)].astype(np.int32)
+        weights = np.asarray(model.cross_attention(source, decoder_inputs))[0]
+        source_tokens = [source_tokenizer.vocabulary[i] for i in source[0]]
+        target_tokens = [target_tokenizer.vocabulary[i] for i in generated]
+        translation = target_tokenizer.detokenize(ids[None]).numpy()[0].decode("utf-8")
+        attention_heatmap(
+            weights,
+            source_tokens,
+            target_tokens,
+            output,
+            title=f"{sentence}\n→ {translation}",
+        )
+        return {
+            "translation": translation,
+            "score": float(np.asarray(scores)[0]),
+            "source_tokens": source_tokens,
+            "target_tokens": target_tokens,
+            "output": output,
+        }
+
+    def format_report(self, report: dict) -> str:
+        lines = [
+            f"split     {report['split']} ({report['segments']} sentences)",
+            f"BLEU      {report['bleu']:.2f}   {report['bleu_signature']}",
+            f"chrF      {report['chrf']:.2f}   {report['chrf_signature']}",
+        ]
+        if "perplexity" in report:
+            lines.append(f"perplexity {report['perplexity']:.2f}")
+        decoding = report.get("decoding") or {}
+        if decoding:
+            lines.append(
+                f"decoding  {decoding.get('strategy')} (beam {decoding.get('beam_size')}, "
+                f"length penalty {decoding.get('length_penalty')}), "
+                f"{report['sentences_per_second']} sentences/s"
+            )
+        return "\n".join(lines)
+
+
+# --- building blocks ---------------------------------------------------------------------
+
+
+def build_seq2seq(
+    config: TranslationConfig, source_vocabulary_size: int, target_vocabulary_size: int
+):
+    """The ``config.model`` encoder-decoder (unbuilt)."""
+    if config.model == "transformer":
+        return TransformerSeq2Seq(
+            source_vocabulary_size,
+            target_vocabulary_size,
+            sequence_length=config.sequence_length,
+            hidden_dim=config.hidden_dim,
+            intermediate_dim=config.intermediate_dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            dropout=config.dropout,
+        )
+    return RNNAttentionSeq2Seq(
+        source_vocabulary_size,
+        target_vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers,
+        cell=config.cell,
+        attention=config.attention,
+        dropout=config.dropout,
+    )
+
+
+def decoding_options(config: TranslationConfig) -> DecodingOptions:
+    return DecodingOptions(
+        strategy=config.decoding,
+        beam_size=config.beam_size,
+        length_penalty=config.length_penalty,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        seed=config.seed,
+    )
+
+
+def pair_batches(
+    pairs: ParallelData,
+    source_tokenizer: SubwordTokenizer,
+    target_tokenizer: SubwordTokenizer,
+    config: TranslationConfig,
+    *,
+    shuffle: bool,
+) -> tuple[tf.data.Dataset, int]:
+    """Teacher-forcing batches, length-bucketed; pairs over ``sequence_length`` are dropped.
+
+    Returns:
+        ``(dataset, dropped)``: batches ``({"encoder_token_ids": int32 (B, S),
+        "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
+        and the number of pairs dropped for length.
+    """
+    source = source_tokenizer.untruncated(tf.constant(pairs.sources))  # ragged
+    target = target_tokenizer.untruncated(tf.constant(pairs.targets))
+    source_len = source.row_lengths().numpy()
+    target_len = target.row_lengths().numpy() + 2  # [START] ... [END]
+    keep = (source_len <= config.sequence_length) & (target_len <= config.sequence_length)
+    dropped = int((~keep).sum())
+    keep_idx = np.flatnonzero(keep)
+    source = tf.gather(source, keep_idx)
+    target = target_tokenizer.with_boundaries(tf.gather(tf.constant(pairs.targets), keep_idx))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (source.to_tensor(), source.row_lengths(), target.to_tensor(), target.row_lengths())
+    )
+    ds = ds.map(lambda s, s_len, t, t_len: (s[:s_len], t[:t_len])).cache()
+    if shuffle:
+        ds = ds.shuffle(len(keep_idx), seed=config.seed, reshuffle_each_iteration=True)
+    sizes = bucket_boundaries(config.sequence_length, smallest=16)
+    ds = ds.bucket_by_sequence_length(
+        element_length_func=lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
+        bucket_boundaries=[s + 1 for s in sizes],
+        bucket_batch_sizes=[config.batch_size] * (len(sizes) + 1),
+        pad_to_bucket_boundary=True,
+    )
+    ds = ds.map(
+        lambda s, t: ({"encoder_token_ids": s, "decoder_token_ids": t[:, :-1]}, t[:, 1:]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE), dropped
+
+
+class Translator(tf.Module):
+    """Raw source strings to translations: tokenize, decode, detokenize; exportable.
+
+    The same object serves training-time evaluation (called eagerly) and the
+    SavedModel (its ``translate`` and ``score`` functions are the signatures).
+    An empty or whitespace-only input gives an empty translation with score 0.
+
+    Args:
+        model: a trained seq2seq model.
+        source_tokenizer, target_tokenizer: :class:`SubwordTokenizer` objects.
+        options: how to decode (:class:`DecodingOptions`).
+        max_length: decoded length in tokens, ``[START]`` and ``[END]`` included.
+    """
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, options, max_length: int):
+        super().__init__()
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.options = options
+        self.max_length = int(max_length)
+
+    def encode_source(self, text):
+        """tf.string ``(B,)`` -> int32 ``(B, S)`` right-padded, ``S >= 1``."""
+        ids = self.source_tokenizer(text).to_tensor(default_value=PAD_ID)
+        return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def translate(self, text):
+        token_ids, scores = self.generate(text)
+        translation = self.target_tokenizer.detokenize(token_ids)
+        empty = tf.equal(tf.strings.strip(text), "")
+        return {
+            "translation": tf.where(empty, "", translation),
+            "score": tf.where(empty, 0.0, scores),
+        }
+
+    def generate(self, text):
+        """Decoded target ids int32 ``(B, max_length)`` and scores float32 ``(B,)``."""
+        source = self.encode_source(text)
+        return decode(self.model, source, self.options, self.max_length)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)]
+    )
+    def score(self, text, target):
+        """Teacher-forced log-likelihood of ``target`` given ``text`` (summed) and token count."""
+        source = self.encode_source(text)
+        target_ids = self.target_tokenizer.with_boundaries(target).to_tensor(default_value=PAD_ID)
+        logits = self.model(
+            {"encoder_token_ids": source, "decoder_token_ids": target_ids[:, :-1]}, training=False
+        )
+        y = target_ids[:, 1:]
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        picked = tf.gather(log_probs, y, batch_dims=2)
+        mask = tf.cast(tf.not_equal(y, PAD_ID), tf.float32)
+        return {
+            "log_likelihood": tf.reduce_sum(picked * mask, axis=1),
+            "tokens": tf.cast(tf.reduce_sum(mask, axis=1), tf.int32),
+        }
+
+    def translate_all(self, texts: list[str], batch_size: int = 64) -> list[str]:
+        """Translate a list of strings in batches (eager calls of the traced ``translate``)."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            result = self.translate(tf.constant(texts[i : i + batch_size]))
+            out.extend(t.decode("utf-8") for t in result["translation"].numpy())
+        return out

@@ -1,0 +1,235 @@
+"""The translation recipe: training, in-graph decoding, export round trip, overfitting 20 pairs."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SHARED_DATA, write_file
+from seqtasks.data.parallel import ParallelData, load_parallel
+from seqtasks.decoding import DecodingOptions
+from seqtasks.text import END_ID, PAD_ID
+
+MULTI30K = os.path.join(SHARED_DATA, "multi30k")
+
+# Small enough for a 2-core CPU: the recipe trains in seconds.
+TINY_TRANSLATION = {
+    "vocabulary_size": 300,
+    "sequence_length": 24,
+    "hidden_dim": 16,
+    "intermediate_dim": 16,
+    "embedding_dim": 16,
+    "num_heads": 2,
+    "num_layers": 1,
+    "epochs": 1,
+    "batch_size": 32,
+    "beam_size": 2,
+    "max_examples": 200,
+}
+
+
+@pytest.fixture(scope="module")
+def translation(tmp_path_factory):
+    """A tiny Transformer trained on 200 real Multi30k pairs and exported, once per module."""
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    root = tmp_path_factory.mktemp("translation")
+    recipe = get_recipe("translation")
+    config = recipe.make_config(
+        data=MULTI30K,
+        export_dir=str(root / "export"),
+        run_dir=str(root / "run"),
+        **TINY_TRANSLATION,
+    )
+    return train(recipe, config, verbose=0)
+
+
+def test_training_reports_bleu_perplexity_and_exports(translation):
+    metrics = translation.metrics
+    assert metrics["epochs_run"] == 1
+    assert 1.0 < metrics["val_perplexity"] < 300 * 1.5  # at most about uniform over 300
+    assert metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_loss"]), rel=1e-6)
+    assert 0.0 <= metrics["val_bleu"] <= 100.0 and 0.0 <= metrics["val_chrf"] <= 100.0
+    assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert metrics["decoding"]["strategy"] == "beam" and metrics["decoding"]["beam_size"] == 2
+    with open(os.path.join(translation.export_path, "assets.extra", "metadata.json")) as f:
+        metadata = json.load(f)
+    assert metadata["task"] == "translation" and metadata["task_type"] == "many-to-many"
+    assert (metadata["source_lang"], metadata["target_lang"]) == ("en", "de")
+    assert metadata["data"]["examples"] == 200
+    assert metadata["data"]["train_examples"] + metadata["data"]["dropped_too_long"] == 180
+    for name in ("model.keras", "source_vocabulary.txt", "target_vocabulary.txt"):
+        assert os.path.isfile(os.path.join(translation.export_path, "assets.extra", name))
+
+
+def test_batches_follow_the_teacher_forcing_layout(translation):
+    inputs, targets = next(iter(translation.prepared.train))
+    source, decoder = inputs["encoder_token_ids"].numpy(), inputs["decoder_token_ids"].numpy()
+    targets = targets.numpy()
+    assert source.dtype == np.int32 and decoder.shape == targets.shape
+    assert (decoder[:, 0] == 2).all()  # [START]
+    np.testing.assert_array_equal(decoder[:, 1:], targets[:, :-1])  # shifted by one
+    # Right padding only: once a row hits [PAD] it stays padded.
+    for row in source:
+        real = np.flatnonzero(row != PAD_ID)
+        assert real.size == 0 or real[-1] == real.size - 1
+    assert (np.sum(targets == END_ID, axis=1) == 1).all()
+
+
+FRESH_PROCESS = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the WordPiece ops the graph uses
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = {}
+for name, batch in json.loads(sys.argv[2]).items():
+    result = fn(text=tf.constant(batch))
+    out[name] = {
+        "translation": [t.decode("utf-8") for t in result["translation"].numpy()],
+        "score": result["score"].numpy().tolist(),
+    }
+out["seqtasks_imported"] = any(m.startswith(("seqtasks", "tasks", "keras_hub")) for m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_export_in_a_fresh_process_matches_the_in_memory_model(translation):
+    from tasks.translation import Translator
+
+    batches = {
+        "one": ["A man is riding a bicycle down the street."],
+        "five": [
+            "Two dogs play in the snow.",
+            "",
+            "A woman in a red dress is singing.",
+            "   ",
+            "Children are playing soccer on a field near a big old church.",
+        ],
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, translation.export_path, json.dumps(batches)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded["seqtasks_imported"] is False
+    info = translation.prepared.info
+    translator = Translator(
+        translation.model,
+        info["source_tokenizer"],
+        info["target_tokenizer"],
+        DecodingOptions(beam_size=2),
+        TINY_TRANSLATION["sequence_length"],
+    )
+    for name, batch in batches.items():
+        expected = translator.translate(tf.constant(batch))
+        translations = [t.decode("utf-8") for t in expected["translation"].numpy()]
+        assert loaded[name]["translation"] == translations
+        np.testing.assert_allclose(loaded[name]["score"], expected["score"].numpy(), atol=1e-5)
+    five = loaded["five"]
+    assert five["translation"][1] == five["translation"][3] == ""
+    assert five["score"][1] == five["score"][3] == 0.0
+    assert all(s < 0 for i, s in enumerate(five["score"]) if i not in (1, 3))
+
+
+def test_evaluate_export_scores_a_split(translation):
+    from seqtasks.export import read_metadata
+    from tasks import get_recipe
+
+    recipe = get_recipe("translation")
+    metadata = read_metadata(translation.export_path)
+    report = recipe.evaluate_export(
+        translation.export_path, metadata, data=MULTI30K, split="val", max_examples=20
+    )
+    assert report["segments"] == 20 and report["split"] == "val"
+    assert 0.0 <= report["bleu"] <= 100.0
+    assert 1.0 < report["perplexity"] < 1000.0
+    assert report["bleu_signature"].startswith("nrefs:1")
+    text = recipe.format_report(report)
+    assert "BLEU" in text and "chrF" in text and "perplexity" in text
+
+
+def test_over_long_pairs_are_dropped_from_training_and_counted():
+    from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+    from seqtasks.text import write_vocabulary
+    from tasks import get_recipe
+    from tasks.translation import pair_batches
+
+    pairs = ParallelData(["a b", "a b a b a b a b"], ["c d", "c d"], "test")
+    config = get_recipe("translation").make_config(sequence_length=5, batch_size=4)
+    path = write_vocabulary(learn_vocabulary(["a b c d"], 20), "/tmp/seqtasks-test-vocab.txt")
+    tokenizer = SubwordTokenizer(path, 5)
+    dataset, dropped = pair_batches(pairs, tokenizer, tokenizer, config, shuffle=False)
+    assert dropped == 1
+    batches = list(dataset)
+    assert len(batches) == 1 and batches[0][1].shape[0] == 1
+
+
+def _twenty_pairs():
+    """20 short real pairs, and the whole val split (to learn vocabularies from)."""
+    data = load_parallel(MULTI30K, source_lang="en", target_lang="de", split="val")
+    sources = [s for s in data.sources if len(s) < 60][:20]
+    targets = [data.targets[data.sources.index(s)] for s in sources]
+    return ParallelData(sources, targets, "val"), data
+
+
+@pytest.mark.parametrize("model", ["transformer", "rnn-attention"])
+def test_a_model_that_overfits_20_pairs_reproduces_them_greedy_and_beam(tmp_path, model):
+    from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+    from seqtasks.text import write_vocabulary
+    from tasks import get_recipe
+    from tasks.translation import Translator, build_seq2seq, pair_batches
+
+    keras.utils.set_random_seed(1)
+    pairs, val = _twenty_pairs()
+    recipe = get_recipe("translation")
+    config = recipe.make_config(
+        model=model,
+        sequence_length=32,
+        hidden_dim=32,
+        intermediate_dim=64,
+        embedding_dim=32,
+        num_heads=2,
+        num_layers=1,
+        dropout=0.0,
+        label_smoothing=0.0,
+        batch_size=20,
+        learning_rate=1e-2,
+        warmup_steps=20,
+    )
+    tokenizers = []
+    for name, texts in (("src", val.sources), ("tgt", val.targets)):
+        path = write_vocabulary(learn_vocabulary(texts, 1000), str(tmp_path / f"{name}.txt"))
+        tokenizers.append(SubwordTokenizer(path, 32))
+    dataset, dropped = pair_batches(pairs, *tokenizers, config, shuffle=True)
+    assert dropped == 0
+    net = build_seq2seq(config, tokenizers[0].vocabulary_size, tokenizers[1].vocabulary_size)
+    recipe.compile_model(net, config)
+    epochs = 15 if model == "transformer" else 30
+    net.fit(dataset.repeat(), steps_per_epoch=20, epochs=epochs, verbose=0, shuffle=False)
+    expected = tokenizers[1].detokenize(tokenizers[1].with_boundaries(tf.constant(pairs.targets)))
+    expected = [t.decode("utf-8") for t in expected.numpy()]
+    for options in (DecodingOptions(strategy="greedy"), DecodingOptions(beam_size=3)):
+        translator = Translator(net, *tokenizers, options, 32)
+        assert translator.translate_all(pairs.sources) == expected, options.strategy
+
+
+def test_bad_pair_data_names_the_file(tmp_path):
+    from seqtasks.errors import DataError
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    with gzip.open(folder / "train.en.gz", "wt", encoding="utf-8") as f:
+        f.write("one\ntwo\n")
+    write_file(folder / "train.de", "eins\n")
+    with pytest.raises(DataError, match=r"train.en.gz has 2 lines, .*train.de has 1"):
+        load_parallel(str(folder), source_lang="en", target_lang="de")
