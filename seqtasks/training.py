@@ -6,7 +6,8 @@ steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
 - a progress bar (one line per epoch when stdout is not a terminal);
 - validation after every epoch;
 - the learning rate multiplied by ``config.reduce_lr_factor`` after each epoch
-  whose validation loss is not the best so far;
+  whose validation loss is not the best so far (unless the recipe's optimizer
+  follows a learning-rate schedule, e.g. the Transformer's warm-up);
 - early stopping on validation loss (``config.patience``), restoring the best
   weights at the end;
 - the best weights checkpointed to ``<run_dir>/best.weights.h5``;
@@ -110,6 +111,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reduce_lr_on_plateau(model, config: TrainConfig):
+    """``ReduceLROnPlateau`` by ``config.reduce_lr_factor``, or None.
+
+    None when the factor is 1, or when the compiled optimizer follows a
+    ``LearningRateSchedule`` (Keras cannot set the rate of a scheduled
+    optimizer; the schedule owns it).
+    """
+    scheduled = isinstance(
+        getattr(model.optimizer, "_learning_rate", None),
+        keras.optimizers.schedules.LearningRateSchedule,
+    )
+    if config.reduce_lr_factor >= 1 or scheduled:
+        return None
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
+    )
+
+
 def train(
     recipe: Recipe,
     config: TrainConfig,
@@ -183,12 +202,9 @@ def train(
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
         *(callbacks or []),
     ]
-    if config.reduce_lr_factor < 1:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
-            )
-        )
+    plateau = reduce_lr_on_plateau(model, config)
+    if plateau is not None:
+        callbacks.append(plateau)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     with warnings.catch_warnings():

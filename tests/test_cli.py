@@ -30,7 +30,8 @@ def test_recipes_lists_models_and_fields():
     result = run("recipes")
     assert result.exit_code == 0
     assert "sentiment (many-to-one)" in result.stdout
-    for model in ("rnn", "lstm", "gru", "bilstm", "transformer"):
+    assert "translation (many-to-many)" in result.stdout
+    for model in ("rnn", "lstm", "gru", "bilstm", "transformer", "rnn-attention"):
         assert f"--model {model}" in result.stdout
     fields = json.loads(run("recipes", "sentiment", "--json").stdout)
     assert {"name": "epochs", "type": "int", "default": 5}.items() <= next(
@@ -38,7 +39,7 @@ def test_recipes_lists_models_and_fields():
     ).items()
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "recipes"])
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "recipes", "plot-attention"])
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -296,7 +297,7 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     """No TensorFlow start-up noise: the user sees only the error line."""
     cli_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cli.py")
     for args, message in [
-        (["train", "poetry"], "error: unknown recipe 'poetry'; expected one of: sentiment\n"),
+        (["train", "poetry"], "error: unknown recipe 'poetry'; expected one of: sentiment, translation\n"),
         (
             ["train", "sentiment", "--epochs", "abc"],
             "error: Invalid value for '--epochs': 'abc' is not a valid integer."

@@ -135,3 +135,16 @@ def test_warmup_schedule_values():
     assert float(schedule(49)) == pytest.approx(5e-4)
     assert float(schedule(99)) == pytest.approx(1e-3)
     assert float(schedule(399)) == pytest.approx(5e-4)
+
+
+def test_no_plateau_callback_for_a_scheduled_optimizer():
+    from seqtasks.training import reduce_lr_on_plateau
+    from tasks import get_recipe
+
+    recipe = get_recipe("translation")
+    for model_name, expected in (("transformer", None), ("rnn-attention", 0.5)):
+        config = recipe.make_config(model=model_name, reduce_lr_factor=0.5)
+        model, _ = tiny("transformer" if model_name == "transformer" else "rnn-lstm")
+        recipe.compile_model(model, config)
+        callback = reduce_lr_on_plateau(model, config)
+        assert (callback and callback.factor) == expected

@@ -233,3 +233,24 @@ def test_bad_pair_data_names_the_file(tmp_path):
     write_file(folder / "train.de", "eins\n")
     with pytest.raises(DataError, match=r"train.en.gz has 2 lines, .*train.de has 1"):
         load_parallel(str(folder), source_lang="en", target_lang="de")
+
+
+def test_shared_or_separate_vocabularies(tmp_path):
+    from tasks import get_recipe
+
+    recipe = get_recipe("translation")
+    _, pairs = _twenty_pairs()
+    for shared, files in (
+        (True, ["vocabulary.shared.txt"]),
+        (False, ["vocabulary.de.txt", "vocabulary.en.txt"]),
+    ):
+        run_dir = tmp_path / str(shared)
+        run_dir.mkdir()
+        config = recipe.make_config(shared_vocabulary=shared, vocabulary_size=2000)
+        source, target = recipe._learn_tokenizers(config, pairs, str(run_dir))
+        assert sorted(os.listdir(run_dir)) == files
+        assert (source is target) == shared
+        assert source.vocabulary[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"]
+        # German words are in a shared vocabulary, not in the English one.
+        assert ("Mann" in source.vocabulary) == shared
+        assert ("Mann" in target.vocabulary) and ("man" in source.vocabulary)
