@@ -297,7 +297,10 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     """No TensorFlow start-up noise: the user sees only the error line."""
     cli_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cli.py")
     for args, message in [
-        (["train", "poetry"], "error: unknown recipe 'poetry'; expected one of: sentiment, translation\n"),
+        (
+            ["train", "poetry"],
+            "error: unknown recipe 'poetry'; expected one of: sentiment, translation\n",
+        ),
         (
             ["train", "sentiment", "--epochs", "abc"],
             "error: Invalid value for '--epochs': 'abc' is not a valid integer."
