@@ -49,8 +49,6 @@ class DecodingOptions:
         top_p: sample within the smallest set of tokens of this total
             probability (1.0 = all, default).
         seed: sampling seed (``None``: unseeded).
-        max_length: decoded length in tokens including ``[START]``; ``None``
-            uses the model's ``sequence_length``.
     """
 
     strategy: str = "beam"
@@ -60,7 +58,6 @@ class DecodingOptions:
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
-    max_length: int | None = None
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -71,7 +68,31 @@ class DecodingOptions:
             raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
 
 
-def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int):
+def make_sampler(options: DecodingOptions, vocabulary_size: int | None = None):
+    """The keras-hub sampler for greedy or sampling ``options`` (None for beam search).
+
+    Create it once and pass it to :func:`decode` when decoding runs in an
+    exported graph: a seeded sampler holds a seed variable that the export must
+    track. ``top_k`` is capped at ``vocabulary_size`` when given.
+    """
+    import keras_hub
+
+    samplers = keras_hub.samplers
+    top_k = min(options.top_k, vocabulary_size) if vocabulary_size else options.top_k
+    if options.strategy == "beam":
+        return None
+    if options.strategy == "greedy":
+        return samplers.GreedySampler()
+    if options.top_p < 1.0:
+        return samplers.TopPSampler(
+            p=options.top_p, k=top_k or None, seed=options.seed, temperature=options.temperature
+        )
+    if top_k > 0:
+        return samplers.TopKSampler(k=top_k, seed=options.seed, temperature=options.temperature)
+    return samplers.RandomSampler(seed=options.seed, temperature=options.temperature)
+
+
+def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int, sampler=None):
     """Decode a batch with ``options``.
 
     Args:
@@ -79,6 +100,7 @@ def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int):
         encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
         options: the strategy and its settings.
         max_length: buffer length (``[START]`` included).
+        sampler: a sampler from :func:`make_sampler` (made here when None).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))``.
@@ -87,24 +109,7 @@ def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int):
         return beam_search(
             model, encoder_token_ids, max_length, options.beam_size, options.length_penalty
         )
-    import keras_hub
-
-    samplers = keras_hub.samplers
-    if options.strategy == "greedy":
-        sampler = samplers.GreedySampler()
-    elif options.top_p < 1.0:
-        sampler = samplers.TopPSampler(
-            p=options.top_p,
-            k=options.top_k or None,
-            seed=options.seed,
-            temperature=options.temperature,
-        )
-    elif options.top_k > 0:
-        sampler = samplers.TopKSampler(
-            k=options.top_k, seed=options.seed, temperature=options.temperature
-        )
-    else:
-        sampler = samplers.RandomSampler(seed=options.seed, temperature=options.temperature)
+    sampler = sampler or make_sampler(options)
     token_ids = sample(model, sampler, encoder_token_ids, max_length)
     return token_ids, sequence_scores(model, encoder_token_ids, token_ids)
 
@@ -184,6 +189,15 @@ def beam_search(
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
+    Each step expands the ``k`` hypotheses of every input by every token and keeps
+    the ``k`` best by ``log P / lp(length)``. A hypothesis that emits ``[END]``
+    stays in the beam with its score frozen (its only continuation is ``[PAD]``
+    at no cost) and is also recorded as the input's best finished hypothesis if
+    it beats the previous one, so a finished hypothesis pushed out of the beam
+    later is not lost. The search ends when every hypothesis in the beam has
+    finished, or at ``max_length``; the answer is the best of the recorded
+    finished hypotheses and the final beam.
+
     Args:
         model: a seq2seq model from :mod:`seqtasks.models.seq2seq`.
         encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
@@ -200,6 +214,7 @@ def beam_search(
     flat = batch * k
     # Every input's source is repeated for its k hypotheses: (B*K, ...).
     cache = model.init_cache(ops.repeat(encoder_token_ids, k, axis=0), max_length)
+    static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
     tokens = _start_buffer(flat, max_length)
     # Only hypothesis 0 is live at the start, so the first step does not pick k copies.
     first = ops.convert_to_tensor([[0.0] + [_NEG_INF] * (k - 1)], "float32")
@@ -207,11 +222,18 @@ def beam_search(
     finished = ops.zeros((flat,), "bool")
     lengths = ops.zeros((flat,), "int32")
     offsets = ops.repeat(ops.arange(batch, dtype="int32") * k, k)  # (B*K,) hypothesis 0 of each
+    # The best finished hypothesis of each input so far: ranking score, tokens, log P, length.
+    best = (
+        ops.full((batch,), 2 * _NEG_INF, "float32"),
+        _start_buffer(batch, max_length),
+        ops.zeros((batch,), "float32"),
+        ops.ones((batch,), "int32"),
+    )
 
-    def cond(tokens, cache, index, log_probs, finished, lengths):
+    def cond(tokens, cache, index, log_probs, finished, lengths, best):
         return ops.logical_not(ops.all(finished))
 
-    def body(tokens, cache, index, log_probs, finished, lengths):
+    def body(tokens, cache, index, log_probs, finished, lengths, best):
         previous = ops.slice(tokens, [0, index - 1], [flat, 1])  # (B*K, 1)
         logits, cache = model.decode_step(previous, cache, index - 1)
         step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
@@ -225,26 +247,42 @@ def beam_search(
         ranking = ops.reshape(ranking, (batch, k * vocabulary))
         _, top = ops.top_k(ranking, k=k, sorted=True)  # (B, K)
         top = ops.reshape(top, (flat,))
-        source_hyp = offsets + top // vocabulary  # flat index of the parent hypothesis
+        parent = offsets + top // vocabulary  # flat index of the parent hypothesis
         token = ops.cast(top % vocabulary, "int32")
-        log_probs = ops.take(ops.reshape(candidates, (-1,)), source_hyp * vocabulary + token)
-        lengths = ops.take(new_lengths, source_hyp)
-        was_finished = ops.take(finished, source_hyp)
+        log_probs = ops.take(ops.reshape(candidates, (-1,)), parent * vocabulary + token)
+        lengths = ops.take(new_lengths, parent)
+        was_finished = ops.take(finished, parent)
         finished = ops.logical_or(was_finished, ops.equal(token, END_ID))
-        tokens = ops.take(tokens, source_hyp, axis=0)
-        cache = tuple(ops.take(c, source_hyp, axis=0) for c in cache)
+        tokens = ops.take(tokens, parent, axis=0)
+        cache = tuple(c if i < static else ops.take(c, parent, axis=0) for i, c in enumerate(cache))
         tokens = ops.slice_update(tokens, [0, index], token[:, None])
-        return tokens, cache, index + 1, log_probs, finished, lengths
+        # Record hypotheses that finished at this step if they beat the input's best.
+        score = log_probs / _length_penalty(lengths, length_penalty)
+        just = ops.logical_and(finished, ops.logical_not(was_finished))
+        score = ops.reshape(ops.where(just, score, 2 * _NEG_INF), (batch, k))
+        which = ops.cast(ops.argmax(score, axis=-1), "int32")  # (B,)
+        chosen = offsets[::k] + which
+        better = ops.max(score, axis=-1) > best[0]
+        best = (
+            ops.where(better, ops.max(score, axis=-1), best[0]),
+            ops.where(better[:, None], ops.take(tokens, chosen, axis=0), best[1]),
+            ops.where(better, ops.take(log_probs, chosen), best[2]),
+            ops.where(better, ops.take(lengths, chosen), best[3]),
+        )
+        return tokens, cache, index + 1, log_probs, finished, lengths, best
 
-    tokens, _, _, log_probs, finished, lengths = ops.while_loop(
+    tokens, _, _, log_probs, finished, lengths, best = ops.while_loop(
         cond,
         body,
-        (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths),
+        (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best),
         maximum_iterations=max_length - 1,
     )
+    # The final beam may hold unfinished hypotheses (max_length reached): compare with the record.
     ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (batch, k))
-    best = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
-    scores = ops.take(log_probs, best) / ops.maximum(
-        ops.cast(ops.take(lengths, best), "float32"), 1.0
-    )
-    return ops.take(tokens, best, axis=0), scores
+    top = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
+    use_record = best[0] >= ops.max(ranking, axis=-1)
+    out_tokens = ops.where(use_record[:, None], best[1], ops.take(tokens, top, axis=0))
+    out_log_probs = ops.where(use_record, best[2], ops.take(log_probs, top))
+    out_lengths = ops.where(use_record, best[3], ops.take(lengths, top))
+    scores = out_log_probs / ops.maximum(ops.cast(out_lengths, "float32"), 1.0)
+    return out_tokens, scores

@@ -28,7 +28,7 @@ from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import bucket_boundaries, split_indices
-from seqtasks.decoding import STRATEGIES, DecodingOptions, decode
+from seqtasks.decoding import STRATEGIES, DecodingOptions, decode, make_sampler
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.losses import MaskedCrossEntropy, WarmupInverseSqrt, masked_accuracy
@@ -184,9 +184,12 @@ class TranslationRecipe(Recipe):
 
     def prepare(self, config: TranslationConfig, data: ParallelData, run_dir: str) -> Prepared:
         if config.validation_data:
-            if not config.data or config.source_file:
+            if not config.data or not (
+                config.data.startswith("tfds:") or os.path.isdir(config.data)
+            ):
                 raise ConfigError(
-                    "config field 'validation_data' needs --data as a folder of splits or tfds:"
+                    "config field 'validation_data' names a split, so --data must be a folder "
+                    f"of <split>.<lang> files or tfds:<name>; received: {config.data or config.source_file!r}"
                 )
             val = load_parallel(
                 config.data,
@@ -316,7 +319,13 @@ class TranslationRecipe(Recipe):
     # --- metrics -------------------------------------------------------------------------
 
     def evaluate(self, model, prepared: Prepared) -> dict:
-        """Perplexity and token accuracy (teacher forcing); BLEU/chrF of decoded validation."""
+        """Validation metrics of the best weights.
+
+        ``val_nll`` (mean negative log-likelihood per target token, nats, no label
+        smoothing, unlike Keras' ``val_loss``), ``val_perplexity`` = exp of it and
+        ``val_token_accuracy`` under teacher forcing; sacreBLEU ``val_bleu`` and
+        ``val_chrf`` of the validation sources decoded with the configured strategy.
+        """
         nll, correct, tokens = 0.0, 0.0, 0.0
         for inputs, targets in prepared.validation:
             logits = model.predict_on_batch(inputs)
@@ -341,7 +350,7 @@ class TranslationRecipe(Recipe):
         seconds = time.perf_counter() - start
         scores = bleu_chrf(hypotheses, pairs.targets)
         return {
-            "val_loss": nll / max(tokens, 1.0),
+            "val_nll": nll / max(tokens, 1.0),
             "val_perplexity": float(np.exp(nll / max(tokens, 1.0))),
             "val_token_accuracy": correct / max(tokens, 1.0),
             "val_bleu": scores["bleu"],
@@ -437,11 +446,17 @@ class TranslationRecipe(Recipe):
         target_lang: str | None = None,
         source_file: str | None = None,
         target_file: str | None = None,
-        reverse: bool = False,
+        reverse: bool | None = None,
         max_examples: int | None = None,
     ) -> dict:
-        """sacreBLEU BLEU and chrF of the export's translations of ``split``, and perplexity."""
+        """sacreBLEU BLEU and chrF of the export's translations of ``split``, and perplexity.
+
+        Languages and ``reverse`` (pair files) default to those the model was trained with.
+        """
         import tensorflow_text  # noqa: F401
+
+        if reverse is None:
+            reverse = bool((metadata.get("config") or {}).get("reverse", False))
 
         pairs = load_parallel(
             data,
@@ -516,7 +531,9 @@ class TranslationRecipe(Recipe):
             SubwordTokenizer(os.path.join(extra, name), length, lowercase)
             for name in VOCABULARY_FILES
         )
-        options = DecodingOptions(**(metadata.get("decoding") or {}))
+        fields = {f.name for f in dataclasses.fields(DecodingOptions)}
+        stored = metadata.get("decoding") or {}
+        options = DecodingOptions(**{k: v for k, v in stored.items() if k in fields})
         translator = Translator(model, source_tokenizer, target_tokenizer, options, length)
         text = tf.constant([sentence])
         ids, scores = translator.generate(text)
@@ -620,15 +637,17 @@ def pair_batches(
         "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
         and the number of pairs dropped for length.
     """
-    source = source_tokenizer.untruncated(tf.constant(pairs.sources))  # ragged
-    target = target_tokenizer.untruncated(tf.constant(pairs.targets))
+    source = source_tokenizer.untruncated(tf.constant(pairs.sources, tf.string))  # ragged
+    target = target_tokenizer.untruncated(tf.constant(pairs.targets, tf.string))
     source_len = source.row_lengths().numpy()
     target_len = target.row_lengths().numpy() + 2  # [START] ... [END]
     keep = (source_len <= config.sequence_length) & (target_len <= config.sequence_length)
     dropped = int((~keep).sum())
     keep_idx = np.flatnonzero(keep)
     source = tf.gather(source, keep_idx)
-    target = target_tokenizer.with_boundaries(tf.gather(tf.constant(pairs.targets), keep_idx))
+    target = target_tokenizer.with_boundaries(
+        tf.gather(tf.constant(pairs.targets, tf.string), keep_idx)
+    )
     ds = tf.data.Dataset.from_tensor_slices(
         (source.to_tensor(), source.row_lengths(), target.to_tensor(), target.row_lengths())
     )
@@ -670,6 +689,10 @@ class Translator(tf.Module):
         self.target_tokenizer = target_tokenizer
         self.options = options
         self.max_length = int(max_length)
+        self.sampler = make_sampler(options, target_tokenizer.vocabulary_size)
+        seed_generator = getattr(self.sampler, "seed_generator", None)
+        if seed_generator is not None:  # tracked, so an export saves the sampling seed state
+            self.sampler_seed_state = seed_generator.state
 
     def encode_source(self, text):
         """tf.string ``(B,)`` -> int32 ``(B, S)`` right-padded, ``S >= 1``."""
@@ -689,7 +712,7 @@ class Translator(tf.Module):
     def generate(self, text):
         """Decoded target ids int32 ``(B, max_length)`` and scores float32 ``(B,)``."""
         source = self.encode_source(text)
-        return decode(self.model, source, self.options, self.max_length)
+        return decode(self.model, source, self.options, self.max_length, self.sampler)
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)]
@@ -711,9 +734,24 @@ class Translator(tf.Module):
         }
 
     def translate_all(self, texts: list[str], batch_size: int = 64) -> list[str]:
-        """Translate a list of strings in batches (eager calls of the traced ``translate``)."""
+        """Translate a list of strings in batches.
+
+        With the TensorFlow backend this calls the traced ``translate`` (the
+        export's code path); with another Keras backend (JAX, PyTorch) the
+        decoding loop runs on that backend and only tokenization and
+        detokenization use TensorFlow.
+        """
         out = []
         for i in range(0, len(texts), batch_size):
-            result = self.translate(tf.constant(texts[i : i + batch_size]))
-            out.extend(t.decode("utf-8") for t in result["translation"].numpy())
+            batch = tf.constant(texts[i : i + batch_size])
+            if keras.backend.backend() == "tensorflow":
+                translation = self.translate(batch)["translation"]
+            else:
+                source = self.encode_source(batch).numpy()
+                ids, _ = decode(self.model, source, self.options, self.max_length, self.sampler)
+                translation = self.target_tokenizer.detokenize(
+                    tf.constant(keras.ops.convert_to_numpy(ids))
+                )
+                translation = tf.where(tf.equal(tf.strings.strip(batch), ""), "", translation)
+            out.extend(t.decode("utf-8") for t in translation.numpy())
         return out

@@ -55,7 +55,7 @@ def test_training_reports_bleu_perplexity_and_exports(translation):
     metrics = translation.metrics
     assert metrics["epochs_run"] == 1
     assert 1.0 < metrics["val_perplexity"] < 300 * 1.5  # at most about uniform over 300
-    assert metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_loss"]), rel=1e-6)
+    assert metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_nll"]), rel=1e-6)
     assert 0.0 <= metrics["val_bleu"] <= 100.0 and 0.0 <= metrics["val_chrf"] <= 100.0
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     assert metrics["decoding"]["strategy"] == "beam" and metrics["decoding"]["beam_size"] == 2
@@ -254,3 +254,21 @@ def test_shared_or_separate_vocabularies(tmp_path):
         # German words are in a shared vocabulary, not in the English one.
         assert ("Mann" in source.vocabulary) == shared
         assert ("Mann" in target.vocabulary) and ("man" in source.vocabulary)
+
+
+def test_a_sampling_export_saves_its_seed_state_and_samples(translation, tmp_path):
+    from seqtasks.export import save_serving_archive
+    from tasks.translation import Translator
+
+    info = translation.prepared.info
+    options = DecodingOptions(strategy="sample", top_k=10**6, temperature=0.8, seed=3)
+    translator = Translator(
+        translation.model, info["source_tokenizer"], info["target_tokenizer"], options, 24
+    )
+    assert translator.sampler.k == info["target_tokenizer"].vocabulary_size  # top_k capped
+    spec = [tf.TensorSpec([None], tf.string, name="text")]
+    save_serving_archive(str(tmp_path / "sampled"), [translator], translator.translate, spec)
+    serve = tf.saved_model.load(str(tmp_path / "sampled")).signatures["serving_default"]
+    out = serve(text=tf.constant(["Two dogs play in the snow.", ""]))
+    assert out["translation"].shape == (2,) and out["translation"].numpy()[1] == b""
+    assert out["score"].numpy()[0] < 0

@@ -157,6 +157,15 @@ BAD_INPUTS = {
         lambda p: ["--data", _folder(p, {"train.en": b"ok\n\xff\xfe bad\n", "train.de": "a\nb\n"})],
         r"train\.en:2: not valid UTF-8",
     ),
+    "validation split of a pair file": (
+        lambda p: [
+            "--data",
+            write_file(p / "pairs.tsv", "a\tb\nc\td\n"),
+            "--set",
+            "validation_data=val",
+        ],  # fmt: skip
+        r"'validation_data' names a split, so --data must be a folder",
+    ),
     "one of two files": (
         lambda p: ["--source-file", write_file(p / "a.en", "a\n")],
         r"--source-file and --target-file go together",

@@ -21,8 +21,10 @@ Interface (all tensors are backend tensors, written with ``keras.ops``):
   decoder sees the true previous tokens. Inputs are int32, right-padded with 0.
 - ``model.encode(src)`` -> ``(encoder_outputs (batch, source_length, dim),
   encoder_padding_mask bool (batch, source_length))``.
-- ``model.init_cache(encoder_outputs, encoder_padding_mask, max_length)`` -> a
-  tuple of tensors whose first axis is the batch (beam search reorders it).
+- ``model.init_cache(encoder_token_ids, max_length)`` -> a tuple of tensors
+  whose first axis is the batch. The first ``model.num_static_cache`` entries
+  depend only on the source (encoder states, mask, precomputed cross-attention
+  keys/values); beam search reorders only the others (per-hypothesis state).
 - ``model.decode_step(token_ids (batch, 1), cache, index)`` ->
   ``(logits (batch, vocabulary_size), cache)``: the next-token distribution
   after the token at position ``index``, reusing the cache so earlier positions
@@ -41,6 +43,18 @@ RNN_CELLS = ("lstm", "gru")
 ATTENTION_SCORES = ("additive", "multiplicative")
 
 _NEG_INF = -1e9
+
+
+def _source_mask(encoder_token_ids):
+    """bool ``(B, S)``: True on real tokens; position 0 always counts as real.
+
+    An all-padding row (an empty input) would otherwise give a fully masked
+    RNN/attention row, which the cuDNN kernel rejects inside a graph; with
+    position 0 unmasked it encodes one padding embedding instead.
+    """
+    mask = ops.not_equal(encoder_token_ids, 0)
+    first = ops.arange(ops.shape(encoder_token_ids)[1]) == 0
+    return ops.logical_or(mask, first[None, :])
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -176,8 +190,10 @@ class RNNAttentionSeq2Seq(keras.Model):
         self.output_dropout = keras.layers.Dropout(dropout)
         self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
 
+    num_static_cache = 2  # encoder outputs, encoder mask
+
     def _encode(self, encoder_token_ids, training=None):
-        mask = ops.not_equal(encoder_token_ids, 0)  # (B, S)
+        mask = _source_mask(encoder_token_ids)  # (B, S)
         x = self.embedding_dropout(self.source_embedding(encoder_token_ids), training=training)
         states = None
         for layer in self.encoder_layers:
@@ -216,8 +232,15 @@ class RNNAttentionSeq2Seq(keras.Model):
 
     def decode_step(self, token_ids, cache, index):
         encoder_outputs, encoder_mask, *state = cache
-        logits, state, _ = self._decode(token_ids, encoder_outputs, encoder_mask, list(state))
-        return logits[:, 0, :], (encoder_outputs, encoder_mask, *state)
+        x = self.target_embedding(token_ids)  # (B, 1, E)
+        # No RNN mask for a single step (a fully masked row fails the cuDNN kernel in
+        # a graph); a [PAD] fed to a finished beam hypothesis keeps its state instead.
+        h, *new_state = self.decoder_rnn(x, initial_state=list(state))
+        is_pad = ops.equal(token_ids, 0)  # (B, 1)
+        new_state = [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
+        context, _ = self.source_attention(h, encoder_outputs, encoder_mask)
+        logits = self.output_dense(self.attentional(ops.concatenate([context, h], axis=-1)))
+        return logits[:, 0, :], (encoder_outputs, encoder_mask, *new_state)
 
     def cross_attention(self, encoder_token_ids, decoder_token_ids):
         encoder_outputs, encoder_mask, state = self._encode(encoder_token_ids)
@@ -303,8 +326,10 @@ class TransformerSeq2Seq(keras.Model):
         ]
         self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
 
+    num_static_cache = 3  # encoder outputs, encoder mask, cross-attention keys/values
+
     def encode(self, encoder_token_ids, training=None):
-        mask = ops.not_equal(encoder_token_ids, 0)  # (B, S)
+        mask = _source_mask(encoder_token_ids)  # (B, S)
         x = self.embedding_dropout(self.source_embedding(encoder_token_ids), training=training)
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=mask, training=training)  # (B, S, D)
@@ -341,10 +366,10 @@ class TransformerSeq2Seq(keras.Model):
             value = attention._value_dense(encoder_outputs)
             cross.append(ops.stack([key, value], axis=1))  # (B, 2, S, H, Dh)
         cross_cache = ops.stack(cross, axis=1)  # (B, L, 2, S, H, Dh)
-        return (encoder_outputs, ops.cast(encoder_mask, "int32"), self_cache, cross_cache)
+        return (encoder_outputs, ops.cast(encoder_mask, "int32"), cross_cache, self_cache)
 
     def decode_step(self, token_ids, cache, index):
-        encoder_outputs, encoder_mask, self_cache, cross_cache = cache
+        encoder_outputs, encoder_mask, cross_cache, self_cache = cache
         x = self.target_embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
         for i, layer in enumerate(self.decoder_layers):
@@ -359,7 +384,7 @@ class TransformerSeq2Seq(keras.Model):
             )
             updated.append(layer_cache)
         logits = self.output_dense(x)[:, 0, :]  # (B, V)
-        return logits, (encoder_outputs, encoder_mask, ops.stack(updated, axis=1), cross_cache)
+        return logits, (encoder_outputs, encoder_mask, cross_cache, ops.stack(updated, axis=1))
 
     def cross_attention(self, encoder_token_ids, decoder_token_ids):
         """Head-averaged cross-attention weights of the last decoder block, ``(B, T, S)``.
