@@ -272,3 +272,19 @@ def test_a_sampling_export_saves_its_seed_state_and_samples(translation, tmp_pat
     out = serve(text=tf.constant(["Two dogs play in the snow.", ""]))
     assert out["translation"].shape == (2,) and out["translation"].numpy()[1] == b""
     assert out["score"].numpy()[0] < 0
+
+
+def test_plot_attention_of_a_transformer_matches_its_export(translation, tmp_path):
+    from seqtasks.export import read_metadata
+    from tasks import get_recipe
+
+    recipe = get_recipe("translation")
+    metadata = read_metadata(translation.export_path)
+    sentence = "Two dogs play in the snow."
+    output = str(tmp_path / "plot.png")
+    info = recipe.plot_attention(translation.export_path, metadata, sentence, output)
+    assert os.path.getsize(output) > 1000
+    assert "".join(info["source_tokens"][:2]).replace("##", "") == "Twodog"
+    served = recipe.predict(translation.export_path, metadata, [sentence])[0]
+    assert info["translation"] == served["translation"]
+    assert info["score"] == pytest.approx(served["score"], abs=1e-4)
