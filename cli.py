@@ -443,7 +443,7 @@ def recipes(name, as_json):
         for row in rows:
             click.echo(f"{row['name']} ({row['task_type']}): {row['description']}")
             for model, about in row["models"].items():
-                click.echo(f"  --model {model:<12} {about}")
+                click.echo(f"  --model {model:<14} {about}")
         return
     recipe = get_recipe(name)
     fields = recipe.make_config().describe()

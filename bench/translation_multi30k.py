@@ -22,7 +22,9 @@ Writes ``bench/results/translation_multi30k_<model>.json``.
 
 ``--max-minutes`` stops training after the epoch that crosses the limit (the
 best weights so far are kept); ``--threads`` caps TensorFlow's CPU threads so
-two benchmarks can share a machine. Run by hand, not in CI.
+two benchmarks can share a machine. ``--from-run RUN_DIR`` skips training and
+measures the best checkpoint of an earlier run (``--train-log`` recovers its
+seconds per epoch from the training log). Run by hand, not in CI.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all)")
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--from-run",
+        help="skip training: evaluate, export and time the best checkpoint of this run directory",
+    )
+    parser.add_argument(
+        "--train-log", help="with --from-run: the training log, to recover seconds per epoch"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -89,7 +98,11 @@ def main() -> None:
                 self.model.stop_training = True
 
     start = time.perf_counter()
-    result = train(recipe, config, verbose=2, callbacks=[TimeLimit()])
+    if args.from_run:
+        result = from_run(recipe, args.from_run, args.train_log)
+        config = result.prepared.info["config"]
+    else:
+        result = train(recipe, config, verbose=2, callbacks=[TimeLimit()])
     wall = time.perf_counter() - start
     metadata = read_metadata(result.export_path)
 
@@ -170,6 +183,43 @@ def main() -> None:
     print(json.dumps({k: out[k] for k in ("wall_seconds", "decoding_speed")}, indent=2))
     for split, report in evaluations.items():
         print(f"{split}: BLEU {report['bleu']}  chrF {report['chrf']}")
+
+
+def from_run(recipe, run_dir: str, train_log: str | None):
+    """Rebuild a finished run from its directory: config, vocabularies, best checkpoint."""
+    import re
+
+    from seqtasks.training import TrainResult
+    from tasks.translation import TranslationConfig
+
+    with open(os.path.join(run_dir, "config.json")) as f:
+        saved = json.load(f)
+    config = TranslationConfig.from_dict(saved["config"])
+    data = recipe.load_data(config)
+    prepared = recipe.prepare(config, data, run_dir)  # reuses the run's vocabulary files
+    model = recipe.build_model(config, prepared)
+    model.load_weights(os.path.join(run_dir, "best.weights.h5"))
+    recipe.compile_model(model, config)
+    metrics = recipe.evaluate(model, prepared)
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = f.read().strip().splitlines()[1:]
+    header = open(os.path.join(run_dir, "history.csv")).readline().strip().split(",")
+    val_losses = [float(r.split(",")[header.index("val_loss")]) for r in rows]
+    metrics["epochs_run"] = len(rows)
+    metrics["best_epoch"] = 1 + min(range(len(val_losses)), key=val_losses.__getitem__)
+    if train_log:
+        text = open(train_log).read()
+        metrics["seconds_per_epoch"] = [
+            int(s) for s in re.findall(r"^\d+/\d+ - (\d+)s", text, re.M)
+        ]
+        metrics["train_seconds"] = sum(metrics["seconds_per_epoch"])
+    export_path = recipe.export(
+        model,
+        prepared,
+        config,
+        {"metrics": metrics, "run_dir": os.path.abspath(run_dir), "data": saved.get("data", {})},
+    )
+    return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
 
 
 if __name__ == "__main__":

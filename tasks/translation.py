@@ -101,7 +101,12 @@ class TranslationConfig(TrainConfig):
     hidden_dim: int = option(256, "Transformer d_model; RNN units per encoder direction.", min=1)
     intermediate_dim: int = option(512, "Transformer feed-forward width.", min=1)
     num_heads: int = option(4, "Transformer attention heads.", min=1)
-    num_layers: int = option(3, "Transformer blocks per side; RNN encoder layers.", min=1)
+    num_layers: int | None = option(
+        None,
+        "Transformer blocks per side (None: 3); rnn-attention bidirectional encoder layers "
+        "(None: 1).",
+        min=1,
+    )
     embedding_dim: int = option(256, "RNN models: token embedding size.", min=1)
     cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
     attention: str = option(
@@ -267,22 +272,27 @@ class TranslationRecipe(Recipe):
         )
 
     def _learn_tokenizers(self, config, train: ParallelData, run_dir: str):
+        """WordPiece tokenizers for source and target (the same object when shared).
+
+        Vocabularies are written to ``run_dir`` as ``vocabulary.<lang>.txt`` (or
+        ``vocabulary.shared.txt``); a file already there (a run being evaluated
+        again from its checkpoint) is reused instead of learning a new one.
+        """
+
+        def tokenizer(name: str, texts: list[str]) -> SubwordTokenizer:
+            path = os.path.join(run_dir, f"vocabulary.{name}.txt")
+            if not os.path.isfile(path):
+                tokens = learn_vocabulary(texts, config.vocabulary_size, lowercase=config.lowercase)
+                write_vocabulary(tokens, path)
+            return SubwordTokenizer(path, config.sequence_length, config.lowercase)
+
         if config.shared_vocabulary:
-            tokens = learn_vocabulary(
-                train.sources + train.targets, config.vocabulary_size, lowercase=config.lowercase
-            )
-            path = write_vocabulary(tokens, os.path.join(run_dir, "vocabulary.shared.txt"))
-            shared = SubwordTokenizer(path, config.sequence_length, config.lowercase)
+            shared = tokenizer("shared", train.sources + train.targets)
             return shared, shared
-        out = []
-        for lang, texts in (
-            (config.source_lang, train.sources),
-            (config.target_lang, train.targets),
-        ):
-            tokens = learn_vocabulary(texts, config.vocabulary_size, lowercase=config.lowercase)
-            path = write_vocabulary(tokens, os.path.join(run_dir, f"vocabulary.{lang}.txt"))
-            out.append(SubwordTokenizer(path, config.sequence_length, config.lowercase))
-        return tuple(out)
+        return (
+            tokenizer(config.source_lang, train.sources),
+            tokenizer(config.target_lang, train.targets),
+        )
 
     # --- model ---------------------------------------------------------------------------
 
@@ -595,7 +605,7 @@ def build_seq2seq(
             hidden_dim=config.hidden_dim,
             intermediate_dim=config.intermediate_dim,
             num_heads=config.num_heads,
-            num_layers=config.num_layers,
+            num_layers=config.num_layers or 3,
             dropout=config.dropout,
         )
     return RNNAttentionSeq2Seq(
@@ -603,7 +613,7 @@ def build_seq2seq(
         target_vocabulary_size,
         embedding_dim=config.embedding_dim,
         hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers,
+        num_layers=config.num_layers or 1,
         cell=config.cell,
         attention=config.attention,
         dropout=config.dropout,

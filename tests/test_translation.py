@@ -288,3 +288,16 @@ def test_plot_attention_of_a_transformer_matches_its_export(translation, tmp_pat
     served = recipe.predict(translation.export_path, metadata, [sentence])[0]
     assert info["translation"] == served["translation"]
     assert info["score"] == pytest.approx(served["score"], abs=1e-4)
+
+
+def test_default_depth_is_per_architecture():
+    from tasks import get_recipe
+    from tasks.translation import build_seq2seq
+
+    recipe = get_recipe("translation")
+    transformer = build_seq2seq(recipe.make_config(model="transformer"), 50, 50)
+    rnn = build_seq2seq(recipe.make_config(model="rnn-attention"), 50, 50)
+    assert len(transformer.encoder_layers) == len(transformer.decoder_layers) == 3
+    assert len(rnn.encoder_layers) == 1
+    deep = build_seq2seq(recipe.make_config(model="rnn-attention", num_layers=2), 50, 50)
+    assert len(deep.encoder_layers) == 2
