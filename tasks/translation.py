@@ -347,13 +347,7 @@ class TranslationRecipe(Recipe):
             correct += float((log_probs.argmax(-1) == y)[mask].sum())
             tokens += float(mask.sum())
         config: TranslationConfig = prepared.info["config"]
-        translator = Translator(
-            model,
-            prepared.info["source_tokenizer"],
-            prepared.info["target_tokenizer"],
-            decoding_options(config),
-            config.sequence_length,
-        )
+        translator = make_translator(model, prepared, config)
         pairs: ParallelData = prepared.info["validation_pairs"]
         start = time.perf_counter()
         hypotheses = translator.translate_all(pairs.sources)
@@ -374,13 +368,7 @@ class TranslationRecipe(Recipe):
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: TranslationConfig, metadata: dict) -> str:
-        translator = Translator(
-            model,
-            prepared.info["source_tokenizer"],
-            prepared.info["target_tokenizer"],
-            decoding_options(config),
-            config.sequence_length,
-        )
+        translator = make_translator(model, prepared, config)
         text_spec = tf.TensorSpec([None], tf.string, name="text")
         target_spec = tf.TensorSpec([None], tf.string, name="target")
         options = decoding_options(config)
@@ -617,6 +605,17 @@ def build_seq2seq(
         cell=config.cell,
         attention=config.attention,
         dropout=config.dropout,
+    )
+
+
+def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Translator:
+    """The :class:`Translator` of a trained model, decoding as ``config`` says."""
+    return Translator(
+        model,
+        prepared.info["source_tokenizer"],
+        prepared.info["target_tokenizer"],
+        decoding_options(config),
+        config.sequence_length,
     )
 
 

@@ -31,6 +31,22 @@ TINY = {
 }
 
 
+# Translation: small enough that the recipe trains in seconds.
+TINY_TRANSLATION = {
+    "vocabulary_size": 300,
+    "sequence_length": 24,
+    "hidden_dim": 16,
+    "intermediate_dim": 16,
+    "embedding_dim": 16,
+    "num_heads": 2,
+    "num_layers": 1,
+    "epochs": 1,
+    "batch_size": 32,
+    "beam_size": 2,
+    "max_examples": 200,
+}
+
+
 def head_lines(path: str, n: int, destination: str) -> str:
     """Copy the first ``n`` lines of ``path`` (a real dataset) to ``destination``."""
     with open(path, encoding="utf-8") as f:

@@ -67,19 +67,16 @@ def test_beam_search_score_is_the_length_normalised_log_probability(kind):
     rescored = sequence_scores(model, source, ids)
     np.testing.assert_allclose(np.asarray(scores), np.asarray(rescored), atol=1e-5)
     # A wider beam never finds a worse best hypothesis under its own ranking (alpha = 0).
-    _, narrow = beam_search(model, source, MAX_LENGTH, beam_size=1, length_penalty=0.0)
-    ids_wide = np.asarray(ids)
-    lengths = [
-        (list(row[1:]).index(END_ID) + 1) if END_ID in row[1:] else MAX_LENGTH - 1
-        for row in ids_wide
-    ]
-    ids_narrow, _ = beam_search(model, source, MAX_LENGTH, beam_size=1, length_penalty=0.0)
-    narrow_lengths = [
-        (list(row[1:]).index(END_ID) + 1) if END_ID in row[1:] else MAX_LENGTH - 1
-        for row in np.asarray(ids_narrow)
-    ]
-    wide_total = np.asarray(scores) * lengths
-    narrow_total = np.asarray(narrow) * narrow_lengths
+    ids_narrow, narrow = beam_search(model, source, MAX_LENGTH, beam_size=1, length_penalty=0.0)
+
+    def lengths(ids):
+        return [
+            (list(row[1:]).index(END_ID) + 1) if END_ID in row[1:] else MAX_LENGTH - 1
+            for row in np.asarray(ids)
+        ]
+
+    wide_total = np.asarray(scores) * lengths(ids)
+    narrow_total = np.asarray(narrow) * lengths(ids_narrow)
     assert (wide_total >= narrow_total - 1e-5).all()
 
 

@@ -11,27 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_DATA, write_file
+from conftest import SHARED_DATA, TINY_TRANSLATION, write_file
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.decoding import DecodingOptions
 from seqtasks.text import END_ID, PAD_ID
 
 MULTI30K = os.path.join(SHARED_DATA, "multi30k")
-
-# Small enough for a 2-core CPU: the recipe trains in seconds.
-TINY_TRANSLATION = {
-    "vocabulary_size": 300,
-    "sequence_length": 24,
-    "hidden_dim": 16,
-    "intermediate_dim": 16,
-    "embedding_dim": 16,
-    "num_heads": 2,
-    "num_layers": 1,
-    "epochs": 1,
-    "batch_size": 32,
-    "beam_size": 2,
-    "max_examples": 200,
-}
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import SHARED_DATA, write_file
+from conftest import SHARED_DATA, TINY_TRANSLATION, write_file
 
 MULTI30K = os.path.join(SHARED_DATA, "multi30k")
 TINY_SETS = [
     arg
-    for key, value in {
-        "vocabulary_size": 300,
-        "sequence_length": 24,
-        "hidden_dim": 16,
-        "intermediate_dim": 16,
-        "embedding_dim": 16,
-        "num_heads": 2,
-        "num_layers": 1,
-        "epochs": 1,
-    }.items()
+    for key, value in TINY_TRANSLATION.items()
+    if key not in ("beam_size", "max_examples")  # given as flags, or the whole sample is used
     for arg in ("--set", f"{key}={value}")
 ]
 
