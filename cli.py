@@ -85,6 +85,26 @@ def _parallel_options(command):
     return command
 
 
+def _caption_options(command):
+    """--image-dir, --captions-file (captioning data)."""
+    options = [
+        click.option(
+            "--image-dir",
+            type=click.Path(),
+            help="Captioning: image folder or .tar (default: the Flickr8k folder's, or the "
+            "CSV's folder).",
+        ),
+        click.option(
+            "--captions-file",
+            type=click.Path(),
+            help="Captioning with feature vectors (.npz): the image,caption CSV keyed by vector id.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _read_inputs(texts: tuple[str, ...]) -> list[str]:
     """Command-line texts, with ``-`` replaced by stdin's lines; all must be UTF-8."""
     inputs = []
@@ -136,7 +156,8 @@ def cli():
     "--data",
     help="Training data: a file (.tsv/.csv/.jsonl), a folder or archive of "
     "label folders (aclImdb), a folder of <split>.<lang>[.gz] files, a pair file or .zip "
-    "(translation), or tfds:<name>.",
+    "(translation), a Flickr8k folder, an image,caption .csv or a .npz of feature vectors "
+    "(captioning), or tfds:<name>.",
 )
 @click.option(
     "--model", help="Architecture, e.g. bilstm, transformer, rnn-attention (see `recipes`)."
@@ -153,8 +174,15 @@ def cli():
 )
 @_data_options
 @_parallel_options
-@click.option("--split", help="Translation: training split of a folder of splits or TFDS.")
-@click.option("--beam-size", type=int, help="Translation: beam size of evaluation and the export.")
+@_caption_options
+@click.option(
+    "--split",
+    help="Training split: of a folder of <split>.<lang> files or TFDS (translation), of a "
+    "Flickr8k folder (captioning).",
+)
+@click.option(
+    "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
+)
 @click.option(
     "--set",
     "assignments",
@@ -182,6 +210,8 @@ def train(
     target_lang,
     source_file,
     target_file,
+    image_dir,
+    captions_file,
     split,
     beam_size,
     assignments,
@@ -204,6 +234,9 @@ def train(
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
           --source-lang en --target-lang es --model rnn-attention
+      KERAS_HOME=../shared/keras_home python cli.py train captioning \\
+          --data ../shared/data/flickr8k
+      python cli.py train captioning --data photos.csv --image-dir photos/ --set encoder=cnn
     """
     _setup_logging(quiet)
     from seqtasks.config import parse_assignments
@@ -228,6 +261,8 @@ def train(
         "target_lang": target_lang,
         "source_file": source_file,
         "target_file": target_file,
+        "image_dir": image_dir,
+        "captions_file": captions_file,
         "split": split,
         "beam_size": beam_size,
     }
@@ -264,9 +299,12 @@ def predict(model_dir, texts, as_json):
 
     MODEL_DIR is a model's base folder (its newest version is used) or a
     version folder. The SavedModel does its own tokenization (and, for
-    translation, beam search and detokenization). Output: one line per input,
+    translation and captioning, beam search and detokenization). For
+    captioning models TEXTS are image files (JPEG, PNG, GIF, BMP; or .npy
+    vectors for feature models). Output: one line per input,
     label<TAB>probability<TAB>text for classifiers, the translation for
-    translation models; --json gives the score too.
+    translation models, caption<TAB>image for captioning; --json gives the
+    score too.
 
     \b
     Examples:
@@ -274,6 +312,7 @@ def predict(model_dir, texts, as_json):
           "Two hours I will never get back."
       cat reviews.txt | python cli.py predict saved_models/sentiment/1 - --json
       python cli.py predict saved_models/translation "A man is riding a bicycle down the street."
+      python cli.py predict saved_models/captioning photo.jpg another.png
     """
     _setup_logging(quiet=True)
     inputs = _read_inputs(texts)
@@ -291,10 +330,11 @@ def predict(model_dir, texts, as_json):
 @click.option("--data", help="Labelled data or parallel text, in any format `train` reads.")
 @_data_options
 @_parallel_options
+@_caption_options
 @click.option(
     "--split",
     help="Sub-folder of a label-folder layout (default train), split of a folder of "
-    "<split>.<lang> files (default test), or TFDS split.",
+    "<split>.<lang> files (default test), TFDS split, or Flickr8k split (default dev).",
 )
 @click.option("--label-map", help="Map data labels to model labels, e.g. 0=neg,1=pos.")
 @click.option("--max-examples", type=click.IntRange(min=1), help="Score only the first N examples.")
@@ -310,6 +350,8 @@ def evaluate(
     target_lang,
     source_file,
     target_file,
+    image_dir,
+    captions_file,
     split,
     label_map,
     max_examples,
@@ -325,12 +367,18 @@ def evaluate(
     search; sacreBLEU BLEU and chrF (with their signatures) and perplexity.
     Languages default to the model's.
 
+    Captioning: the export captions every image of the split (JPEG bytes
+    in); corpus BLEU-1..4 against all reference captions (sacreBLEU) and
+    CIDEr-D.
+
     \b
     Examples:
       python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv
       python cli.py evaluate saved_models/sentiment/2 --data tickets.csv --json
       python cli.py evaluate saved_models/translation --data ../shared/data/multi30k \\
           --split test_2016_flickr --json
+      python cli.py evaluate saved_models/captioning --data ../shared/data/flickr8k \\
+          --split dev --json
     """
     _setup_logging(quiet=True)
     mapping = None
@@ -347,6 +395,8 @@ def evaluate(
         "target_lang": target_lang,
         "source_file": source_file,
         "target_file": target_file,
+        "image_dir": image_dir,
+        "captions_file": captions_file,
         "split": split,
         "label_map": mapping,
         "max_examples": max_examples,
@@ -410,6 +460,53 @@ def plot_attention(model_dir, sentence, output, as_json):
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
         click.echo(result["translation"])
+        click.echo(f"wrote {output}")
+
+
+@cli.command("plot-captions")
+@click.argument("model_dir", type=click.Path())
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    default="captions.png",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="PNG file to write.",
+)
+@click.option(
+    "--attention",
+    is_flag=True,
+    help="Also draw each generated word's attention map over the image (attention and "
+    "transformer models).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the captions as JSON.")
+@_reports_user_errors
+def plot_captions(model_dir, images, output, attention, as_json):
+    """Caption IMAGES with a captioning export and write them as a PNG grid.
+
+    Each image is drawn as the model sees it (resized square) with its
+    generated caption underneath. With --attention, each image gets a row of
+    panels, one per generated word, with the attention weights over the CNN
+    feature grid laid over the image.
+
+    \b
+    Examples:
+      python cli.py plot-captions saved_models/captioning dog.jpg beach.png -o captions.png
+      python cli.py plot-captions saved_models/captioning dog.jpg --attention -o dog.png
+    """
+    _setup_logging(quiet=True)
+    version_dir, metadata, task = _load_export(model_dir)
+    if not hasattr(task, "plot_captions"):
+        raise UserError(
+            f"{version_dir}: plot-captions needs a captioning model; this is a {task.name} model"
+        )
+    result = task.plot_captions(version_dir, metadata, list(images), output, attention)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        for row in result["captions"]:
+            click.echo(f"{row['caption']}\t{row['image']}")
         click.echo(f"wrote {output}")
 
 

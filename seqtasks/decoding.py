@@ -1,5 +1,10 @@
 """Autoregressive decoding for encoder-decoder models: greedy, beam search, sampling.
 
+The same code decodes translations (the encoder input is source token ids)
+and captions (the encoder input is image features, see
+:mod:`seqtasks.models.captioning`): only the batch axis of the encoder input
+is used here; the model's ``init_cache`` does the rest.
+
 All strategies run in a ``keras.ops.while_loop`` over a fixed-size token
 buffer, so they trace once into a graph (the translation export runs beam
 search inside the SavedModel) and use the model's step cache: each step feeds
@@ -30,6 +35,7 @@ import dataclasses
 
 from keras import ops
 
+from seqtasks.config import option
 from seqtasks.text import END_ID, PAD_ID, START_ID
 
 STRATEGIES = ("greedy", "beam", "sample")
@@ -68,6 +74,46 @@ class DecodingOptions:
             raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
 
 
+@dataclasses.dataclass(frozen=True)
+class DecodingConfig:
+    """Config fields of a generating recipe (translation, captioning): how it decodes.
+
+    Recipes' configs inherit these (``--set decoding=greedy``, ``--set
+    beam_size=5``, ...); :meth:`DecodingOptions.from_config` turns them into
+    options. The values are baked into the export.
+    """
+
+    decoding: str = option(
+        "beam", "Decoding strategy of evaluation and export.", choices=STRATEGIES
+    )
+    beam_size: int = option(4, "Beam size (baked into the export).", min=1, max=64)
+    length_penalty: float = option(
+        0.6, "Beam search length penalty alpha (Wu et al. 2016); 0 = none.", min=0.0, max=5.0
+    )
+    temperature: float = option(1.0, "Sampling temperature.", above=0.0)
+    top_k: int = option(0, "Sampling: only the k most probable tokens (0 = all).", min=0)
+    top_p: float = option(1.0, "Sampling: nucleus probability mass (1 = all).", above=0.0, max=1.0)
+
+
+def options_from_config(config) -> DecodingOptions:
+    """:class:`DecodingOptions` of a config with :class:`DecodingConfig` fields and ``seed``."""
+    return DecodingOptions(
+        strategy=config.decoding,
+        beam_size=config.beam_size,
+        length_penalty=config.length_penalty,
+        temperature=config.temperature,
+        top_k=config.top_k,
+        top_p=config.top_p,
+        seed=config.seed,
+    )
+
+
+def stored_options(stored: dict | None) -> DecodingOptions:
+    """:class:`DecodingOptions` from an export's ``metadata["decoding"]`` (unknown keys ignored)."""
+    fields = {f.name for f in dataclasses.fields(DecodingOptions)}
+    return DecodingOptions(**{k: v for k, v in (stored or {}).items() if k in fields})
+
+
 def make_sampler(options: DecodingOptions, vocabulary_size: int | None = None):
     """The keras-hub sampler for greedy or sampling ``options`` (None for beam search).
 
@@ -96,8 +142,11 @@ def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int, 
     """Decode a batch with ``options``.
 
     Args:
-        model: a seq2seq model from :mod:`seqtasks.models.seq2seq`.
-        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq` or a
+            captioner from :mod:`seqtasks.models.captioning`.
+        encoder_token_ids: the encoder input, batch first: int32 ``(batch,
+            source_length)`` right-padded with 0 for translation, float32
+            ``(batch, positions, dim)`` image features for captioning.
         options: the strategy and its settings.
         max_length: buffer length (``[START]`` included).
         sampler: a sampler from :func:`make_sampler` (made here when None).
@@ -171,9 +220,8 @@ def sequence_scores(model, encoder_token_ids, token_ids):
     inputs = ops.where(
         ops.concatenate([ops.ones_like(keep[:, :1]), keep[:, :-1]], axis=1) > 0, inputs, PAD_ID
     )
-    logits = model(
-        {"encoder_token_ids": encoder_token_ids, "decoder_token_ids": inputs}, training=False
-    )
+    name = getattr(model, "encoder_input_name", "encoder_token_ids")
+    logits = model({name: encoder_token_ids, "decoder_token_ids": inputs}, training=False)
     log_probs = ops.log_softmax(_suppress_special(logits), axis=-1)
     token_log_probs = ops.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
     total = ops.sum(token_log_probs * keep, axis=1)

@@ -81,3 +81,23 @@ class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps}
+
+
+def seq2seq_optimizer(config, warmup: bool) -> keras.optimizers.Optimizer:
+    """Adam for a generation recipe's ``config`` (``learning_rate``, ``clipnorm``, ``warmup_steps``).
+
+    ``warmup=True`` (Transformers): :class:`WarmupInverseSqrt` peaking at
+    ``learning_rate`` and Adam(0.9, 0.98, eps 1e-9) as in Vaswani et al. 2017,
+    sec. 5.3; otherwise a constant ``learning_rate`` (the recipe may reduce it
+    on plateaus). Gradients are clipped to ``clipnorm`` (0 = off).
+    """
+    if warmup:
+        return keras.optimizers.Adam(
+            learning_rate=WarmupInverseSqrt(config.learning_rate, config.warmup_steps),
+            beta_2=0.98,
+            epsilon=1e-9,
+            clipnorm=config.clipnorm or None,
+        )
+    return keras.optimizers.Adam(
+        learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
+    )

@@ -111,3 +111,34 @@ def bleu_chrf(hypotheses: list[str], references: list[str] | list[list[str]]) ->
         "chrf_signature": str(chrf.get_signature()),
         "segments": len(hypotheses),
     }
+
+
+def teacher_forced_metrics(model, dataset) -> dict:
+    """Per-token negative log-likelihood and accuracy of a decoder under teacher forcing.
+
+    Args:
+        model: called with each batch's inputs, returns logits ``(B, T, V)``.
+        dataset: batches ``(inputs, targets int (B, T))``, 0 = padding (ignored).
+
+    Returns:
+        ``{"nll": mean nats per target token (no label smoothing), "perplexity":
+        exp(nll), "token_accuracy": share of argmax hits, "tokens": count}``.
+    """
+    import tensorflow as tf
+
+    nll, correct, tokens = 0.0, 0.0, 0.0
+    for inputs, targets in dataset:
+        log_probs = tf.nn.log_softmax(tf.cast(model.predict_on_batch(inputs), tf.float32)).numpy()
+        y = np.asarray(targets)
+        mask = y != 0
+        picked = np.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
+        nll -= float(picked[mask].sum())
+        correct += float((log_probs.argmax(-1) == y)[mask].sum())
+        tokens += float(mask.sum())
+    mean = nll / max(tokens, 1.0)
+    return {
+        "nll": mean,
+        "perplexity": float(np.exp(mean)),
+        "token_accuracy": correct / max(tokens, 1.0),
+        "tokens": int(tokens),
+    }

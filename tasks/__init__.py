@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from seqtasks.errors import UserError
+from tasks.captioning import CaptioningRecipe
 from tasks.sentiment import SentimentRecipe
 from tasks.translation import TranslationRecipe
 
-RECIPES = {recipe.name: recipe for recipe in (SentimentRecipe, TranslationRecipe)}
+RECIPES = {recipe.name: recipe for recipe in (SentimentRecipe, CaptioningRecipe, TranslationRecipe)}
 
 
 def get_recipe(name: str):

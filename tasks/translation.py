@@ -28,11 +28,17 @@ from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import bucket_boundaries, split_indices
-from seqtasks.decoding import STRATEGIES, DecodingOptions, decode, make_sampler
+from seqtasks.decoding import (
+    DecodingConfig,
+    decode,
+    make_sampler,
+    options_from_config,
+    stored_options,
+)
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.inference import call_in_batches, load_serving_fn
-from seqtasks.losses import MaskedCrossEntropy, WarmupInverseSqrt, masked_accuracy
-from seqtasks.metrics import bleu_chrf
+from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
+from seqtasks.metrics import bleu_chrf, teacher_forced_metrics
 from seqtasks.models.seq2seq import (
     ATTENTION_SCORES,
     RNN_CELLS,
@@ -55,7 +61,7 @@ VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslationConfig(TrainConfig):
+class TranslationConfig(TrainConfig, DecodingConfig):
     """Defaults of the translation recipe (every field can be set with ``--set key=value``)."""
 
     model: str = option("transformer", "Encoder-decoder architecture.", choices=SEQ2SEQ_MODELS)
@@ -119,16 +125,6 @@ class TranslationConfig(TrainConfig):
     warmup_steps: int = option(
         1000, "Transformer: optimizer steps of linear learning-rate warm-up.", min=1
     )
-    decoding: str = option(
-        "beam", "Decoding strategy of evaluation and export.", choices=STRATEGIES
-    )
-    beam_size: int = option(4, "Beam size (baked into the export).", min=1, max=64)
-    length_penalty: float = option(
-        0.6, "Beam search length penalty alpha (Wu et al. 2016); 0 = none.", min=0.0, max=5.0
-    )
-    temperature: float = option(1.0, "Sampling temperature.", above=0.0)
-    top_k: int = option(0, "Sampling: only the k most probable tokens (0 = all).", min=0)
-    top_p: float = option(1.0, "Sampling: nucleus probability mass (1 = all).", above=0.0, max=1.0)
 
     def check(self) -> None:
         """Transformer width divisible by heads; RNN-only fields not combined with the Transformer."""
@@ -309,18 +305,8 @@ class TranslationRecipe(Recipe):
 
     def compile_model(self, model, config: TranslationConfig) -> None:
         """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
-        if config.model == "transformer":
-            optimizer = keras.optimizers.Adam(
-                learning_rate=WarmupInverseSqrt(config.learning_rate, config.warmup_steps),
-                beta_2=0.98,
-                epsilon=1e-9,
-                clipnorm=config.clipnorm or None,
-            )
-        else:
-            optimizer = keras.optimizers.Adam(
-                learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
-            )
         loss, metrics = self.loss_and_metrics(config)
+        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
     def loss_and_metrics(self, config):
@@ -336,16 +322,7 @@ class TranslationRecipe(Recipe):
         ``val_token_accuracy`` under teacher forcing; sacreBLEU ``val_bleu`` and
         ``val_chrf`` of the validation sources decoded with the configured strategy.
         """
-        nll, correct, tokens = 0.0, 0.0, 0.0
-        for inputs, targets in prepared.validation:
-            logits = model.predict_on_batch(inputs)
-            log_probs = tf.nn.log_softmax(logits).numpy()
-            y = targets.numpy()
-            mask = y != PAD_ID
-            picked = np.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
-            nll -= float(picked[mask].sum())
-            correct += float((log_probs.argmax(-1) == y)[mask].sum())
-            tokens += float(mask.sum())
+        forced = teacher_forced_metrics(model, prepared.validation)
         config: TranslationConfig = prepared.info["config"]
         translator = make_translator(model, prepared, config)
         pairs: ParallelData = prepared.info["validation_pairs"]
@@ -354,9 +331,9 @@ class TranslationRecipe(Recipe):
         seconds = time.perf_counter() - start
         scores = bleu_chrf(hypotheses, pairs.targets)
         return {
-            "val_nll": nll / max(tokens, 1.0),
-            "val_perplexity": float(np.exp(nll / max(tokens, 1.0))),
-            "val_token_accuracy": correct / max(tokens, 1.0),
+            "val_nll": forced["nll"],
+            "val_perplexity": forced["perplexity"],
+            "val_token_accuracy": forced["token_accuracy"],
             "val_bleu": scores["bleu"],
             "val_chrf": scores["chrf"],
             "bleu_signature": scores["bleu_signature"],
@@ -529,9 +506,7 @@ class TranslationRecipe(Recipe):
             SubwordTokenizer(os.path.join(extra, name), length, lowercase)
             for name in VOCABULARY_FILES
         )
-        fields = {f.name for f in dataclasses.fields(DecodingOptions)}
-        stored = metadata.get("decoding") or {}
-        options = DecodingOptions(**{k: v for k, v in stored.items() if k in fields})
+        options = stored_options(metadata.get("decoding"))
         translator = Translator(model, source_tokenizer, target_tokenizer, options, length)
         text = tf.constant([sentence])
         ids, scores = translator.generate(text)
@@ -619,16 +594,9 @@ def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Tra
     )
 
 
-def decoding_options(config: TranslationConfig) -> DecodingOptions:
-    return DecodingOptions(
-        strategy=config.decoding,
-        beam_size=config.beam_size,
-        length_penalty=config.length_penalty,
-        temperature=config.temperature,
-        top_k=config.top_k,
-        top_p=config.top_p,
-        seed=config.seed,
-    )
+def decoding_options(config: TranslationConfig):
+    """The :class:`~seqtasks.decoding.DecodingOptions` of ``config``."""
+    return options_from_config(config)
 
 
 def pair_batches(

@@ -16,6 +16,10 @@ SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 IMDB_TAR = os.path.join(SHARED_DATA, "imdb", "aclImdb_v1_train.tar.gz")
 SST2_TRAIN = os.path.join(SHARED_DATA, "sst2", "train.tsv")
 SST2_DEV = os.path.join(SHARED_DATA, "sst2", "dev.tsv")
+FLICKR8K = os.path.join(SHARED_DATA, "flickr8k")
+KERAS_HOME = os.path.join(os.path.dirname(SHARED_DATA), "keras_home")
+# MobileNetV2's ImageNet weights load offline from the shared Keras cache.
+os.environ.setdefault("KERAS_HOME", KERAS_HOME)
 
 # Small enough for a 2-core CPU: every recipe trains in a few seconds.
 TINY = {
@@ -45,6 +49,47 @@ TINY_TRANSLATION = {
     "beam_size": 2,
     "max_examples": 200,
 }
+
+
+# Captioning: MobileNetV2 at 96 px (a 3x3 grid) and a small decoder train in seconds.
+TINY_CAPTIONING = {
+    "image_size": 96,
+    "vocabulary_size": 400,
+    "sequence_length": 48,
+    "embedding_dim": 16,
+    "hidden_dim": 32,
+    "intermediate_dim": 32,
+    "num_heads": 2,
+    "num_layers": 1,
+    "epochs": 1,
+    "batch_size": 32,
+}
+
+
+def flickr_images(folder, n: int, start: int = 0, split: str = "dev"):
+    """Copy ``n`` real Flickr8k images of ``split`` into ``folder``; return (names, captions)."""
+    from seqtasks.data.captions import load_captions
+
+    data = load_captions(FLICKR8K, split=split).subset(range(start, start + n))
+    os.makedirs(folder, exist_ok=True)
+    for name, blob in zip(data.ids, data.images.read_many(data.ids)):
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(blob)
+    return data.ids, data.captions
+
+
+def caption_csv(path, names, captions, per_image: int = 5, repeat: int = 1) -> str:
+    """Write an ``image,caption`` CSV: up to ``per_image`` captions of each image, each
+    written ``repeat`` times (WordPiece keeps a word whole once it is seen 10 times)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "caption"])
+        for name, refs in zip(names, captions):
+            for caption in refs[:per_image]:
+                writer.writerows([[name, caption]] * repeat)
+    return str(path)
 
 
 def head_lines(path: str, n: int, destination: str) -> str:

@@ -41,6 +41,7 @@ from keras import ops
 SEQ2SEQ_MODELS = ("transformer", "rnn-attention")
 RNN_CELLS = ("lstm", "gru")
 ATTENTION_SCORES = ("additive", "multiplicative")
+NO_ATTENTION = "none"
 
 _NEG_INF = -1e9
 
@@ -153,6 +154,11 @@ class RNNAttentionSeq2Seq(keras.Model):
         super().__init__(**kwargs)
         if cell not in RNN_CELLS:
             raise ValueError(f"cell must be one of {RNN_CELLS}; Received: cell={cell!r}")
+        if attention != NO_ATTENTION and attention not in ATTENTION_SCORES:
+            raise ValueError(
+                f"attention must be one of {ATTENTION_SCORES} or {NO_ATTENTION!r}; "
+                f"Received: attention={attention!r}"
+            )
         self.source_vocabulary_size = source_vocabulary_size
         self.target_vocabulary_size = target_vocabulary_size
         self.embedding_dim = embedding_dim
@@ -162,20 +168,11 @@ class RNNAttentionSeq2Seq(keras.Model):
         self.attention = attention
         self.dropout = dropout
         rnn = keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
-        self.source_embedding = keras.layers.Embedding(
-            source_vocabulary_size, embedding_dim, name="source_embedding"
-        )
         self.target_embedding = keras.layers.Embedding(
             target_vocabulary_size, embedding_dim, name="target_embedding"
         )
-        self.encoder_layers = [
-            keras.layers.Bidirectional(
-                rnn(hidden_dim, return_sequences=True, return_state=True),
-                name=f"encoder_{i}",
-            )
-            for i in range(num_layers)
-        ]
-        decoder_units = 2 * hidden_dim
+        self._build_encoder(rnn)
+        decoder_units = self.decoder_units
         self.num_states = 2 if cell == "lstm" else 1
         self.bridge = [
             keras.layers.Dense(decoder_units, activation="tanh", name=f"bridge_{i}")
@@ -184,13 +181,37 @@ class RNNAttentionSeq2Seq(keras.Model):
         self.decoder_rnn = rnn(
             decoder_units, return_sequences=True, return_state=True, name="decoder"
         )
-        self.source_attention = SourceAttention(decoder_units, attention, name="attention")
-        self.attentional = keras.layers.Dense(decoder_units, activation="tanh", name="attentional")
+        if attention == NO_ATTENTION:
+            self.source_attention = self.attentional = None
+        else:
+            self.source_attention = SourceAttention(decoder_units, attention, name="attention")
+            self.attentional = keras.layers.Dense(
+                decoder_units, activation="tanh", name="attentional"
+            )
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.output_dropout = keras.layers.Dropout(dropout)
         self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
 
     num_static_cache = 2  # encoder outputs, encoder mask
+    encoder_input_name = "encoder_token_ids"  # the key of the encoder input in call()
+
+    @property
+    def decoder_units(self) -> int:
+        """Decoder RNN units: both encoder directions concatenated."""
+        return 2 * self.hidden_dim
+
+    def _build_encoder(self, rnn) -> None:
+        """Source embedding and stacked bidirectional RNN layers (subclasses replace this)."""
+        self.source_embedding = keras.layers.Embedding(
+            self.source_vocabulary_size, self.embedding_dim, name="source_embedding"
+        )
+        self.encoder_layers = [
+            keras.layers.Bidirectional(
+                rnn(self.hidden_dim, return_sequences=True, return_state=True),
+                name=f"encoder_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
 
     def _encode(self, encoder_token_ids, training=None):
         mask = _source_mask(encoder_token_ids)  # (B, S)
@@ -214,13 +235,27 @@ class RNNAttentionSeq2Seq(keras.Model):
         x = self.embedding_dropout(self.target_embedding(decoder_token_ids), training=training)
         decoder_mask = ops.not_equal(decoder_token_ids, 0)
         h, *state = self.decoder_rnn(x, initial_state=state, mask=decoder_mask, training=training)
-        context, weights = self.source_attention(h, encoder_outputs, encoder_mask)
-        h_tilde = self.attentional(ops.concatenate([context, h], axis=-1))  # Luong eq. 5
+        h_tilde, weights = self._attend(h, encoder_outputs, encoder_mask)
         logits = self.output_dense(self.output_dropout(h_tilde, training=training))
         return logits, state, weights
 
+    def _attend(self, h, encoder_outputs, encoder_mask):
+        """Luong's attentional state ``tanh(W_c [c_t; h_t])`` (eq. 5) and the weights.
+
+        Without attention (``attention="none"``) the decoder state itself and
+        no weights.
+        """
+        if self.source_attention is None:
+            # A plain op, not a layer: drops the Keras mask the RNN attached to h, which
+            # fit() would otherwise apply to the (already masked) loss as sample weights.
+            return ops.multiply(h, 1.0), None
+        context, weights = self.source_attention(h, encoder_outputs, encoder_mask)
+        return self.attentional(ops.concatenate([context, h], axis=-1)), weights
+
     def call(self, inputs, training=None):
-        encoder_outputs, encoder_mask, state = self._encode(inputs["encoder_token_ids"], training)
+        encoder_outputs, encoder_mask, state = self._encode(
+            inputs[self.encoder_input_name], training
+        )
         logits, _, _ = self._decode(
             inputs["decoder_token_ids"], encoder_outputs, encoder_mask, state, training
         )
@@ -238,8 +273,8 @@ class RNNAttentionSeq2Seq(keras.Model):
         h, *new_state = self.decoder_rnn(x, initial_state=list(state))
         is_pad = ops.equal(token_ids, 0)  # (B, 1)
         new_state = [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
-        context, _ = self.source_attention(h, encoder_outputs, encoder_mask)
-        logits = self.output_dense(self.attentional(ops.concatenate([context, h], axis=-1)))
+        h_tilde, _ = self._attend(h, encoder_outputs, encoder_mask)
+        logits = self.output_dense(h_tilde)
         return logits[:, 0, :], (encoder_outputs, encoder_mask, *new_state)
 
     def cross_attention(self, encoder_token_ids, decoder_token_ids):
@@ -305,19 +340,11 @@ class TransformerSeq2Seq(keras.Model):
         self.num_heads = num_heads
         self.num_layers = num_layers
         self.dropout = dropout
-        self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
-            source_vocabulary_size, sequence_length, hidden_dim, name="source_embedding"
-        )
         self.target_embedding = keras_hub.layers.TokenAndPositionEmbedding(
             target_vocabulary_size, sequence_length, hidden_dim, name="target_embedding"
         )
         self.embedding_dropout = keras.layers.Dropout(dropout)
-        self.encoder_layers = [
-            keras_hub.layers.TransformerEncoder(
-                intermediate_dim, num_heads, dropout=dropout, name=f"encoder_{i}"
-            )
-            for i in range(num_layers)
-        ]
+        self._build_encoder()
         self.decoder_layers = [
             keras_hub.layers.TransformerDecoder(
                 intermediate_dim, num_heads, dropout=dropout, name=f"decoder_{i}"
@@ -327,6 +354,24 @@ class TransformerSeq2Seq(keras.Model):
         self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
 
     num_static_cache = 3  # encoder outputs, encoder mask, cross-attention keys/values
+    encoder_input_name = "encoder_token_ids"  # the key of the encoder input in call()
+
+    def _build_encoder(self) -> None:
+        """Source token+position embedding and encoder blocks (subclasses replace this)."""
+        import keras_hub
+
+        self.source_embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            self.source_vocabulary_size,
+            self.sequence_length,
+            self.hidden_dim,
+            name="source_embedding",
+        )
+        self.encoder_layers = [
+            keras_hub.layers.TransformerEncoder(
+                self.intermediate_dim, self.num_heads, dropout=self.dropout, name=f"encoder_{i}"
+            )
+            for i in range(self.num_layers)
+        ]
 
     def encode(self, encoder_token_ids, training=None):
         mask = _source_mask(encoder_token_ids)  # (B, S)
@@ -336,7 +381,7 @@ class TransformerSeq2Seq(keras.Model):
         return x, mask
 
     def call(self, inputs, training=None):
-        encoder_outputs, encoder_mask = self.encode(inputs["encoder_token_ids"], training)
+        encoder_outputs, encoder_mask = self.encode(inputs[self.encoder_input_name], training)
         decoder_token_ids = inputs["decoder_token_ids"]
         x = self.embedding_dropout(self.target_embedding(decoder_token_ids), training=training)
         decoder_mask = ops.not_equal(decoder_token_ids, 0)

@@ -1,0 +1,515 @@
+"""Image captioning (one-to-many): images, or feature vectors, with reference captions.
+
+:func:`load_captions` reads any supported source into a :class:`CaptionData`:
+
+- **the Flickr8k layout**: a folder holding ``Flickr8k.token.txt`` (lines
+  ``<image>#<n><TAB><caption>``, UTF-8), the split lists
+  ``Flickr_8k.{train,dev,test}Images.txt`` (one image file name per line) and the
+  images, either in one sub-folder (any name, e.g. ``Flicker8k_Dataset/``) or in one
+  ``.tar`` file (e.g. ``Flicker8k_Dataset_160px_train_dev.tar``, whose members such as
+  ``Flicker8k_Dataset/1000268201_693b08cb0e.jpg`` are matched by base name); pass
+  ``image_dir`` when the folder holds several candidates. ``split`` picks
+  ``Flickr_8k.<split>Images.txt``; ``split="all"`` takes every image of the token
+  file that has captions and exists, in token-file order;
+- **a CSV file** (``*.csv``, UTF-8) with a header naming columns ``image`` and
+  ``caption`` (other columns are ignored); several rows per image give several
+  captions, grouped by image in order of first appearance. Images are files relative
+  to ``image_dir`` (default: the CSV's folder), or members of a ``.tar`` given as
+  ``image_dir``;
+- **feature vectors** (``*.npz``): one array per id, all of one shape, ``(dim,)`` or
+  ``(positions, dim)``; the captions come from a CSV as above whose ``image`` column
+  holds the ids (``captions_file``, default ``<same stem>.csv`` beside the npz).
+
+Images are never decoded nor extracted here: :class:`ImageStore` hands out the
+encoded bytes (from a folder, or read in place from a tar) and the recipe decodes
+them in ``tf.data``, where a file that is not an image is reported.
+
+Policy for imperfect data (strict: a malformed caption source is an error, not a skip):
+
+- a token line without a tab, a key without ``#<n>``, an empty caption, a CSV row
+  with an empty image or caption is an error naming ``file:line``;
+- an image listed in the split (or a CSV row) that has no file, or no caption, is an
+  error naming ``file:line``; a split whose images have no caption at all (the
+  shared Flickr8k test split, whose captions are held out) is an error;
+- captions of images outside the chosen split are ignored, so is the known quirk of
+  the original token file (five lines for ``2258277193_586949ec62.jpg.1``, an image
+  that does not exist); feature vectors without captions are ignored;
+- ``max_examples`` keeps the first N images; only those kept are checked for files.
+
+Every error is a :class:`~seqtasks.errors.DataError` naming the file (and line)
+and what was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import tarfile
+import zipfile
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from seqtasks.errors import DataError
+from seqtasks.io import decode_utf8
+
+TOKEN_FILE = "Flickr8k.token.txt"
+_SPLIT_FILE = "Flickr_8k.{split}Images.txt"
+_TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+_TOKEN_FORMAT = "'<image>#<n><TAB><caption>'"
+
+
+class ImageStore:
+    """Encoded image bytes by id, from a folder or from a .tar (read in place, never extracted).
+
+    - **folder**: an id is a file path relative to the folder (``"x.jpg"``,
+      ``"sub/x.jpg"``).
+    - **tar** (``.tar``; ``.tar.gz``/``.tgz`` work but every read decompresses from the
+      start, so prefer a plain tar: JPEG does not compress further): the members are
+      indexed once when the store is made; an id is a member's full name or its base
+      name (the first member wins when two share a base name). Each read opens the
+      archive anew, so a store is safe to share between threads and to pickle.
+
+    Attributes:
+        description: the folder or tar path, for messages.
+
+    Raises:
+        DataError: ``path`` is neither a folder nor a readable tar archive.
+    """
+
+    def __init__(self, path: str):
+        self.description = path
+        self._tar_index: dict[str, tarfile.TarInfo] | None = None
+        if os.path.isdir(path):
+            return
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: no such image folder or .tar file")
+        try:
+            with tarfile.open(path) as archive:
+                members = [m for m in archive.getmembers() if m.isfile()]
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(
+                f"{path}: not a readable tar archive ({e}); expected a folder of images or a .tar"
+            ) from None
+        index: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            index.setdefault(os.path.basename(member.name), member)
+        for member in members:
+            index[member.name] = member
+        self._tar_index = index
+
+    @property
+    def is_tar(self) -> bool:
+        """True when the images are read from a tar archive."""
+        return self._tar_index is not None
+
+    def __contains__(self, image_id: object) -> bool:
+        if not isinstance(image_id, str) or not image_id:
+            return False
+        if self._tar_index is not None:
+            return image_id in self._tar_index
+        return os.path.isfile(os.path.join(self.description, image_id))
+
+    def __repr__(self) -> str:
+        return f"ImageStore({self.description!r})"
+
+    def read(self, image_id: str) -> bytes:
+        """The encoded bytes of one image (not decoded).
+
+        Raises:
+            DataError: ``image_id`` is not in the store, or cannot be read.
+        """
+        return self.read_many([image_id])[0]
+
+    def read_many(self, ids: Sequence[str]) -> list[bytes]:
+        """The encoded bytes of several images, in the order of ``ids``.
+
+        A tar is opened once and its members are read in archive order (one forward
+        pass), whatever the order of ``ids``.
+
+        Raises:
+            DataError: an id is not in the store, or the file cannot be read.
+        """
+        ids = list(ids)
+        for image_id in ids:
+            if image_id not in self:
+                raise DataError(f"image {image_id!r} is not in {self.description}")
+        if self._tar_index is None:
+            return [self._read_file(image_id) for image_id in ids]
+        index = self._tar_index
+        order = sorted(range(len(ids)), key=lambda i: index[ids[i]].offset_data)
+        result: list[bytes] = [b""] * len(ids)
+        try:
+            with tarfile.open(self.description) as archive:
+                for i in order:
+                    member = archive.extractfile(index[ids[i]])
+                    assert member is not None  # the index holds regular files only
+                    result[i] = member.read()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"{self.description}: cannot read images: {e}") from None
+        return result
+
+    def _read_file(self, image_id: str) -> bytes:
+        path = os.path.join(self.description, image_id)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+@dataclasses.dataclass
+class CaptionData:
+    """Images (or feature vectors) with their reference captions.
+
+    Attributes:
+        ids: one per image / feature vector, unique, in a stable order (split-file,
+            token-file or CSV order).
+        captions: ``captions[i]`` holds the reference captions of ``ids[i]``: at least
+            one each, stripped, non-empty, in file order.
+        source: where the data came from (a path), for messages and metadata.
+        images: reads the encoded image bytes of an id; ``None`` for feature data.
+        features: float32 array of shape ``(N, dim)`` or ``(N, positions, dim)``,
+            row ``i`` for ``ids[i]``; ``None`` for image data.
+    """
+
+    ids: list[str]
+    captions: list[list[str]]
+    source: str
+    images: ImageStore | None = None
+    features: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_captions(self) -> int:
+        """Total number of captions over all images."""
+        return sum(len(c) for c in self.captions)
+
+    def subset(self, indices: Iterable[int]) -> CaptionData:
+        """The same data restricted to ``indices``, in the order given."""
+        indices = [int(i) for i in indices]
+        return CaptionData(
+            ids=[self.ids[i] for i in indices],
+            captions=[list(self.captions[i]) for i in indices],
+            source=self.source,
+            images=self.images,
+            features=None
+            if self.features is None
+            else self.features[np.asarray(indices, dtype=np.int64)],
+        )
+
+
+def load_captions(
+    path: str,
+    *,
+    split: str = "train",
+    image_dir: str | None = None,
+    captions_file: str | None = None,
+    max_examples: int | None = None,
+) -> CaptionData:
+    """Read images or feature vectors with their captions (see the module docstring).
+
+    Args:
+        path: a Flickr8k-layout folder (holding ``Flickr8k.token.txt``), a ``.csv``
+            of ``image,caption`` rows, or a ``.npz`` of feature vectors.
+        split: Flickr8k split (``train``, ``dev``, ``test``: the list
+            ``Flickr_8k.<split>Images.txt``; ``all``: every captioned image that
+            exists). Ignored for CSV and npz.
+        image_dir: the image folder or ``.tar``; a relative path is looked up in the
+            data folder first, then in the working directory. Default: the one
+            sub-folder or tar of a Flickr8k folder; the CSV's folder.
+        captions_file: for ``.npz`` only, the CSV of captions whose ``image`` column
+            holds the vector ids (default ``<same stem>.csv``).
+        max_examples: keep only the first N images (``None``: all).
+
+    Returns:
+        The images (``images`` set) or vectors (``features`` set) with their captions.
+
+    Raises:
+        DataError: a missing or unrecognised path; a malformed token, split or CSV
+            line (``file:line``); an empty caption; a listed image with no file or no
+            caption; an empty split or CSV; bad encoding; feature vectors that are
+            missing, non-numeric, non-finite or of different shapes.
+    """
+    if max_examples is not None and max_examples < 1:
+        raise DataError(f"max_examples: expected a positive number; received: {max_examples}")
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, TOKEN_FILE)):
+            raise DataError(
+                f"{path}: no {TOKEN_FILE} in this folder; expected a Flickr8k folder "
+                f"({TOKEN_FILE}, Flickr_8k.<split>Images.txt, images), a .csv or a .npz"
+            )
+        return _load_flickr8k(path, split, image_dir, max_examples)
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return _load_csv(path, image_dir, max_examples)
+    if lower.endswith(".npz"):
+        return _load_npz(path, captions_file, max_examples)
+    raise DataError(
+        f"{path}: expected a Flickr8k folder (with {TOKEN_FILE}), a .csv of image,caption "
+        f"rows or a .npz of feature vectors"
+    )
+
+
+# --- Flickr8k ---------------------------------------------------------------------------
+
+
+def _load_flickr8k(
+    folder: str, split: str, image_dir: str | None, max_examples: int | None
+) -> CaptionData:
+    token_path = os.path.join(folder, TOKEN_FILE)
+    captions = _read_token_file(token_path)
+    if split == "all":
+        store = _flickr8k_store(folder, image_dir)
+        ids = [image for image in captions if image in store]
+        if not ids:
+            raise DataError(
+                f"{token_path}: none of its {len(captions)} images is in {store.description}"
+            )
+        ids = ids[:max_examples]
+        return CaptionData(ids, [captions[i] for i in ids], folder, images=store)
+
+    split_path = os.path.join(folder, _SPLIT_FILE.format(split=split))
+    if not os.path.isfile(split_path):
+        found = sorted(
+            name[len("Flickr_8k.") : -len("Images.txt")]
+            for name in os.listdir(folder)
+            if name.startswith("Flickr_8k.") and name.endswith("Images.txt")
+        )
+        raise DataError(
+            f"{folder}: no {os.path.basename(split_path)} for split {split!r}; "
+            f"expected one of: {', '.join(found + ['all'])}"
+        )
+    listed = _read_split_file(split_path)
+    if not any(image in captions for image, _ in listed):
+        raise DataError(
+            f"{split_path}: none of its {len(listed)} images has a caption in {TOKEN_FILE}"
+        )
+    listed = listed[:max_examples]
+    for image, number in listed:
+        if image not in captions:
+            raise DataError(f"{split_path}:{number}: image {image} has no caption in {TOKEN_FILE}")
+    store = _flickr8k_store(folder, image_dir)
+    for image, number in listed:
+        if image not in store:
+            raise DataError(f"{split_path}:{number}: image {image} is not in {store.description}")
+    ids = [image for image, _ in listed]
+    return CaptionData(ids, [captions[i] for i in ids], folder, images=store)
+
+
+def _read_token_file(path: str) -> dict[str, list[str]]:
+    """Captions by image, in order of first appearance."""
+    captions: dict[str, list[str]] = {}
+    for number, line in enumerate(_lines(_read(path)), start=1):
+        if not line.strip():
+            continue
+        key, tab, caption = line.partition("\t")
+        if not tab:
+            raise DataError(f"{path}:{number}: expected {_TOKEN_FORMAT}, found no tab")
+        image, hash_sign, n = key.strip().rpartition("#")
+        if not hash_sign or not image or not n.isdigit():
+            raise DataError(
+                f"{path}:{number}: expected {_TOKEN_FORMAT}, found key {key.strip()!r} "
+                f"without '#<n>'"
+            )
+        caption = caption.strip()
+        if not caption:
+            raise DataError(f"{path}:{number}: empty caption for image {image}")
+        captions.setdefault(image, []).append(caption)
+    return captions
+
+
+def _read_split_file(path: str) -> list[tuple[str, int]]:
+    """(image, line number) pairs of a split list, blank lines skipped."""
+    listed: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(_lines(_read(path)), start=1):
+        image = line.strip()
+        if not image:
+            continue
+        if image in seen:
+            raise DataError(
+                f"{path}:{number}: image {image} is listed twice (first at line {seen[image]}); "
+                f"expected each image once"
+            )
+        seen[image] = number
+        listed.append((image, number))
+    if not listed:
+        raise DataError(f"{path}: no images in the split list; expected one image name per line")
+    return listed
+
+
+def _flickr8k_store(folder: str, image_dir: str | None) -> ImageStore:
+    if image_dir is not None:
+        return ImageStore(_resolve(folder, image_dir))
+    candidates = sorted(
+        name
+        for name in os.listdir(folder)
+        if not name.startswith((".", "_"))
+        and (
+            os.path.isdir(os.path.join(folder, name))
+            or (name.lower().endswith(_TAR_SUFFIXES) and os.path.isfile(os.path.join(folder, name)))
+        )
+    )
+    if len(candidates) == 1:
+        return ImageStore(os.path.join(folder, candidates[0]))
+    if not candidates:
+        raise DataError(
+            f"{folder}: no images; expected one sub-folder of images or one .tar of them "
+            f"(or pass image_dir)"
+        )
+    raise DataError(
+        f"{folder}: several places may hold the images ({', '.join(candidates)}); "
+        f"pass image_dir to choose one"
+    )
+
+
+# --- CSV --------------------------------------------------------------------------------
+
+
+def _load_csv(path: str, image_dir: str | None, max_examples: int | None) -> CaptionData:
+    ids, captions, lines = _read_caption_csv(path)
+    ids = ids[:max_examples]
+    base = os.path.dirname(path) or "."
+    store = ImageStore(base if image_dir is None else _resolve(base, image_dir))
+    for image in ids:
+        if image not in store:
+            raise DataError(
+                f"{path}:{lines[image]}: image file {image} not found in {store.description}"
+            )
+    return CaptionData(ids, [captions[i] for i in ids], path, images=store)
+
+
+def _read_caption_csv(path: str) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
+    """Ids in first-appearance order, captions by id, and each id's first line number."""
+    reader = csv.reader(io.StringIO(_read(path), newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise DataError(
+                f"{path}: no images in the file; expected a header 'image,caption' "
+                f"and one row per caption"
+            )
+        names = [name.strip().lower() for name in header]
+        missing = [column for column in ("image", "caption") if column not in names]
+        if missing:
+            raise DataError(
+                f"{path}:1: expected columns 'image' and 'caption' in the header; "
+                f"missing {', '.join(repr(m) for m in missing)}; "
+                f"found: {', '.join(repr(h.strip()) for h in header)}"
+            )
+        image_column, caption_column = names.index("image"), names.index("caption")
+        needed = max(image_column, caption_column) + 1
+        captions: dict[str, list[str]] = {}
+        lines: dict[str, int] = {}
+        for row in reader:
+            number = reader.line_num
+            if not any(field.strip() for field in row):
+                continue
+            if len(row) < needed:
+                raise DataError(
+                    f"{path}:{number}: expected at least {needed} fields "
+                    f"({', '.join(h.strip() for h in header)}), found {len(row)}"
+                )
+            image, caption = row[image_column].strip(), row[caption_column].strip()
+            if not image:
+                raise DataError(f"{path}:{number}: empty image name")
+            if not caption:
+                raise DataError(f"{path}:{number}: empty caption")
+            captions.setdefault(image, []).append(caption)
+            lines.setdefault(image, number)
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
+    if not captions:
+        raise DataError(f"{path}: no images in the file; expected rows of image,caption")
+    return list(captions), captions, lines
+
+
+# --- feature vectors --------------------------------------------------------------------
+
+
+def _load_npz(path: str, captions_file: str | None, max_examples: int | None) -> CaptionData:
+    if captions_file is None:
+        captions_file = os.path.splitext(path)[0] + ".csv"
+        if not os.path.isfile(captions_file):
+            raise DataError(
+                f"{path}: no captions file {captions_file}; expected a CSV of image,caption "
+                f"rows (image = vector id) beside the .npz, or pass captions_file"
+            )
+    elif not os.path.isfile(captions_file):
+        raise DataError(f"{captions_file}: no such captions file")
+    ids, captions, lines = _read_caption_csv(captions_file)
+    ids = ids[:max_examples]
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: expected a .npz archive of named arrays, found a single array")
+    with archive:
+        keys = set(archive.files)
+        vectors = []
+        first: tuple[str, tuple[int, ...]] | None = None
+        for image in ids:
+            if image not in keys:
+                raise DataError(
+                    f"{captions_file}:{lines[image]}: no feature vector {image!r} in {path}"
+                )
+            try:
+                vector = archive[image]
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                raise DataError(f"{path}: cannot read vector {image!r}: {e}") from None
+            if vector.dtype.kind not in "fiu":
+                raise DataError(
+                    f"{path}: vector {image!r} has dtype {vector.dtype}; expected numbers (float)"
+                )
+            if vector.ndim not in (1, 2) or 0 in vector.shape:
+                raise DataError(
+                    f"{path}: vector {image!r} has shape {vector.shape}; expected (dim,) or "
+                    f"(positions, dim)"
+                )
+            if first is None:
+                first = (image, vector.shape)
+            elif vector.shape != first[1]:
+                raise DataError(
+                    f"{path}: vector {image!r} has shape {vector.shape}, but {first[0]!r} has "
+                    f"{first[1]}; expected all vectors of one shape"
+                )
+            vector = vector.astype(np.float32)
+            if not np.isfinite(vector).all():
+                raise DataError(f"{path}: vector {image!r} has NaN or infinite values")
+            vectors.append(vector)
+    return CaptionData(
+        ids, [captions[i] for i in ids], path, features=np.stack(vectors).astype(np.float32)
+    )
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
+    return decode_utf8(raw, path)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _resolve(base: str, image_dir: str) -> str:
+    """``image_dir`` relative to the data folder ``base`` if it exists there, else as given."""
+    inside = os.path.join(base, image_dir)
+    return inside if os.path.exists(inside) else image_dir

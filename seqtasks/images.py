@@ -1,0 +1,171 @@
+"""Images for captioning: check encoded bytes, decode and resize in TensorFlow, cache features.
+
+:func:`decode_images` is the one decoding path of training pipelines and of
+the exported SavedModel, so a served image is resized exactly as training
+images were: ``tf.io.decode_image`` (JPEG, PNG, GIF first frame, BMP) to 3
+channels (grayscale is repeated, an alpha channel dropped), then a bilinear,
+antialiased resize to ``image_size`` x ``image_size`` without keeping the
+aspect ratio (the shared Flickr8k copy is already squashed that way).
+
+:func:`image_features` runs a frozen image encoder once over a dataset's
+images and caches the result on disk (``.npy`` float16, keyed by the images,
+the encoder and its weights), so training epochs only read feature grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from seqtasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+
+
+def image_format(data: bytes) -> str | None:
+    """``"JPEG"``, ``"PNG"``, ``"GIF"`` or ``"BMP"`` from the leading bytes; None otherwise."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
+
+
+def check_image(data: bytes, where: str, *, decode: bool = False) -> None:
+    """Raise :class:`DataError` if ``data`` is not an image TensorFlow can decode.
+
+    Args:
+        data: the file's bytes.
+        where: the file (and line) named in the message.
+        decode: also decode it (catches truncated or corrupt files; slower).
+    """
+    if image_format(data) is None:
+        raise DataError(
+            f"{where}: not an image (expected JPEG, PNG, GIF or BMP bytes; "
+            f"the file starts with {data[:8]!r})"
+        )
+    if decode:
+        try:
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError) as e:
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"{where}: the image cannot be decoded ({message})") from None
+
+
+def decode_image(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """tf.string scalar (encoded image) -> float32 ``(image_size, image_size, 3)`` in [0, 255]."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+
+
+def decode_images(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
+    """tf.string ``(B,)`` -> float32 ``(B, image_size, image_size, 3)`` pixels in [0, 255]."""
+    return tf.map_fn(
+        lambda b: decode_image(b, image_size),
+        image_bytes,
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )
+
+
+def image_dataset(encoded: list[bytes], image_size: int, batch_size: int = 64) -> tf.data.Dataset:
+    """Batches of decoded images float32 ``(B, S, S, 3)`` from encoded bytes, in order."""
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
+    ds = ds.map(lambda b: decode_image(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _find_undecodable(encoded: list[bytes], names: list[str]) -> None:
+    for data, name in zip(encoded, names):
+        check_image(data, name, decode=True)
+
+
+def encode_images(
+    image_encoder, encoded: list[bytes], names: list[str], image_size: int, verbose: int = 0
+) -> np.ndarray:
+    """Run ``image_encoder`` over encoded images; float32 ``(N, positions, channels)``.
+
+    Raises:
+        DataError: naming the first image that cannot be decoded.
+    """
+    for data, name in zip(encoded, names):
+        check_image(data, name)
+    try:
+        return image_encoder.predict(image_dataset(encoded, image_size), verbose=verbose)
+    except tf.errors.InvalidArgumentError:
+        _find_undecodable(encoded, names)  # raises a DataError naming the file
+        raise
+
+
+def _cache_key(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def cached_image_features(
+    image_encoder,
+    read_images,
+    ids: list[str],
+    *,
+    image_size: int,
+    encoder_id: dict,
+    source: str,
+    cache_dir: str | None,
+    verbose: int = 0,
+) -> tuple[np.ndarray, dict]:
+    """Feature grids of ``ids``, computed once and cached in ``cache_dir``.
+
+    Args:
+        image_encoder: a frozen model from
+            :func:`seqtasks.models.image_encoders.build_image_encoder`.
+        read_images: ``ids -> list[bytes]`` (e.g. ``ImageStore.read_many``).
+        ids: the images, in the order of the returned rows.
+        image_size: input size of the encoder.
+        encoder_id: what identifies the encoder and its weights (part of the key).
+        source: the dataset's path (part of the key, and stored for humans).
+        cache_dir: where ``<key>.npy`` and ``<key>.json`` live; None: no cache.
+
+    Returns:
+        ``(features float16 (N, positions, channels), info)`` where ``info``
+        says whether the cache was hit and how long encoding took (seconds).
+    """
+    key = _cache_key({"source": os.path.abspath(source), "ids": ids, "encoder": encoder_id})
+    path = os.path.join(cache_dir, f"{key}.npy") if cache_dir else None
+    if path and os.path.isfile(path):
+        features = np.load(path)
+        if features.shape[0] == len(ids):
+            log.info("image features of %d images from the cache %s", len(ids), path)
+            return features, {"cache": path, "cache_hit": True, "seconds": 0.0}
+    start = time.perf_counter()
+    encoded = read_images(ids)
+    features = encode_images(image_encoder, encoded, ids, image_size, verbose).astype(np.float16)
+    seconds = time.perf_counter() - start
+    log.info("encoded %d images in %.1f s (%.1f images/s)", len(ids), seconds, len(ids) / seconds)
+    if path:
+        os.makedirs(cache_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npy.tmp", dir=cache_dir)
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, features)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        meta = {"source": source, "images": len(ids), "encoder": encoder_id, "seconds": seconds}
+        with open(os.path.join(cache_dir, f"{key}.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+    return features, {"cache": path, "cache_hit": False, "seconds": round(seconds, 2)}

@@ -1,0 +1,918 @@
+"""Image captioning, the one-to-many recipe: an image (or a feature vector) in, a sentence out.
+
+Defaults: a frozen ImageNet MobileNetV2 turns each 160 px image into a 5x5 grid
+of 1280-d features, computed once per dataset and cached on disk; an LSTM
+decoder whose initial state comes from the mean feature attends over the grid
+at every word (Show, Attend and Tell); captions are WordPiece subwords of
+normalised (lower-case, no punctuation) text; evaluation decodes with beam
+search and scores corpus BLEU-1..4 against all reference captions (sacreBLEU)
+and CIDEr-D. The export takes encoded JPEG/PNG bytes and returns captions:
+decoding, resizing, the CNN, beam search and detokenization all run inside
+the SavedModel. The decoder classes and the decoding code are the
+translation recipe's (:mod:`seqtasks.models.captioning`,
+:mod:`seqtasks.decoding`).
+
+    python cli.py train captioning --data ../shared/data/flickr8k
+    python cli.py predict saved_models/captioning photo.jpg another.png
+    python cli.py evaluate saved_models/captioning --data ../shared/data/flickr8k --split dev
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from seqtasks import export as exporting
+from seqtasks.caption_metrics import caption_scores, normalize_caption
+from seqtasks.config import TrainConfig, option
+from seqtasks.data.captions import CaptionData, load_captions
+from seqtasks.data.pipeline import split_indices
+from seqtasks.decoding import (
+    DecodingConfig,
+    decode,
+    make_sampler,
+    options_from_config,
+    stored_options,
+)
+from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.images import cached_image_features, check_image, decode_image, decode_images
+from seqtasks.inference import call_in_batches, load_serving_fn
+from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
+from seqtasks.metrics import teacher_forced_metrics
+from seqtasks.models.captioning import CAPTION_MODELS, RNNCaptioner, TransformerCaptioner
+from seqtasks.models.image_encoders import (
+    IMAGE_ENCODERS,
+    build_image_encoder,
+    mobilenet_v2_weights,
+)
+from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
+from seqtasks.recipe import Prepared, Recipe
+from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+from seqtasks.text import END_ID, write_vocabulary
+from seqtasks.versions import package_versions
+
+log = logging.getLogger(__name__)
+
+# What an export keeps in assets.extra/ besides metadata.json (plots, fine-tuning).
+VOCABULARY_FILE = "vocabulary.txt"
+DECODER_FILE = "decoder.keras"
+IMAGE_ENCODER_FILE = "image_encoder.keras"
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptioningConfig(TrainConfig, DecodingConfig):
+    """Defaults of the captioning recipe (every field can be set with ``--set key=value``)."""
+
+    model: str = option(
+        "attention",
+        "Decoder: lstm (Show and Tell), attention (Show, Attend and Tell) or transformer.",
+        choices=CAPTION_MODELS,
+    )
+    epochs: int = option(20, "Maximum number of epochs (early stopping may end sooner).", min=1)
+    batch_size: int = option(64, "Captions per training batch.", min=1)
+    learning_rate: float = option(
+        1e-3, "Adam learning rate (the Transformer's peak, reached after warmup_steps).", above=0.0
+    )
+    reduce_lr_factor: float = option(
+        0.5,
+        "RNN models: multiply the learning rate by this after an epoch without a better "
+        "validation loss (1 = off).",
+        min=0.01,
+        max=1.0,
+    )
+    patience: int = option(
+        3, "Early stopping: epochs without a better validation loss before stopping.", min=0
+    )
+    split: str = option("train", "Flickr8k split to train on (train, dev, all).")
+    validation_data: str | None = option(
+        None,
+        "Validation data: a Flickr8k split of --data (e.g. dev) or another .csv/.npz file; "
+        "None carves validation_split of the training images (by image, so no image is on "
+        "both sides).",
+    )
+    image_dir: str | None = option(
+        None, "Image folder or .tar (default: the Flickr8k folder's one, or the CSV's folder)."
+    )
+    captions_file: str | None = option(
+        None, "Feature data (.npz): the image,caption CSV keyed by vector id (default <stem>.csv)."
+    )
+    encoder: str = option(
+        "mobilenet_v2",
+        "Image encoder: mobilenet_v2 (ImageNet weights) or cnn (small CNN trained from scratch).",
+        choices=IMAGE_ENCODERS,
+    )
+    encoder_weights: str = option(
+        "imagenet",
+        "MobileNetV2 weights: imagenet (found in $KERAS_HOME/models), an .h5 path, or none.",
+    )
+    image_size: int = option(160, "Images are resized to this many pixels square.", min=32)
+    fine_tune_blocks: int = option(
+        0,
+        "MobileNetV2 blocks (from the top) trained with the decoder; 0 keeps it frozen and "
+        "lets its features be cached.",
+        min=0,
+        max=16,
+    )
+    feature_cache: str = option(
+        "runs/feature_cache",
+        "Folder caching frozen-encoder features per dataset and encoder ('' = no cache).",
+    )
+    vocabulary_size: int = option(
+        5000, "Upper bound on WordPiece tokens (4 reserved included).", min=8
+    )
+    sequence_length: int = option(
+        32,
+        "Longest caption in subword tokens ([START]/[END] included); longer training "
+        "captions are dropped, generated ones stop there.",
+        min=4,
+    )
+    embedding_dim: int = option(256, "RNN models: word embedding size.", min=1)
+    hidden_dim: int = option(512, "RNN decoder units; Transformer d_model.", min=1)
+    cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
+    attention: str = option(
+        "additive",
+        "attention model: score, additive (Bahdanau/Xu) or multiplicative (Luong).",
+        choices=ATTENTION_SCORES,
+    )
+    intermediate_dim: int = option(1024, "Transformer feed-forward width.", min=1)
+    num_heads: int = option(8, "Transformer attention heads.", min=1)
+    num_layers: int = option(2, "Transformer decoder blocks.", min=1)
+    num_encoder_layers: int = option(0, "Transformer encoder blocks over the feature grid.", min=0)
+    dropout: float = option(0.3, "Dropout rate.", min=0.0, max=0.9)
+    label_smoothing: float = option(0.1, "Label smoothing of the training loss.", min=0.0, max=0.9)
+    warmup_steps: int = option(
+        1000, "Transformer: optimizer steps of linear learning-rate warm-up.", min=1
+    )
+    beam_size: int = option(3, "Beam size (baked into the export).", min=1, max=64)
+
+    def check(self) -> None:
+        """Transformer width divisible by heads; fine-tuning only for MobileNetV2."""
+        if self.model == "transformer" and self.hidden_dim % self.num_heads:
+            raise ConfigError(
+                f"config fields 'hidden_dim' and 'num_heads': the Transformer needs hidden_dim "
+                f"divisible by num_heads; received: {self.hidden_dim} and {self.num_heads}"
+            )
+        if self.fine_tune_blocks and self.encoder != "mobilenet_v2":
+            raise ConfigError(
+                "config field 'fine_tune_blocks' applies to encoder=mobilenet_v2; "
+                f"the {self.encoder} encoder is always trained"
+            )
+
+    @property
+    def end_to_end(self) -> bool:
+        """Whether the image encoder trains with the decoder (no feature cache then)."""
+        return self.encoder == "cnn" or self.fine_tune_blocks > 0
+
+
+# --- recipe ------------------------------------------------------------------------------
+
+
+class CaptioningRecipe(Recipe):
+    """One-to-many captioning on the recipe contract of :mod:`seqtasks.recipe`.
+
+    Batches follow the seq2seq layout with image features as the encoder
+    input: ``({"image_features": float32 (B, P, C), "decoder_token_ids":
+    y[:, :-1]}, y[:, 1:])`` (teacher forcing); when the image encoder trains
+    too (``--set encoder=cnn`` or ``fine_tune_blocks``), ``{"images": float32
+    (B, S, S, 3), ...}`` instead. Export: ``image_bytes`` (tf.string ``[None]``,
+    encoded JPEG/PNG/GIF/BMP) in, ``caption`` (tf.string ``[None]``) and
+    ``score`` (float32 ``[None]``, length-normalised log-probability) out; a
+    model trained on feature vectors takes ``features`` (float32 ``[None,
+    dim]`` or ``[None, positions, dim]``) instead.
+    """
+
+    name = "captioning"
+    task_type = "one-to-many"
+    description = "Image captioning: an image (or a feature vector) in, a sentence out."
+    config_class = CaptioningConfig
+    models = {
+        "attention": "LSTM decoder attending over the CNN feature grid (Show, Attend and "
+        "Tell; default)",
+        "lstm": "LSTM decoder whose initial state comes from the image (Show and Tell)",
+        "transformer": "keras-hub TransformerDecoder cross-attending over the feature grid",
+    }
+    evaluate_options = frozenset({"split", "image_dir", "captions_file", "max_examples"})
+
+    # --- data ----------------------------------------------------------------------------
+
+    def load_data(self, config: CaptioningConfig) -> CaptionData:
+        if not config.data:
+            raise ConfigError(
+                "no training data: pass --data PATH (a Flickr8k folder, a .csv of "
+                "image,caption rows or a .npz of feature vectors)"
+            )
+        data = load_captions(
+            config.data,
+            split=config.split,
+            image_dir=config.image_dir,
+            captions_file=config.captions_file,
+            max_examples=config.max_examples,
+        )
+        if data.images is not None:
+            # A file that is not an image at all fails here, before anything is written.
+            for image_id, encoded in zip(data.ids, data.images.read_many(data.ids)):
+                check_image(encoded, f"{data.images.description}: {image_id}")
+        return data
+
+    def prepare(self, config: CaptioningConfig, data: CaptionData, run_dir: str) -> Prepared:
+        if config.validation_data:
+            train = data
+            val = self._validation_file(config, data)
+        else:
+            train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+            train, val = data.subset(train_idx), data.subset(val_idx)
+
+        start = time.perf_counter()
+        tokenizer = self._learn_tokenizer(config, train, run_dir)
+        log.info(
+            "learned a vocabulary of %d tokens in %.1f s",
+            tokenizer.vocabulary_size,
+            time.perf_counter() - start,
+        )
+        info = {"tokenizer": tokenizer, "config": config, "validation_data": val}
+        encoding: dict = {}
+        if data.features is not None:
+            train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
+            info["image_encoder"] = None
+        else:
+            image_encoder = build_image_encoder(
+                config.encoder, config.image_size, config.encoder_weights, config.fine_tune_blocks
+            )
+            info["image_encoder"] = image_encoder
+            if config.end_to_end:
+                train_inputs = train.images.read_many(train.ids)
+                val_inputs = val.images.read_many(val.ids)
+            else:
+                train_inputs, val_inputs, encoding = self._cached_features(
+                    config, image_encoder, data, train, val
+                )
+        info["validation_inputs"] = val_inputs
+        train_ds, dropped = caption_batches(train, train_inputs, tokenizer, config, shuffle=True)
+        if dropped == train.num_captions:
+            raise DataError(
+                f"{config.data}: every training caption is longer than "
+                f"sequence_length={config.sequence_length} tokens; raise it with --set sequence_length=N"
+            )
+        if dropped:
+            log.warning(
+                "dropped %d of %d training captions longer than %d tokens",
+                dropped,
+                train.num_captions,
+                config.sequence_length,
+            )
+        val_ds, val_dropped = caption_batches(val, val_inputs, tokenizer, config, shuffle=False)
+        log.info(
+            "%d training images (%d captions) / %d validation images; %d tokens",
+            len(train),
+            train.num_captions - dropped,
+            len(val),
+            tokenizer.vocabulary_size,
+        )
+        feature_shape = (
+            list(np.shape(train_inputs)[1:])
+            if not isinstance(train_inputs, list)
+            else list(info["image_encoder"].output.shape[1:])
+        )
+        info["feature_shape"] = feature_shape
+        return Prepared(
+            train=train_ds,
+            validation=val_ds,
+            info=info,
+            metadata={
+                "inputs": "features" if data.features is not None else "images",
+                "feature_shape": feature_shape,
+                "data": {
+                    "examples": len(data),
+                    "train_images": len(train),
+                    "train_captions": train.num_captions - dropped,
+                    "validation_images": len(val),
+                    "validation_captions": val.num_captions,
+                    "dropped_too_long": dropped,
+                    "validation_too_long": val_dropped,
+                },
+                "vocabulary_size": tokenizer.vocabulary_size,
+                "feature_encoding": encoding,
+            },
+        )
+
+    def _validation_file(self, config, data: CaptionData) -> CaptionData:
+        """The ``validation_data`` split of a Flickr8k folder, or a .csv/.npz of the same kind."""
+        name = config.validation_data
+        if name.lower().endswith((".csv", ".npz")):
+            val = load_captions(name, image_dir=config.image_dir if name.endswith(".csv") else None)
+        elif os.path.isdir(config.data):
+            val = load_captions(config.data, split=name, image_dir=config.image_dir)
+        else:
+            raise ConfigError(
+                f"config field 'validation_data': {name!r} is not a .csv or .npz file, and a "
+                f"split name needs a Flickr8k folder as --data; received: {config.data!r}"
+            )
+        if (val.features is None) != (data.features is None):
+            raise ConfigError(
+                f"config field 'validation_data': {name} holds "
+                f"{'images' if val.features is None else 'feature vectors'}, the training data "
+                f"{'images' if data.features is None else 'feature vectors'}"
+            )
+        if val.images is not None:
+            for image_id, encoded in zip(val.ids, val.images.read_many(val.ids)):
+                check_image(encoded, f"{val.images.description}: {image_id}")
+        return val
+
+    def _learn_tokenizer(self, config, train: CaptionData, run_dir: str) -> SubwordTokenizer:
+        """WordPiece over the normalised training captions (reused if ``run_dir`` has one)."""
+        path = os.path.join(run_dir, "vocabulary.txt")
+        if not os.path.isfile(path):
+            texts = [normalize_caption(c) for captions in train.captions for c in captions]
+            write_vocabulary(learn_vocabulary(texts, config.vocabulary_size, lowercase=True), path)
+        return SubwordTokenizer(path, config.sequence_length, lowercase=True)
+
+    def _cached_features(self, config, image_encoder, data, train, val):
+        """Frozen-encoder feature grids of the training and validation images (cached)."""
+        weights = mobilenet_v2_weights(config.encoder_weights)
+        encoder_id = {
+            "encoder": config.encoder,
+            "image_size": config.image_size,
+            "weights": _file_digest(weights) if weights else "none",
+        }
+        if weights is None:
+            encoder_id["seed"] = config.seed  # random weights differ per seed
+        results, encoding = [], {}
+        for name, part in (("train", train), ("validation", val)):
+            features, stats = cached_image_features(
+                image_encoder,
+                part.images.read_many,
+                part.ids,
+                image_size=config.image_size,
+                encoder_id=encoder_id,
+                source=data.source,
+                cache_dir=config.feature_cache or None,
+                verbose=2,
+            )
+            results.append(features)
+            encoding[name] = {"images": len(part), **stats}
+        return results[0], results[1], encoding
+
+    # --- model ---------------------------------------------------------------------------
+
+    def build_model(self, config: CaptioningConfig, prepared: Prepared) -> keras.Model:
+        feature_shape = prepared.info["feature_shape"]
+        decoder = build_captioner(config, prepared.info["tokenizer"].vocabulary_size, feature_shape)
+        tokens = np.full((1, 2), 2, np.int32)
+        decoder(
+            {
+                "image_features": np.zeros((1, *feature_shape), np.float32),
+                "decoder_token_ids": tokens,
+            }
+        )
+        if not config.end_to_end or prepared.info["image_encoder"] is None:
+            return decoder
+        model = ImageCaptioner(prepared.info["image_encoder"], decoder)
+        size = config.image_size
+        model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
+        return model
+
+    def compile_model(self, model, config: CaptioningConfig) -> None:
+        """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
+        loss, metrics = self.loss_and_metrics(config)
+        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def loss_and_metrics(self, config):
+        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def evaluate(self, model, prepared: Prepared) -> dict:
+        """Validation metrics of the best weights.
+
+        ``val_nll`` (nats per caption token, no label smoothing), ``val_perplexity``
+        and ``val_token_accuracy`` under teacher forcing; corpus ``val_bleu_1`` ..
+        ``val_bleu_4`` and ``val_cider_d`` of the validation images' generated
+        captions against all their references.
+        """
+        forced = teacher_forced_metrics(model, prepared.validation)
+        config: CaptioningConfig = prepared.info["config"]
+        generator = make_generator(model, prepared, config)
+        val: CaptionData = prepared.info["validation_data"]
+        start = time.perf_counter()
+        captions, _ = generator.caption_all(prepared.info["validation_inputs"])
+        seconds = time.perf_counter() - start
+        scores = caption_scores(captions, val.captions)
+        return {
+            "val_nll": forced["nll"],
+            "val_perplexity": forced["perplexity"],
+            "val_token_accuracy": forced["token_accuracy"],
+            **{f"val_{k}": v for k, v in scores.items() if k.startswith(("bleu_", "cider")) and k != "bleu_signature"},
+            "bleu_signature": scores["bleu_signature"],
+            "decoding": dataclasses.asdict(options_from_config(config)),
+            "decode_seconds": round(seconds, 2),
+            "examples": [
+                {"image": val.ids[i], "caption": captions[i], "references": val.captions[i]}
+                for i in range(min(3, len(val)))
+            ],
+        }
+
+    # --- export --------------------------------------------------------------------------
+
+    def export(self, model, prepared: Prepared, config: CaptioningConfig, metadata: dict) -> str:
+        generator = make_generator(model, prepared, config)
+        feature_shape = prepared.info["feature_shape"]
+        if generator.image_encoder is not None:
+            endpoint = generator.caption_images
+            spec = tf.TensorSpec([None], tf.string, name="image_bytes")
+            inputs = {"image_bytes": "tf.string [None]: encoded JPEG, PNG, GIF or BMP images"}
+        else:
+            endpoint = generator.caption_features
+            spec = tf.TensorSpec([None, *feature_shape], tf.float32, name="features")
+            inputs = {"features": f"tf.float32 [None, {', '.join(map(str, feature_shape))}]"}
+        extra_files = {
+            DECODER_FILE: generator.decoder.save,
+            VOCABULARY_FILE: prepared.info["tokenizer"].vocabulary_file,
+        }
+        if generator.image_encoder is not None:
+            extra_files[IMAGE_ENCODER_FILE] = generator.image_encoder.save
+        return exporting.write_version(
+            config.export_dir,
+            lambda path: exporting.save_serving_archive(path, [generator], endpoint, [spec]),
+            metadata={
+                "task": self.name,
+                "task_type": self.task_type,
+                "model": config.model,
+                "config": config.to_dict(),
+                "decoding": dataclasses.asdict(options_from_config(config)),
+                "signature": {
+                    "inputs": inputs,
+                    "outputs": {
+                        "caption": "tf.string [None]: the generated caption (lower case, "
+                        "no punctuation)",
+                        "score": "tf.float32 [None]: log P(caption|image) / its length in "
+                        "tokens ([END] included)",
+                    },
+                },
+                "requires": ["tensorflow", "tensorflow_text"],
+                "preprocessing": {
+                    "image_size": config.image_size,
+                    "resize": "bilinear, antialiased, aspect ratio not kept",
+                    "encoder": config.encoder if generator.image_encoder is not None else None,
+                    "tokenizer": "wordpiece",
+                    "sequence_length": config.sequence_length,
+                    "caption_normalization": "lower case, punctuation removed",
+                },
+                "versions": package_versions(),
+                **prepared.metadata,
+                **metadata,
+            },
+            extra_files=extra_files,
+        )
+
+    # --- serving side --------------------------------------------------------------------
+
+    def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
+        """Captions of image files (or, for feature models, ``.npy`` vectors) via the export."""
+        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
+
+        if metadata.get("inputs") == "features":
+            arrays = [_read_vector(path, metadata) for path in inputs]
+            outputs = call_in_batches(
+                load_serving_fn(version_dir), "features", np.stack(arrays).astype(np.float32), 32
+            )
+        else:
+            encoded = [_read_image(path) for path in inputs]
+            outputs = call_in_batches(load_serving_fn(version_dir), "image_bytes", encoded, 32)
+        return [
+            {
+                "image": path,
+                "caption": outputs["caption"][i].decode("utf-8"),
+                "score": float(outputs["score"][i]),
+            }
+            for i, path in enumerate(inputs)
+        ]
+
+    def evaluate_export(
+        self,
+        version_dir: str,
+        metadata: dict,
+        *,
+        data: str | None = None,
+        split: str = "dev",
+        image_dir: str | None = None,
+        captions_file: str | None = None,
+        max_examples: int | None = None,
+    ) -> dict:
+        """Corpus BLEU-1..4 (and CIDEr-D) of the export's captions of ``split`` against all references."""
+        import tensorflow_text  # noqa: F401
+
+        refs = load_captions(
+            data,
+            split=split,
+            image_dir=image_dir,
+            captions_file=captions_file,
+            max_examples=max_examples,
+        )
+        loaded = load_serving_fn(version_dir)
+        start = time.perf_counter()
+        if metadata.get("inputs") == "features":
+            if refs.features is None:
+                raise DataError(f"{data}: this model takes feature vectors; expected a .npz")
+            outputs = call_in_batches(
+                loaded,
+                "features",
+                as_grid(refs.features).reshape((len(refs), *metadata["feature_shape"])),
+                32,
+            )
+        else:
+            if refs.images is None:
+                raise DataError(
+                    f"{data}: this model takes images; expected a Flickr8k folder or CSV"
+                )
+            encoded = refs.images.read_many(refs.ids)
+            for image_id, blob in zip(refs.ids, encoded):
+                check_image(blob, f"{refs.images.description}: {image_id}")
+            outputs = call_in_batches(loaded, "image_bytes", encoded, 32)
+        seconds = time.perf_counter() - start
+        captions = [c.decode("utf-8") for c in outputs["caption"]]
+        report = caption_scores(captions, refs.captions)
+        report.update(
+            {
+                "data": refs.source,
+                "split": split,
+                "decoding": metadata.get("decoding"),
+                "images_per_second": round(len(refs) / seconds, 2),
+                "examples": [
+                    {"image": refs.ids[i], "caption": captions[i], "references": refs.captions[i]}
+                    for i in range(min(3, len(refs)))
+                ],
+            }
+        )
+        return report
+
+    def format_prediction(self, result: dict) -> str:
+        return f"{result['caption']}\t{result['image']}"
+
+    def format_report(self, report: dict) -> str:
+        bleu = "  ".join(f"BLEU-{n} {report[f'bleu_{n}']:.2f}" for n in range(1, 5))
+        lines = [
+            f"split     {report['split']} ({report['images']} images, "
+            f"{report['references_per_image'][0]}-{report['references_per_image'][1]} "
+            "references each)",
+            f"{bleu}   {report['bleu_signature']}",
+        ]
+        if "cider_d" in report:
+            lines.append(f"CIDEr-D   {report['cider_d']:.3f}")
+        decoding = report.get("decoding") or {}
+        if decoding:
+            lines.append(
+                f"decoding  {decoding.get('strategy')} (beam {decoding.get('beam_size')}, "
+                f"length penalty {decoding.get('length_penalty')}), "
+                f"{report['images_per_second']} images/s"
+            )
+        for example in report.get("examples", []):
+            lines.append(f"  {example['image']}: {example['caption']}")
+        return "\n".join(lines)
+
+    def plot_captions(
+        self,
+        version_dir: str,
+        metadata: dict,
+        paths: list[str],
+        output: str,
+        attention: bool = False,
+    ) -> dict:
+        """Caption images with the export's Keras models and draw them as a PNG grid.
+
+        With ``attention`` (attention and transformer models), each image gets
+        a row of panels: the attention map over the feature grid for every
+        generated word (Transformer: the last block's, averaged over heads).
+
+        Returns:
+            ``{"captions": [{"image", "caption", "score"}], "output"}``.
+
+        Raises:
+            UserError: for a file that is not an image, a feature-vector model,
+            or ``attention`` with an lstm model; ExportError if the export lacks
+            its Keras models.
+        """
+        from seqtasks.plots import caption_grid
+
+        if metadata.get("inputs") == "features":
+            raise UserError(
+                f"{version_dir}: plot-captions needs an image model; this one takes features"
+            )
+        if attention and metadata.get("model") == "lstm":
+            raise UserError("--attention needs an attention or transformer model; this is lstm")
+        extra = os.path.join(version_dir, "assets.extra")
+        for name in (DECODER_FILE, IMAGE_ENCODER_FILE, VOCABULARY_FILE):
+            if not os.path.isfile(os.path.join(extra, name)):
+                raise ExportError(f"{version_dir}: the export has no assets.extra/{name}")
+        encoded = [_read_image(path) for path in paths]
+        generator = load_generator(version_dir, metadata)
+        images = decode_images(tf.constant(encoded), generator.image_size)
+        features = generator.image_encoder(images, training=False)
+        ids, scores = generator.generate(features)
+        captions = [c.decode("utf-8") for c in generator.tokenizer.detokenize(ids).numpy()]
+        maps = None
+        if attention:
+            from seqtasks.models.image_encoders import grid_shape
+
+            rows, columns = grid_shape(generator.image_encoder)
+            maps = []
+            ids = np.asarray(ids)
+            for i in range(len(paths)):
+                generated = list(ids[i, 1:])
+                if END_ID in generated:
+                    generated = generated[: generated.index(END_ID) + 1]
+                weights = generator.decoder.cross_attention(
+                    features[i : i + 1], ids[i : i + 1, : len(generated)].astype(np.int32)
+                )
+                weights = np.asarray(weights)[0].reshape(len(generated), rows, columns)
+                words = [generator.tokenizer.vocabulary[t] for t in generated]
+                maps.append((words, weights))
+        pixels = [np.asarray(image).clip(0, 255).astype(np.uint8) for image in images]
+        labels = [f"{c}\n({os.path.basename(p)})" for c, p in zip(captions, paths)]
+        caption_grid(pixels, labels, output, attention=maps)
+        return {
+            "captions": [
+                {"image": p, "caption": c, "score": float(s)}
+                for p, c, s in zip(paths, captions, np.asarray(scores))
+            ],
+            "output": output,
+        }
+
+
+# --- building blocks ---------------------------------------------------------------------
+
+
+def as_grid(features: np.ndarray) -> np.ndarray:
+    """Feature vectors ``(N, dim)`` as one-position grids ``(N, 1, dim)``; grids unchanged."""
+    features = np.asarray(features, np.float32)
+    return features[:, None, :] if features.ndim == 2 else features
+
+
+def build_captioner(config: CaptioningConfig, vocabulary_size: int, feature_shape):
+    """The ``config.model`` decoder (unbuilt) for features of ``feature_shape`` ``(P, C)``."""
+    if config.model == "transformer":
+        return TransformerCaptioner(
+            vocabulary_size,
+            sequence_length=config.sequence_length,
+            num_positions=int(feature_shape[0]),
+            hidden_dim=config.hidden_dim,
+            intermediate_dim=config.intermediate_dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            num_encoder_layers=config.num_encoder_layers,
+            dropout=config.dropout,
+            name="decoder",
+        )
+    return RNNCaptioner(
+        vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        cell=config.cell,
+        attention=NO_ATTENTION if config.model == "lstm" else config.attention,
+        dropout=config.dropout,
+        name="decoder",
+    )
+
+
+class ImageCaptioner(keras.Model):
+    """Image encoder + caption decoder trained together (``encoder=cnn`` or fine-tuning).
+
+    ``model({"images": float32 (B, S, S, 3), "decoder_token_ids": int32 (B, T)})``
+    -> logits ``(B, T, V)``. Decoding runs the encoder once and then the
+    decoder's own cached steps (see :class:`CaptionGenerator`).
+    """
+
+    def __init__(self, image_encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.image_encoder = image_encoder
+        self.decoder = decoder
+
+    def call(self, inputs, training=None):
+        features = self.image_encoder(inputs["images"], training=training)
+        return self.decoder(
+            {"image_features": features, "decoder_token_ids": inputs["decoder_token_ids"]},
+            training=training,
+        )
+
+
+def caption_batches(
+    data: CaptionData, inputs, tokenizer: SubwordTokenizer, config, *, shuffle: bool
+) -> tuple[tf.data.Dataset, int]:
+    """Teacher-forcing batches, one example per (image, caption) pair.
+
+    Args:
+        data: images and their captions.
+        inputs: float ``(N, P, C)`` feature grids aligned with ``data.ids``, or a
+            list of N encoded images (decoded and resized here, in tf.data).
+        tokenizer: caption tokenizer (captions are normalised first).
+
+    Returns:
+        ``(dataset, dropped)``: batches ``({"image_features" | "images": ...,
+        "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
+        and the number of captions dropped for being over ``sequence_length``.
+    """
+    image_index, texts = [], []
+    for i, captions in enumerate(data.captions):
+        for caption in captions:
+            image_index.append(i)
+            texts.append(normalize_caption(caption))
+    lengths = tokenizer.untruncated(tf.constant(texts)).row_lengths().numpy() + 2
+    keep = np.flatnonzero(lengths <= config.sequence_length)
+    dropped = len(texts) - len(keep)
+    tokens = tokenizer.with_boundaries(tf.constant([texts[i] for i in keep]))
+    index = np.asarray(image_index, np.int32)[keep]
+    ds = tf.data.Dataset.from_tensor_slices((index, tokens.to_tensor(), tokens.row_lengths())).map(
+        lambda i, t, n: (i, t[:n])
+    )
+    if shuffle:
+        ds = ds.shuffle(len(keep), seed=config.seed, reshuffle_each_iteration=True)
+    if isinstance(inputs, list):  # encoded images: decode per example, before batching
+        encoded = tf.constant(inputs, tf.string)
+        size = config.image_size
+        ds = ds.map(
+            lambda i, t: (decode_image(tf.gather(encoded, i), size), t),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        key = "images"
+        ds = ds.padded_batch(config.batch_size)
+    else:
+        features = tf.constant(np.asarray(inputs))  # float16 grids, gathered per batch
+        key = "image_features"
+        ds = ds.padded_batch(config.batch_size).map(
+            lambda i, t: (tf.cast(tf.gather(features, i), tf.float32), t),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    ds = ds.map(
+        lambda x, t: ({key: x, "decoder_token_ids": t[:, :-1]}, t[:, 1:]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return ds.prefetch(tf.data.AUTOTUNE), dropped
+
+
+def make_generator(model, prepared: Prepared, config: CaptioningConfig) -> CaptionGenerator:
+    """The :class:`CaptionGenerator` of a trained model, decoding as ``config`` says."""
+    decoder = model.decoder if isinstance(model, ImageCaptioner) else model
+    return CaptionGenerator(
+        decoder,
+        prepared.info["tokenizer"],
+        options_from_config(config),
+        config.sequence_length,
+        image_encoder=prepared.info["image_encoder"],
+        image_size=config.image_size,
+    )
+
+
+def load_generator(version_dir: str, metadata: dict) -> CaptionGenerator:
+    """A :class:`CaptionGenerator` from an export's Keras models and vocabulary."""
+    extra = os.path.join(version_dir, "assets.extra")
+    decoder = keras.saving.load_model(os.path.join(extra, DECODER_FILE), compile=False)
+    encoder_path = os.path.join(extra, IMAGE_ENCODER_FILE)
+    image_encoder = (
+        keras.saving.load_model(encoder_path, compile=False)
+        if os.path.isfile(encoder_path)
+        else None
+    )
+    preprocessing = metadata.get("preprocessing", {})
+    length = int(preprocessing.get("sequence_length", 32))
+    tokenizer = SubwordTokenizer(os.path.join(extra, VOCABULARY_FILE), length, lowercase=True)
+    return CaptionGenerator(
+        decoder,
+        tokenizer,
+        stored_options(metadata.get("decoding")),
+        length,
+        image_encoder=image_encoder,
+        image_size=int(preprocessing.get("image_size", 160)),
+    )
+
+
+class CaptionGenerator(tf.Module):
+    """Images (encoded bytes) or feature grids to captions; exportable.
+
+    The same object serves training-time evaluation and the SavedModel
+    (``caption_images`` or ``caption_features`` is its ``serving_default``).
+
+    Args:
+        decoder: a captioner from :mod:`seqtasks.models.captioning`.
+        tokenizer: the caption :class:`SubwordTokenizer`.
+        options: how to decode (:class:`~seqtasks.decoding.DecodingOptions`).
+        max_length: decoded length in tokens, ``[START]`` and ``[END]`` included.
+        image_encoder: pixels -> feature grid model; None for feature models.
+        image_size: the encoder's input size in pixels.
+    """
+
+    def __init__(
+        self, decoder, tokenizer, options, max_length: int, image_encoder=None, image_size=160
+    ):
+        super().__init__()
+        self.decoder = decoder
+        self.tokenizer = tokenizer
+        self.options = options
+        self.max_length = int(max_length)
+        self.image_encoder = image_encoder
+        self.image_size = int(image_size)
+        self.sampler = make_sampler(options, tokenizer.vocabulary_size)
+        seed_generator = getattr(self.sampler, "seed_generator", None)
+        if seed_generator is not None:  # tracked, so an export saves the sampling seed state
+            self.sampler_seed_state = seed_generator.state
+        self._caption_images = tf.function(self.caption_images)
+        self._caption_features = tf.function(self.caption_features)
+
+    def generate(self, features):
+        """Decoded ids int32 ``(B, max_length)`` and scores float32 ``(B,)`` of feature grids."""
+        return decode(self.decoder, features, self.options, self.max_length, self.sampler)
+
+    def caption_features(self, features):
+        """float32 ``(B, P, C)`` (or ``(B, C)``) -> ``{"caption": (B,), "score": (B,)}``."""
+        features = tf.cast(features, tf.float32)
+        if features.shape.rank == 2:
+            features = features[:, None, :]
+        token_ids, scores = self.generate(features)
+        return {"caption": self.tokenizer.detokenize(token_ids), "score": scores}
+
+    def caption_images(self, image_bytes):
+        """tf.string ``(B,)`` encoded images -> ``{"caption": (B,), "score": (B,)}``."""
+        images = decode_images(image_bytes, self.image_size)
+        return self.caption_features(self.image_encoder(images, training=False))
+
+    def caption_all(self, inputs, batch_size: int = 32) -> tuple[list[str], list[float]]:
+        """Captions and scores of feature grids ``(N, P, C)`` or a list of encoded images.
+
+        With the TensorFlow backend this runs the traced graph functions (the
+        export's code path); with another Keras backend the decoding loop runs
+        on that backend and only decoding of images and detokenization use
+        TensorFlow.
+        """
+        captions, scores = [], []
+        for start in range(0, len(inputs), batch_size):
+            chunk = inputs[start : start + batch_size]
+            if keras.backend.backend() == "tensorflow":
+                if isinstance(inputs, list):
+                    out = self._caption_images(tf.constant(chunk, tf.string))
+                else:
+                    out = self._caption_features(tf.constant(np.asarray(chunk, np.float32)))
+                texts, values = out["caption"].numpy(), out["score"].numpy()
+            else:
+                features = (
+                    self.image_encoder.predict(
+                        decode_images(tf.constant(chunk, tf.string), self.image_size).numpy(),
+                        verbose=0,
+                    )
+                    if isinstance(inputs, list)
+                    else np.asarray(chunk, np.float32)
+                )
+                ids, values = self.generate(features)
+                texts = self.tokenizer.detokenize(
+                    tf.constant(keras.ops.convert_to_numpy(ids))
+                ).numpy()
+                values = keras.ops.convert_to_numpy(values)
+            captions.extend(t.decode("utf-8") for t in texts)
+            scores.extend(float(v) for v in values)
+        return captions, scores
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _read_image(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
+    check_image(data, path, decode=True)
+    return data
+
+
+def _read_vector(path: str, metadata: dict) -> np.ndarray:
+    expected = tuple(metadata.get("feature_shape") or ())
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a .npy array ({e})") from None
+    array = np.asarray(array, np.float32)
+    if array.shape == expected[1:] and expected[:1] == (1,):
+        array = array[None]
+    if array.shape != expected:
+        raise UserError(
+            f"{path}: expected a feature array of shape {expected}; found {array.shape}"
+        )
+    return array

@@ -1,0 +1,293 @@
+"""The captioning recipe: decoders, image encoders, images, training, export round trips."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import TINY_CAPTIONING, caption_csv, flickr_images
+from seqtasks.caption_metrics import normalize_caption
+from seqtasks.decoding import DecodingOptions, beam_search, decode
+from seqtasks.errors import ConfigError, DataError
+from seqtasks.images import cached_image_features, check_image, decode_images
+from seqtasks.models.captioning import RNNCaptioner, TransformerCaptioner
+from seqtasks.models.image_encoders import build_image_encoder, grid_shape
+from seqtasks.text import END_ID, START_ID
+
+VOCAB = 15
+
+
+def tiny_decoder(kind):
+    keras.utils.set_random_seed(0)
+    if kind == "transformer":
+        model = TransformerCaptioner(
+            VOCAB, sequence_length=10, num_positions=4, hidden_dim=8, intermediate_dim=8,
+            num_heads=2, num_layers=2, num_encoder_layers=1, dropout=0.0,
+        )  # fmt: skip
+    else:
+        model = RNNCaptioner(
+            VOCAB, embedding_dim=6, hidden_dim=8, dropout=0.0, attention=kind
+        )  # fmt: skip
+    features = np.random.default_rng(0).normal(size=(2, 4, 5)).astype(np.float32)
+    tokens = np.array([[START_ID, 4, 5, 6, 7], [START_ID, 8, 9, 10, 0]], np.int32)
+    model({"image_features": features, "decoder_token_ids": tokens})
+    return model, features, tokens
+
+
+DECODERS = ["none", "additive", "transformer"]
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_cached_steps_equal_the_teacher_forced_pass(kind):
+    model, features, tokens = tiny_decoder(kind)
+    full = np.asarray(model({"image_features": features, "decoder_token_ids": tokens}))
+    assert full.shape == (2, 5, VOCAB)
+    cache = model.init_cache(features, 8)
+    for index in range(4):  # row 2 is padded at the last position
+        logits, cache = model.decode_step(tokens[:, index : index + 1], cache, index)
+        np.testing.assert_allclose(np.asarray(logits), full[:, index], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", DECODERS)
+def test_shared_decoding_runs_on_image_features(kind):
+    model, features, _ = tiny_decoder(kind)
+    greedy, _ = decode(model, features, DecodingOptions(strategy="greedy"), 8)
+    beam1, _ = beam_search(model, features, 8, beam_size=1)
+    greedy, beam1 = np.asarray(greedy), np.asarray(beam1)
+    assert greedy.shape == (2, 8) and (greedy[:, 0] == START_ID).all()
+    for g, b in zip(greedy, beam1):
+        end = list(g).index(END_ID) + 1 if END_ID in g else 8
+        np.testing.assert_array_equal(g[:end], b[:end])
+    ids, scores = decode(model, features, DecodingOptions(beam_size=3), 8)
+    assert np.asarray(ids).shape == (2, 8) and np.all(np.asarray(scores) <= 0)
+
+
+def test_attention_weights_cover_the_grid_and_the_model_round_trips(tmp_path):
+    model, features, tokens = tiny_decoder("additive")
+    weights = np.asarray(model.cross_attention(features, tokens))
+    assert weights.shape == (2, 5, 4)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert tiny_decoder("none")[0].cross_attention(features, tokens) is None
+    path = str(tmp_path / "decoder.keras")
+    model.save(path)
+    again = keras.saving.load_model(path, compile=False)
+    inputs = {"image_features": features, "decoder_token_ids": tokens}
+    np.testing.assert_allclose(np.asarray(again(inputs)), np.asarray(model(inputs)), atol=1e-6)
+
+
+def test_image_encoders_give_feature_grids_and_freeze_as_asked(monkeypatch, tmp_path):
+    frozen = build_image_encoder("mobilenet_v2", 96)
+    assert frozen.output.shape[1:] == (9, 1280) and grid_shape(frozen) == (3, 3)
+    assert not frozen.trainable_weights
+    tuned = build_image_encoder("mobilenet_v2", 96, fine_tune_blocks=1)
+    names = {w.path.split("/")[-2] for w in tuned.trainable_weights}
+    assert names and all(n.startswith(("block_16_", "Conv_1")) for n in names), names
+    cnn = build_image_encoder("cnn", 64)
+    assert cnn.output.shape[1:] == (4, 256) and cnn.trainable_weights
+    # Without the shared weights (and no download allowed) the error says what to do.
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="KERAS_HOME.*encoder=cnn"):
+        build_image_encoder("mobilenet_v2", 96)
+
+
+def test_png_with_alpha_and_grayscale_jpeg_decode_to_rgb():
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 128
+    png = tf.io.encode_png(rgba).numpy()
+    gray = tf.io.encode_jpeg(np.full((25, 10, 1), 90, np.uint8)).numpy()
+    for blob in (png, gray):
+        check_image(blob, "x", decode=True)
+    images = decode_images(tf.constant([png, gray]), 32).numpy()
+    assert images.shape == (2, 32, 32, 3)
+    np.testing.assert_allclose(images[0, 5, 5], [200, 0, 0], atol=1)
+    np.testing.assert_allclose(images[1, 5, 5], [90, 90, 90], atol=3)
+    with pytest.raises(DataError, match="notes.txt: not an image"):
+        check_image(b"hello world", "notes.txt")
+    with pytest.raises(DataError, match="broken.jpg: the image cannot be decoded"):
+        check_image(b"\xff\xd8\xff\xe0" + b"\x00" * 50, "broken.jpg", decode=True)
+
+
+def test_feature_cache_is_hit_the_second_time(tmp_path):
+    names, _ = flickr_images(tmp_path / "images", 3)
+    encoder = build_image_encoder("mobilenet_v2", 64)
+
+    def read(ids):
+        return [open(tmp_path / "images" / i, "rb").read() for i in ids]
+
+    kwargs = dict(image_size=64, encoder_id={"e": 1}, source="s", cache_dir=str(tmp_path / "c"))
+    first, info = cached_image_features(encoder, read, names, **kwargs)
+    assert first.shape == (3, 4, 1280) and first.dtype == np.float16 and not info["cache_hit"]
+    again, info = cached_image_features(encoder, read, names, **kwargs)
+    assert info["cache_hit"]
+    np.testing.assert_array_equal(again, first)
+    _, info = cached_image_features(encoder, read, names[:2], **kwargs)  # other images: a miss
+    assert not info["cache_hit"]
+
+
+# --- training and export -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overfit(tmp_path_factory):
+    """An attention captioner trained until it knows 5 real images' captions by heart."""
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    root = tmp_path_factory.mktemp("overfit")
+    names, captions = flickr_images(root / "images", 5, start=10)
+    csv = caption_csv(root / "images" / "captions.csv", names, captions, per_image=1, repeat=20)
+    recipe = get_recipe("captioning")
+    config = recipe.make_config(
+        **{
+            **TINY_CAPTIONING,
+            "hidden_dim": 64,
+            "embedding_dim": 32,
+            "epochs": 60,
+            "batch_size": 20,
+        },
+        data=csv,
+        validation_data=csv,
+        learning_rate=3e-3,
+        dropout=0.0,
+        label_smoothing=0.0,
+        patience=60,
+        reduce_lr_factor=1.0,
+        feature_cache=str(root / "cache"),
+        export_dir=str(root / "export"),
+        run_dir=str(root / "run"),
+    )
+    result = train(recipe, config, verbose=0)
+    images = [open(root / "images" / n, "rb").read() for n in names]
+    return {"result": result, "recipe": recipe, "names": names, "captions": captions,
+            "images": images, "root": root, "csv": csv}  # fmt: skip
+
+
+def test_overfit_model_returns_its_training_captions(overfit):
+    recipe, result = overfit["recipe"], overfit["result"]
+    expected = [normalize_caption(c[0]) for c in overfit["captions"]]
+    paths = [str(overfit["root"] / "images" / n) for n in overfit["names"]]
+    from seqtasks.export import read_metadata
+
+    metadata = read_metadata(result.export_path)
+    predictions = recipe.predict(result.export_path, metadata, paths)
+    assert [p["caption"] for p in predictions] == expected
+    assert all(-1.0 < p["score"] <= 0 for p in predictions)
+    assert result.metrics["val_bleu_4"] == pytest.approx(100.0)
+    assert metadata["signature"]["inputs"] == {
+        "image_bytes": "tf.string [None]: encoded JPEG, PNG, GIF or BMP images"
+    }
+    report = recipe.evaluate_export(result.export_path, metadata, data=overfit["csv"])
+    assert report["bleu_4"] == pytest.approx(100.0) and report["images"] == 5
+
+
+FRESH_PROCESS = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (WordPiece ops)
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+blobs = [open(p, "rb").read() for p in sys.argv[2:]]
+out = {}
+for n in (1, 3):
+    result = fn(image_bytes=tf.constant(blobs[:n]))
+    out[n] = {"caption": [c.decode() for c in result["caption"].numpy()],
+              "score": result["score"].numpy().tolist()}
+print(json.dumps({"out": out, "modules": sorted(m for m in ("keras_hub", "seqtasks") if m in sys.modules)}))
+"""
+
+
+def test_export_in_a_fresh_process_matches_the_in_memory_model(overfit, tmp_path):
+    from tasks.captioning import make_generator
+
+    result = overfit["result"]
+    # One JPEG as it is, one as PNG with an alpha channel, one as grayscale JPEG.
+    pixels = tf.io.decode_jpeg(overfit["images"][1]).numpy()
+    alpha = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], -1)
+    paths = [str(overfit["root"] / "images" / overfit["names"][0])]
+    paths.append(str(tmp_path / "alpha.png"))
+    open(paths[1], "wb").write(tf.io.encode_png(alpha).numpy())
+    paths.append(str(tmp_path / "gray.jpg"))
+    open(paths[2], "wb").write(
+        tf.io.encode_jpeg(tf.image.rgb_to_grayscale(pixels), quality=95).numpy()
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, result.export_path, *paths],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    assert fresh["modules"] == []
+    generator = make_generator(result.model, result.prepared, result.prepared.info["config"])
+    captions, scores = generator.caption_all([open(p, "rb").read() for p in paths])
+    assert fresh["out"]["3"]["caption"] == captions
+    np.testing.assert_allclose(fresh["out"]["3"]["score"], scores, atol=1e-4)
+    assert fresh["out"]["1"]["caption"] == captions[:1]
+    # The PNG with alpha is the same picture as training image 2: same caption.
+    assert captions[1] == normalize_caption(overfit["captions"][1][0])
+
+
+def test_feature_vector_data_trains_and_exports_a_features_signature(tmp_path):
+    from seqtasks.export import read_metadata
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    _, captions = flickr_images(tmp_path / "unused", 12)
+    ids = [f"item{i}" for i in range(12)]
+    vectors = np.random.default_rng(0).normal(size=(12, 16)).astype(np.float32)
+    np.savez(tmp_path / "vectors.npz", **dict(zip(ids, vectors)))
+    caption_csv(tmp_path / "vectors.csv", ids, captions, per_image=2)
+    recipe = get_recipe("captioning")
+    config = recipe.make_config(
+        **TINY_CAPTIONING, model="lstm", data=str(tmp_path / "vectors.npz"),
+        export_dir=str(tmp_path / "export"), run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    result = train(recipe, config, verbose=0)
+    metadata = read_metadata(result.export_path)
+    assert metadata["inputs"] == "features" and metadata["feature_shape"] == [1, 16]
+    loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
+    assert list(loaded.structured_input_signature[1]) == ["features"]
+    out = loaded(features=tf.constant(vectors[:3][:, None, :]))
+    assert out["caption"].shape == (3,) and out["score"].dtype == tf.float32
+    np.save(tmp_path / "one.npy", vectors[0])
+    predictions = recipe.predict(result.export_path, metadata, [str(tmp_path / "one.npy")])
+    assert predictions[0]["caption"] == out["caption"].numpy()[0].decode()
+    report = recipe.evaluate_export(
+        result.export_path, metadata, data=str(tmp_path / "vectors.npz")
+    )
+    assert report["images"] == 12 and report["references_per_image"] == [2, 2]
+    assert {"bleu_1", "bleu_2", "bleu_3", "bleu_4"} <= set(report)
+
+
+def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    names, captions = flickr_images(tmp_path / "images", 8)
+    csv = caption_csv(tmp_path / "images" / "c.csv", names, captions, per_image=2)
+    recipe = get_recipe("captioning")
+    config = recipe.make_config(
+        **TINY_CAPTIONING, data=csv, fine_tune_blocks=1, learning_rate=0.01,
+        export_dir=str(tmp_path / "export"), run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    fresh = build_image_encoder("mobilenet_v2", 96)
+    result = train(recipe, config, verbose=0)
+    tuned = result.model.image_encoder
+    changed = {
+        w.path.split("/")[-2]
+        for w, f in zip(tuned.weights, fresh.weights)
+        if not np.allclose(w.numpy(), f.numpy())
+    }
+    assert changed and all(n.startswith(("block_16_", "Conv_1")) for n in changed), changed
+    from tasks.captioning import make_generator
+
+    generator = make_generator(result.model, result.prepared, config)
+    images = [open(tmp_path / "images" / n, "rb").read() for n in names[:2]]
+    loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
+    exported = [c.decode() for c in loaded(image_bytes=tf.constant(images))["caption"].numpy()]
+    assert exported == generator.caption_all(images)[0]
