@@ -70,7 +70,7 @@ IMAGE_ENCODER_FILE = "image_encoder.keras"
 
 
 @dataclasses.dataclass(frozen=True)
-class CaptioningConfig(TrainConfig, DecodingConfig):
+class CaptioningConfig(DecodingConfig, TrainConfig):
     """Defaults of the captioning recipe (every field can be set with ``--set key=value``)."""
 
     model: str = option(
@@ -219,6 +219,8 @@ class CaptioningRecipe(Recipe):
             max_examples=config.max_examples,
         )
         if data.images is not None:
+            if config.encoder == "mobilenet_v2":
+                mobilenet_v2_weights(config.encoder_weights)  # missing weights: fail early
             # A file that is not an image at all fails here, before anything is written.
             for image_id, encoded in zip(data.ids, data.images.read_many(data.ids)):
                 check_image(encoded, f"{data.images.description}: {image_id}")
@@ -278,11 +280,14 @@ class CaptioningRecipe(Recipe):
             len(val),
             tokenizer.vocabulary_size,
         )
-        feature_shape = (
+        grid_shape = (
             list(np.shape(train_inputs)[1:])
             if not isinstance(train_inputs, list)
             else list(info["image_encoder"].output.shape[1:])
         )
+        info["grid_shape"] = grid_shape  # (positions, channels) the decoder attends over
+        # What the export takes: feature vectors (dim,) as given, or feature grids.
+        feature_shape = list(data.features.shape[1:]) if data.features is not None else grid_shape
         info["feature_shape"] = feature_shape
         return Prepared(
             train=train_ds,
@@ -365,12 +370,12 @@ class CaptioningRecipe(Recipe):
     # --- model ---------------------------------------------------------------------------
 
     def build_model(self, config: CaptioningConfig, prepared: Prepared) -> keras.Model:
-        feature_shape = prepared.info["feature_shape"]
-        decoder = build_captioner(config, prepared.info["tokenizer"].vocabulary_size, feature_shape)
+        grid_shape = prepared.info["grid_shape"]
+        decoder = build_captioner(config, prepared.info["tokenizer"].vocabulary_size, grid_shape)
         tokens = np.full((1, 2), 2, np.int32)
         decoder(
             {
-                "image_features": np.zeros((1, *feature_shape), np.float32),
+                "image_features": np.zeros((1, *grid_shape), np.float32),
                 "decoder_token_ids": tokens,
             }
         )
@@ -412,7 +417,11 @@ class CaptioningRecipe(Recipe):
             "val_nll": forced["nll"],
             "val_perplexity": forced["perplexity"],
             "val_token_accuracy": forced["token_accuracy"],
-            **{f"val_{k}": v for k, v in scores.items() if k.startswith(("bleu_", "cider")) and k != "bleu_signature"},
+            **{
+                f"val_{k}": v
+                for k, v in scores.items()
+                if k.startswith(("bleu_", "cider")) and k != "bleu_signature"
+            },
             "bleu_signature": scores["bleu_signature"],
             "decoding": dataclasses.asdict(options_from_config(config)),
             "decode_seconds": round(seconds, 2),
@@ -524,12 +533,13 @@ class CaptioningRecipe(Recipe):
         if metadata.get("inputs") == "features":
             if refs.features is None:
                 raise DataError(f"{data}: this model takes feature vectors; expected a .npz")
-            outputs = call_in_batches(
-                loaded,
-                "features",
-                as_grid(refs.features).reshape((len(refs), *metadata["feature_shape"])),
-                32,
-            )
+            expected = list(metadata["feature_shape"])
+            if list(refs.features.shape[1:]) != expected:
+                raise DataError(
+                    f"{data}: vectors of shape {tuple(refs.features.shape[1:])}; this model "
+                    f"takes {tuple(expected)}"
+                )
+            outputs = call_in_batches(loaded, "features", refs.features.astype(np.float32), 32)
         else:
             if refs.images is None:
                 raise DataError(
@@ -909,8 +919,6 @@ def _read_vector(path: str, metadata: dict) -> np.ndarray:
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a .npy array ({e})") from None
     array = np.asarray(array, np.float32)
-    if array.shape == expected[1:] and expected[:1] == (1,):
-        array = array[None]
     if array.shape != expected:
         raise UserError(
             f"{path}: expected a feature array of shape {expected}; found {array.shape}"

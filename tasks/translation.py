@@ -61,7 +61,7 @@ VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslationConfig(TrainConfig, DecodingConfig):
+class TranslationConfig(DecodingConfig, TrainConfig):
     """Defaults of the translation recipe (every field can be set with ``--set key=value``)."""
 
     model: str = option("transformer", "Encoder-decoder architecture.", choices=SEQ2SEQ_MODELS)

@@ -249,10 +249,11 @@ def test_feature_vector_data_trains_and_exports_a_features_signature(tmp_path):
     )  # fmt: skip
     result = train(recipe, config, verbose=0)
     metadata = read_metadata(result.export_path)
-    assert metadata["inputs"] == "features" and metadata["feature_shape"] == [1, 16]
+    assert metadata["inputs"] == "features" and metadata["feature_shape"] == [16]
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
     assert list(loaded.structured_input_signature[1]) == ["features"]
-    out = loaded(features=tf.constant(vectors[:3][:, None, :]))
+    assert loaded.structured_input_signature[1]["features"].shape.as_list() == [None, 16]
+    out = loaded(features=tf.constant(vectors[:3]))
     assert out["caption"].shape == (3,) and out["score"].dtype == tf.float32
     np.save(tmp_path / "one.npy", vectors[0])
     predictions = recipe.predict(result.export_path, metadata, [str(tmp_path / "one.npy")])

@@ -116,7 +116,7 @@ def test_match_labels():
 
 
 BAD_TRAIN = [
-    (["train", "poetry"], "unknown recipe 'poetry'; expected one of: sentiment"),
+    (["train", "poetry"], "unknown recipe 'poetry'; expected one of: captioning, sentiment"),
     (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
     (["train", "sentiment", "--set", "bogus=1"], "unknown config field 'bogus'"),
     (
@@ -299,7 +299,7 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     for args, message in [
         (
             ["train", "poetry"],
-            "error: unknown recipe 'poetry'; expected one of: sentiment, translation\n",
+            "error: unknown recipe 'poetry'; expected one of: captioning, sentiment, translation\n",
         ),
         (
             ["train", "sentiment", "--epochs", "abc"],
