@@ -115,18 +115,42 @@ def _cache_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def weights_digest(model) -> str:
+    """sha256 (16 hex digits) of a model's weight values: identifies an encoder exactly."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def images_stamp(location: str, ids: list[str]) -> list:
+    """What changes when the images change: size and mtime of a tar, or of each image file."""
+    if os.path.isfile(location):
+        stat = os.stat(location)
+        return [os.path.abspath(location), stat.st_size, stat.st_mtime_ns]
+    stamps = []
+    for image_id in ids:
+        stat = os.stat(os.path.join(location, image_id))
+        stamps.append([stat.st_size, stat.st_mtime_ns])
+    return [os.path.abspath(location), stamps]
+
+
 def cached_image_features(
     image_encoder,
     read_images,
     ids: list[str],
     *,
     image_size: int,
-    encoder_id: dict,
     source: str,
     cache_dir: str | None,
     verbose: int = 0,
 ) -> tuple[np.ndarray, dict]:
     """Feature grids of ``ids``, computed once and cached in ``cache_dir``.
+
+    The cache key covers the image location (folder or tar: path, and the
+    size and modification time of the tar or of every image file), the ids
+    in order, the input size and a digest of the encoder's weight values, so
+    other images, edited images or another encoder never hit a stale entry.
 
     Args:
         image_encoder: a frozen model from
@@ -134,15 +158,22 @@ def cached_image_features(
         read_images: ``ids -> list[bytes]`` (e.g. ``ImageStore.read_many``).
         ids: the images, in the order of the returned rows.
         image_size: input size of the encoder.
-        encoder_id: what identifies the encoder and its weights (part of the key).
-        source: the dataset's path (part of the key, and stored for humans).
+        source: the image folder or tar the ids are read from.
         cache_dir: where ``<key>.npy`` and ``<key>.json`` live; None: no cache.
 
     Returns:
         ``(features float16 (N, positions, channels), info)`` where ``info``
         says whether the cache was hit and how long encoding took (seconds).
     """
-    key = _cache_key({"source": os.path.abspath(source), "ids": ids, "encoder": encoder_id})
+    encoder_id = {"name": image_encoder.name, "weights": weights_digest(image_encoder)}
+    key = _cache_key(
+        {
+            "images": images_stamp(source, ids),
+            "ids": ids,
+            "image_size": image_size,
+            "encoder": encoder_id,
+        }
+    )
     path = os.path.join(cache_dir, f"{key}.npy") if cache_dir else None
     if path and os.path.isfile(path):
         features = np.load(path)

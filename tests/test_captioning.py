@@ -113,21 +113,37 @@ def test_png_with_alpha_and_grayscale_jpeg_decode_to_rgb():
         check_image(b"\xff\xd8\xff\xe0" + b"\x00" * 50, "broken.jpg", decode=True)
 
 
-def test_feature_cache_is_hit_the_second_time(tmp_path):
-    names, _ = flickr_images(tmp_path / "images", 3)
+def test_feature_cache_is_hit_only_for_the_same_images_and_encoder(tmp_path):
+    folder = tmp_path / "images"
+    names, _ = flickr_images(folder, 3)
     encoder = build_image_encoder("mobilenet_v2", 64)
 
-    def read(ids):
-        return [open(tmp_path / "images" / i, "rb").read() for i in ids]
+    def features(encoder, source, ids):
+        def read(ids):
+            return [open(os.path.join(source, i), "rb").read() for i in ids]
 
-    kwargs = dict(image_size=64, encoder_id={"e": 1}, source="s", cache_dir=str(tmp_path / "c"))
-    first, info = cached_image_features(encoder, read, names, **kwargs)
+        return cached_image_features(
+            encoder, read, ids, image_size=64, source=str(source), cache_dir=str(tmp_path / "c")
+        )
+
+    first, info = features(encoder, folder, names)
     assert first.shape == (3, 4, 1280) and first.dtype == np.float16 and not info["cache_hit"]
-    again, info = cached_image_features(encoder, read, names, **kwargs)
+    again, info = features(encoder, folder, names)
     assert info["cache_hit"]
     np.testing.assert_array_equal(again, first)
-    _, info = cached_image_features(encoder, read, names[:2], **kwargs)  # other images: a miss
+    assert not features(encoder, folder, names[:2])[1]["cache_hit"]  # other ids
+    # The same file names in another folder, one image changed: a miss, new features.
+    other = tmp_path / "other"
+    flickr_images(other, 3)
+    os.replace(other / names[1], other / "tmp.jpg")
+    os.replace(other / names[0], other / names[1])
+    os.replace(other / "tmp.jpg", other / names[0])
+    swapped, info = features(encoder, other, names)
     assert not info["cache_hit"]
+    np.testing.assert_array_equal(swapped[0], first[1])
+    # Another encoder (random weights): a miss.
+    random = build_image_encoder("mobilenet_v2", 64, weights="none")
+    assert not features(random, folder, names)[1]["cache_hit"]
 
 
 # --- training and export -------------------------------------------------------------------
@@ -215,10 +231,11 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(overfit, tmp_path
     open(paths[2], "wb").write(
         tf.io.encode_jpeg(tf.image.rgb_to_grayscale(pixels), quality=95).numpy()
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     done = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS, result.export_path, *paths],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     fresh = json.loads(done.stdout.strip().splitlines()[-1])
@@ -288,7 +305,15 @@ def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
     from tasks.captioning import make_generator
 
     generator = make_generator(result.model, result.prepared, config)
+    assert generator.feature_dtype is None  # trained end to end on float32 features
     images = [open(tmp_path / "images" / n, "rb").read() for n in names[:2]]
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
-    exported = [c.decode() for c in loaded(image_bytes=tf.constant(images))["caption"].numpy()]
-    assert exported == generator.caption_all(images)[0]
+    out = loaded(image_bytes=tf.constant(images))
+    captions, scores = generator.caption_all(images)
+    assert [c.decode() for c in out["caption"].numpy()] == captions
+    np.testing.assert_allclose(out["score"].numpy(), scores, atol=1e-4)
+    saved = keras.saving.load_model(
+        os.path.join(result.export_path, "assets.extra", "image_encoder.keras"), compile=False
+    )
+    for w, t in zip(saved.weights, tuned.weights):
+        np.testing.assert_array_equal(w.numpy(), t.numpy())

@@ -159,6 +159,20 @@ def _csv_with_a_text_file(tmp_path):
     return caption_csv(folder / "c.csv", [*names, "notes.jpg"], [*captions, ["a note"]])
 
 
+def _csv_with_a_corrupt_jpeg(tmp_path):
+    folder = tmp_path / "photos"
+    names, captions = flickr_images(folder, 2)
+    blob = open(folder / names[0], "rb").read()
+    write_file(folder / "cut.jpg", blob[:20])
+    return caption_csv(folder / "c.csv", [*names, "cut.jpg"], [*captions, ["a cut photo"]])
+
+
+def _csv_with_punctuation_captions(tmp_path):
+    folder = tmp_path / "photos"
+    names, captions = flickr_images(folder, 2)
+    return caption_csv(folder / "c.csv", names, [captions[0], [" . ", "?!"]])
+
+
 BAD_INPUTS = {
     "caption line without a tab": (
         lambda p: ["--data", _flickr_folder(p, token_lines=["a.jpg#0 a dog runs"])],
@@ -179,6 +193,18 @@ BAD_INPUTS = {
     "a text file as an image": (
         lambda p: ["--data", _csv_with_a_text_file(p)],
         r"notes\.jpg: not an image \(expected JPEG, PNG, GIF or BMP",
+    ),
+    "a truncated JPEG, encoder trained end to end": (
+        lambda p: ["--data", _csv_with_a_corrupt_jpeg(p), "--set", "encoder=cnn"],
+        r"cut\.jpg: the image cannot be decoded",
+    ),
+    "a truncated JPEG, cached features": (
+        lambda p: ["--data", _csv_with_a_corrupt_jpeg(p)],
+        r"cut\.jpg: the image cannot be decoded",
+    ),
+    "captions without words": (
+        lambda p: ["--data", _csv_with_punctuation_captions(p)],
+        r"image .*: no caption has a word in it",
     ),
     "no such weights file": (
         lambda p: ["--data", _flickr_folder(p), "--set", "encoder_weights=/no/such.h5"],

@@ -13,7 +13,7 @@ nothing but the decoded image.
   residual blocks (``block_16``, ``block_15``, ...) and the last 1x1
   convolution trainable; batch normalisation stays in inference mode (the
   usual Keras transfer-learning practice).
-- ``cnn``: a small VGG-style network trained from scratch (four
+- ``cnn``: a small VGG-style network trained from scratch (five
   conv-BN-ReLU-pool stages, 32 to 256 channels), for users without
   pretrained weights. At 160 px the grid is 5x5x256.
 """
