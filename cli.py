@@ -172,6 +172,12 @@ def cli():
 @click.option(
     "--run-dir", help="Run directory for logs and checkpoints (default runs/<recipe>-<time>)."
 )
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    help="Continue an unfinished run with the same settings and data: --run-dir's, else the "
+    "newest under runs/ (default); --no-resume starts a fresh run.",
+)
 @_data_options
 @_parallel_options
 @_caption_options
@@ -203,6 +209,7 @@ def train(
     seed,
     export_dir,
     run_dir,
+    resume,
     format_,
     text_column,
     label_column,
@@ -223,6 +230,11 @@ def train(
     A validation split is carved (seeded) from the training data; early
     stopping watches its loss and the best weights are exported to
     saved_models/<recipe>/<version>/.
+
+    Interrupted (Ctrl-C, kill -9)? Run the same command again: training
+    continues after the last finished epoch of the unfinished run with the
+    same settings and data (--run-dir's, else the newest in runs/), and ends
+    with the metrics an uninterrupted run would have. --no-resume starts over.
 
     \b
     Examples:
@@ -270,7 +282,11 @@ def train(
     config = task.make_config(**overrides)
     # With --json, stdout carries only the JSON result: progress goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-        result = run_training(task, config, verbose=0 if quiet else None)
+        try:
+            result = run_training(task, config, verbose=0 if quiet else None, resume=resume)
+        except KeyboardInterrupt:
+            click.echo("interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
     summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
     if as_json:
         click.echo(json.dumps(summary, indent=2))

@@ -13,8 +13,24 @@ steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
 - the best weights checkpointed to ``<run_dir>/best.weights.h5``;
 - TensorBoard logs in ``<run_dir>/logs`` and per-epoch history in
   ``<run_dir>/history.csv``;
-- ``config.json``, ``metrics.json`` (validation metrics, seconds per epoch,
-  peak memory) in the run directory.
+- ``config.json`` (written first) and ``metrics.json`` (validation metrics,
+  seconds per epoch, peak memory; written last, after the export, so it marks a
+  finished run) in the run directory;
+- after every epoch, everything needed to continue in a fresh process in
+  ``<run_dir>/resume/`` (see :class:`ResumeState`).
+
+Resume: a run directory with ``config.json`` but no ``metrics.json`` is an
+unfinished run (killed, or interrupted with Ctrl-C). Training the same recipe
+with the same config and the same data again continues it at the epoch after
+its last finished one, instead of starting over: with ``run_dir`` set, in that
+folder; without, in the newest matching unfinished run under ``runs/``
+(``resume=False`` starts a fresh run instead). Model weights, optimizer state
+(learning rate included), dropout seed states, the early-stopping,
+checkpoint and learning-rate-plateau counters, per-epoch history and timings
+are restored, and the training pipelines shuffle by epoch number
+(:func:`seqtasks.data.pipeline.shuffle_each_epoch`), so on CPU the resumed run
+ends with the same weights and metrics as an uninterrupted one. A run in use
+by another process is locked (``<run_dir>/.lock``) and never resumed twice.
 
 Exports need the TensorFlow backend. Under another ``KERAS_BACKEND`` (JAX,
 PyTorch) training runs the same way and the trained model is saved as
@@ -27,8 +43,10 @@ enabled.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
+import json
 import logging
 import os
 import resource
@@ -39,6 +57,7 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 
 from seqtasks.config import TrainConfig
 from seqtasks.errors import ConfigError, DataError, UserError
@@ -48,6 +67,8 @@ from seqtasks.recipe import Recipe
 from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
+
+RESUME_DIR = "resume"  # <run_dir>/resume/: state.json and epoch-<n>.weights.h5
 
 
 @dataclasses.dataclass
@@ -72,6 +93,158 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class DataEpoch(keras.callbacks.Callback):
+    """Sets the pipelines' epoch number (see ``shuffle_each_epoch``) when an epoch begins."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+
+
+def seed_generator_states(model) -> list:
+    """The model's random-seed state variables (dropout masks), in a stable order.
+
+    ``save_weights`` does not store them; a resumed run restores them so that
+    its dropout masks continue the uninterrupted run's sequence.
+    """
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights and "seed_generator" in v.path]
+
+
+def _number(value):
+    return None if value is None else float(value)
+
+
+class ResumeState(keras.callbacks.Callback):
+    """Saves after every epoch what a fresh process needs to continue; restores it.
+
+    ``folder`` (``<run_dir>/resume``) holds ``epoch-<n>.weights.h5`` (model
+    weights and optimizer state after epoch ``n``: the latest epoch's and the
+    best epoch's, for early stopping's best weights) and ``state.json``: the
+    number of finished epochs, whether training was stopped (early stopping),
+    the weights file names, seed-generator states, the per-epoch history and
+    seconds, and the state of the early-stopping, checkpoint and plateau
+    callbacks. Every file is written under a temporary name and renamed, and
+    ``state.json`` last, so a kill at any moment leaves the previous epoch's
+    complete state.
+
+    Put it last in the callback list: at an epoch's end it saves the other
+    callbacks' updated state, and at the start of training (``state`` given)
+    it overrides their reset with the saved state.
+
+    Args:
+        folder: where the state is written.
+        timer, early_stopping, checkpoint: the run's :class:`EpochTimer`,
+            ``EarlyStopping`` (with ``restore_best_weights``) and ``ModelCheckpoint``.
+        plateau: the ``ReduceLROnPlateau`` callback, or None.
+        state: a ``state.json`` to restore when training begins, or None.
+    """
+
+    def __init__(self, folder, *, timer, early_stopping, checkpoint, plateau, state=None):
+        super().__init__()
+        self.folder = folder
+        self.timer = timer
+        self.early_stopping = early_stopping
+        self.checkpoint = checkpoint
+        self.plateau = plateau
+        self.state = state
+        self.history: dict[str, list[float]] = {}  # every epoch's logs, earlier runs' included
+        self._best_file: str | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.state is not None:
+            self._restore(self.state)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        os.makedirs(self.folder, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        tmp = os.path.join(self.folder, f"tmp-{os.getpid()}.weights.h5")
+        self.model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.folder, name))
+        es = self.early_stopping
+        if es.best_weights is not None and es.best_epoch == epoch:
+            self._best_file = name  # this epoch's weights are early stopping's best
+        plateau = self.plateau
+        state = {
+            "epoch": epoch + 1,
+            "stopped": bool(self.model.stop_training),
+            "weights": name,
+            "best_weights": self._best_file,
+            "seed_generators": [
+                np.asarray(v.numpy()).tolist() for v in seed_generator_states(self.model)
+            ],
+            "history": self.history,
+            "epoch_seconds": list(self.timer.seconds),
+            "early_stopping": {
+                "best": _number(es.best),
+                "best_epoch": int(es.best_epoch),
+                "wait": int(es.wait),
+                "stopped_epoch": int(es.stopped_epoch),
+            },
+            "checkpoint": {"best": _number(self.checkpoint.best)},
+            "plateau": None
+            if plateau is None
+            else {
+                "best": _number(plateau.best),
+                "wait": int(plateau.wait),
+                "cooldown_counter": int(plateau.cooldown_counter),
+            },
+        }
+        write_json_atomic(os.path.join(self.folder, "state.json"), state)
+        for other in os.listdir(self.folder):
+            if other.endswith(".weights.h5") and other not in (name, self._best_file):
+                os.remove(os.path.join(self.folder, other))
+
+    def _restore(self, state):
+        try:
+            self._load(state)
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"config field 'run_dir': cannot resume {os.path.dirname(self.folder)}: its "
+                f"saved state is unreadable ({type(e).__name__}: {e}); use --no-resume or "
+                "another --run-dir"
+            ) from None
+
+    def _load(self, state):
+        model = self.model
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)  # so its state can be loaded
+        es = self.early_stopping
+        best = state.get("best_weights")
+        if best:
+            model.load_weights(os.path.join(self.folder, best))
+            es.best_weights = model.get_weights()
+            # ModelCheckpoint writes best.weights.h5 in place: a kill may have torn it.
+            tmp = f"{self.checkpoint.filepath}.tmp-{os.getpid()}"
+            shutil.copyfile(os.path.join(self.folder, best), tmp)
+            os.replace(tmp, self.checkpoint.filepath)
+        model.load_weights(os.path.join(self.folder, state["weights"]))
+        seeds = seed_generator_states(model)
+        if len(seeds) != len(state["seed_generators"]):
+            raise ConfigError(
+                f"config field 'run_dir': {os.path.dirname(self.folder)}: the saved state does "
+                "not fit this model; choose another --run-dir"
+            )
+        for variable, value in zip(seeds, state["seed_generators"]):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        saved = state["early_stopping"]
+        es.best, es.best_epoch = saved["best"], saved["best_epoch"]
+        es.wait, es.stopped_epoch = saved["wait"], saved["stopped_epoch"]
+        self.checkpoint.best = state["checkpoint"]["best"]
+        if self.plateau is not None and state.get("plateau"):
+            saved = state["plateau"]
+            self.plateau.best, self.plateau.wait = saved["best"], saved["wait"]
+            self.plateau.cooldown_counter = saved["cooldown_counter"]
+        self.timer.seconds = list(state["epoch_seconds"])
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        self._best_file = best
 
 
 def seed_everything(seed: int) -> None:
@@ -129,13 +302,127 @@ def reduce_lr_on_plateau(model, config: TrainConfig):
     )
 
 
+def _read_json(path: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def is_unfinished(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a run that started (``config.json``) but did not finish."""
+    return os.path.isfile(os.path.join(run_dir, "config.json")) and not os.path.exists(
+        os.path.join(run_dir, "metrics.json")
+    )
+
+
+def run_differences(
+    run_dir: str, recipe_name: str, config: dict, data: dict | None = None
+) -> list[str]:
+    """What differs between the run in ``run_dir`` and this one, one ``field: there, here`` each.
+
+    Compares the recipe, every config field but ``run_dir`` and, when ``data``
+    (a fingerprint with the example count) is given, the data's path, size,
+    hash and number of examples. Empty when the run can be resumed.
+    """
+    record = _read_json(os.path.join(run_dir, "config.json"))
+    if not isinstance(record, dict):
+        return ["config.json: unreadable"]
+    diffs = []
+    if record.get("recipe") != recipe_name:
+        diffs.append(f"recipe: {record.get('recipe')!r} there, {recipe_name!r} here")
+    saved = record.get("config") if isinstance(record.get("config"), dict) else {}
+    for key in sorted((set(saved) | set(config)) - {"run_dir"}):
+        if saved.get(key) != config.get(key):
+            diffs.append(f"{key}: {saved.get(key)!r} there, {config.get(key)!r} here")
+    if data is not None:
+        saved = record.get("data") if isinstance(record.get("data"), dict) else {}
+        for key in ("path", "bytes", "sha256", "examples"):
+            there, here = saved.get(key), data.get(key)
+            if there != here:
+                if key == "sha256":
+                    there, here = str(there)[:12] + "…", str(here)[:12] + "…"
+                diffs.append(f"data {key}: {there!r} there, {here!r} here")
+    return diffs
+
+
+def unfinished_runs(recipe_name: str, root: str = "runs") -> list[str]:
+    """Unfinished runs of ``recipe_name`` under ``root`` (default run dirs), newest first."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    runs = [
+        os.path.join(root, name)
+        for name in names
+        if name.startswith(f"{recipe_name}-") and is_unfinished(os.path.join(root, name))
+    ]
+
+    def last_written(run_dir):
+        state = os.path.join(run_dir, RESUME_DIR, "state.json")
+        path = state if os.path.exists(state) else os.path.join(run_dir, "config.json")
+        return os.path.getmtime(path)
+
+    return sorted(runs, key=last_written, reverse=True)
+
+
+def lock_run(run_dir: str):
+    """An exclusive lock on ``run_dir`` (``<run_dir>/.lock``) held until closed, or None if taken.
+
+    The lock belongs to the open file: it goes when the process ends, even by ``kill -9``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no protection against a second process
+        return open(os.path.join(run_dir, ".lock"), "a")
+    handle = open(os.path.join(run_dir, ".lock"), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def truncate_history(path: str, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs of a CSVLogger file."""
+    if not os.path.exists(path):
+        return
+    if epochs == 0:
+        os.remove(path)
+        return
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    keep = rows[:1] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs]
+    with open(f"{path}.tmp-{os.getpid()}", "w", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(keep)
+    os.replace(f"{path}.tmp-{os.getpid()}", path)
+
+
+def _mismatch(run_dir: str, diffs: list[str]) -> ConfigError:
+    return ConfigError(
+        f"config field 'run_dir': {run_dir} holds an unfinished run with other settings "
+        f"({'; '.join(diffs)}); repeat them to resume it, or choose another --run-dir"
+    )
+
+
+def _in_use(run_dir: str) -> ConfigError:
+    return ConfigError(f"config field 'run_dir': {run_dir} is in use by another training process")
+
+
 def train(
     recipe: Recipe,
     config: TrainConfig,
     verbose: int | None = None,
     callbacks: list | None = None,
+    resume: bool = True,
 ) -> TrainResult:
     """Train ``recipe`` with ``config``, evaluate on validation data and export.
+
+    An unfinished run with the same recipe, config and data is resumed (see
+    the module docstring): the one in ``config.run_dir`` when set, else the
+    newest under ``runs/``.
 
     Args:
         recipe: the task recipe.
@@ -143,39 +430,122 @@ def train(
         verbose: Keras ``fit`` verbosity; default: a progress bar on a terminal,
             one line per epoch otherwise.
         callbacks: extra Keras callbacks for ``fit`` (e.g. a time limit in benchmarks).
+        resume: False to start a fresh run even when a matching unfinished one
+            exists (an explicit ``run_dir`` that holds a run is then refused).
 
     Returns:
         :class:`TrainResult` with the run directory, the export version folder
         and the validation metrics.
 
     Raises:
-        UserError: for bad data or config (raised by the recipe's steps).
+        UserError: for bad data or config (raised by the recipe's steps); a
+            ``ConfigError`` when ``config.run_dir`` holds a finished run, an
+            unfinished run with other settings or data (naming the differing
+            fields), or a run another process is training.
     """
     config = config.validate()
-    run_dir = config.run_dir or default_run_dir(recipe.name)
     check_output_dir(config.export_dir, "export_dir")
-    check_output_dir(run_dir, "run_dir")
-    if os.path.exists(os.path.join(run_dir, "config.json")):
-        raise ConfigError(
-            f"config field 'run_dir': {run_dir} already holds a run; choose another --run-dir"
-        )
+    check_output_dir(config.run_dir or "runs", "run_dir")
+    config_dict = json.loads(json.dumps(config.to_dict(), default=str))
+    explicit = config.run_dir
+    continuing = bool(explicit) and os.path.exists(os.path.join(explicit, "config.json"))
+    if continuing:
+        if not resume or not is_unfinished(explicit):
+            raise ConfigError(
+                f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
+            )
+        diffs = run_differences(explicit, recipe.name, config_dict)
+        if diffs:
+            raise _mismatch(explicit, diffs)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
     data = recipe.load_data(config)
     check_split_size(len(data), config.data)
     data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+
+    lock = None
+    run_dir = None
+    if continuing:
+        diffs = run_differences(explicit, recipe.name, config_dict, data_fingerprint)
+        if diffs:
+            raise _mismatch(explicit, diffs)
+        lock = lock_run(explicit)
+        if lock is None:
+            raise _in_use(explicit)
+        run_dir = explicit
+    elif not explicit and resume:
+        for candidate in unfinished_runs(recipe.name):
+            if not run_differences(candidate, recipe.name, config_dict, data_fingerprint):
+                lock = lock_run(candidate)
+                if lock is not None:
+                    run_dir, continuing = candidate, True
+                    break
+    if run_dir is None:
+        run_dir = explicit or default_run_dir(recipe.name)
     created_run_dir = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    write_json_atomic(
-        os.path.join(run_dir, "config.json"),
-        {
-            "recipe": recipe.name,
-            "config": config.to_dict(),
-            "data": data_fingerprint,
-            "versions": package_versions(),
-        },
-    )
+    if lock is None:
+        lock = lock_run(run_dir)
+        if lock is None:
+            raise _in_use(run_dir)
+    try:
+        return _train_in(
+            recipe,
+            config,
+            run_dir,
+            data,
+            data_fingerprint,
+            continuing=continuing,
+            created_run_dir=created_run_dir,
+            verbose=verbose,
+            callbacks=callbacks,
+            start=start,
+        )
+    finally:
+        lock.close()
+
+
+def _train_in(
+    recipe: Recipe,
+    config: TrainConfig,
+    run_dir: str,
+    data,
+    data_fingerprint: dict,
+    *,
+    continuing: bool,
+    created_run_dir: bool,
+    verbose: int | None,
+    callbacks: list | None,
+    start: float,
+) -> TrainResult:
+    """:func:`train`'s steps in the chosen (and locked) run directory."""
+    from seqtasks.data.pipeline import data_epoch
+
+    state = None
+    if continuing:
+        state = _read_json(os.path.join(run_dir, RESUME_DIR, "state.json"))
+        done = state["epoch"] if state else 0
+        if state and (state["stopped"] or done >= config.epochs):
+            log.info(
+                "resuming %s after training (%d epochs done): evaluating and exporting",
+                run_dir,
+                done,
+            )
+        else:
+            log.info("resuming %s at epoch %d of %d", run_dir, done + 1, config.epochs)
+    else:
+        write_json_atomic(
+            os.path.join(run_dir, "config.json"),
+            {
+                "recipe": recipe.name,
+                "config": config.to_dict(),
+                "data": data_fingerprint,
+                "versions": package_versions(),
+            },
+        )
+        log.info("run directory %s", run_dir)
+    data_epoch().assign(0)
     try:
         prepared = recipe.prepare(config, data, run_dir)
     except UserError:
@@ -187,39 +557,60 @@ def train(
     model = recipe.build_model(config, prepared)
     recipe.compile_model(model, config)
     timer = EpochTimer()
-    callbacks = [
-        timer,
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        ),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "best.weights.h5"),
-            monitor="val_loss",
-            save_best_only=True,
-            save_weights_only=True,
-        ),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv")),
-        *(callbacks or []),
-    ]
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        os.path.join(run_dir, "best.weights.h5"),
+        monitor="val_loss",
+        save_best_only=True,
+        save_weights_only=True,
+    )
     plateau = reduce_lr_on_plateau(model, config)
-    if plateau is not None:
-        callbacks.append(plateau)
+    history_path = os.path.join(run_dir, "history.csv")
+    initial_epoch = 0
+    if continuing:
+        initial_epoch = 0 if state is None else state["epoch"]
+        truncate_history(history_path, initial_epoch)  # drop rows of an epoch redone now
+        if state is not None and state["stopped"]:
+            initial_epoch = max(initial_epoch, config.epochs)
+    resume_state = ResumeState(
+        os.path.join(run_dir, RESUME_DIR),
+        timer=timer,
+        early_stopping=early_stopping,
+        checkpoint=checkpoint,
+        plateau=plateau,
+        state=state,
+    )
+    callbacks = [
+        DataEpoch(data_epoch()),
+        timer,
+        early_stopping,
+        checkpoint,
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
+        keras.callbacks.CSVLogger(history_path, append=initial_epoch > 0),
+        *(callbacks or []),
+        *([plateau] if plateau is not None else []),
+        resume_state,  # last: saves the others' state after they update it
+    ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    if not model.built and state is not None:
+        raise ConfigError(f"config field 'run_dir': {run_dir}: cannot resume an unbuilt model")
     with warnings.catch_warnings():
         # Length-bucketed datasets have unknown cardinality; Keras warns once per run.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        history = model.fit(
+        model.fit(
             prepared.train,
             validation_data=prepared.validation,
             epochs=config.epochs,
+            initial_epoch=initial_epoch,
             callbacks=callbacks,
             verbose=verbose,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded)
+            shuffle=False,  # the tf.data pipeline shuffles (seeded by epoch)
         )
         metrics = recipe.evaluate(model, prepared)
-    val_losses = history.history.get("val_loss", [])
+    val_losses = resume_state.history.get("val_loss", [])
     metrics.update(
         {
             "epochs_run": len(timer.seconds),
@@ -231,7 +622,6 @@ def train(
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
     )
-    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     if keras.backend.backend() != "tensorflow":
         # SavedModels need the TensorFlow backend; keep the trained model instead of losing it.
         path = os.path.join(run_dir, "model.keras")
@@ -241,15 +631,19 @@ def train(
             keras.backend.backend(),
             path,
         )
-        return TrainResult(run_dir, None, metrics, model=model, prepared=prepared)
-    export_path = recipe.export(
-        model,
-        prepared,
-        config,
-        {
-            "metrics": metrics,
-            "run_dir": os.path.abspath(run_dir),
-            "data": {**data_fingerprint, **prepared.metadata.get("data", {})},
-        },
-    )
+        export_path = None
+    else:
+        export_path = recipe.export(
+            model,
+            prepared,
+            config,
+            {
+                "metrics": metrics,
+                "run_dir": os.path.abspath(run_dir),
+                "data": {**data_fingerprint, **prepared.metadata.get("data", {})},
+            },
+        )
+    # metrics.json marks the run finished: written once the export is complete.
+    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    shutil.rmtree(os.path.join(run_dir, RESUME_DIR), ignore_errors=True)
     return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)

@@ -32,7 +32,7 @@ from seqtasks import export as exporting
 from seqtasks.caption_metrics import caption_scores, normalize_caption
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.captions import CaptionData, load_captions
-from seqtasks.data.pipeline import split_indices
+from seqtasks.data.pipeline import shuffle_each_epoch, split_indices
 from seqtasks.decoding import (
     DecodingConfig,
     decode,
@@ -750,7 +750,7 @@ def caption_batches(
         lambda i, t, n: (i, t[:n])
     )
     if shuffle:
-        ds = ds.shuffle(len(keep), seed=config.seed, reshuffle_each_iteration=True)
+        ds = shuffle_each_epoch(ds, len(keep), config.seed)
     if isinstance(inputs, list):  # encoded images: decode per example, before batching
         encoded = tf.constant(inputs, tf.string)
         size = config.image_size

@@ -27,7 +27,7 @@ import tensorflow as tf
 from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.parallel import ParallelData, load_parallel
-from seqtasks.data.pipeline import bucket_boundaries, split_indices
+from seqtasks.data.pipeline import bucket_boundaries, shuffle_each_epoch, split_indices
 from seqtasks.decoding import (
     DecodingConfig,
     decode,
@@ -630,7 +630,7 @@ def pair_batches(
     )
     ds = ds.map(lambda s, s_len, t, t_len: (s[:s_len], t[:t_len])).cache()
     if shuffle:
-        ds = ds.shuffle(len(keep_idx), seed=config.seed, reshuffle_each_iteration=True)
+        ds = shuffle_each_epoch(ds, len(keep_idx), config.seed)
     sizes = bucket_boundaries(config.sequence_length, smallest=16)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),

@@ -1,7 +1,8 @@
 """tf.data input pipelines shared by the recipes.
 
 Text is vectorized inside the pipeline (once: the token ids are cached),
-shuffled with a fixed seed, and batched by length so little compute goes to
+shuffled in an order that depends only on the seed and the epoch number (see
+:func:`shuffle_each_epoch`), and batched by length so little compute goes to
 padding: :func:`token_batches` groups examples into buckets of similar
 length (``tf.data.Dataset.bucket_by_sequence_length``) and pads each batch to
 its bucket's boundary. Padding is on the right, which the cuDNN RNN kernels
@@ -14,6 +15,46 @@ import numpy as np
 import tensorflow as tf
 
 from seqtasks.text import WordVectorizer
+
+_data_epoch: tf.Variable | None = None
+
+
+def data_epoch() -> tf.Variable:
+    """The epoch number that :func:`shuffle_each_epoch` pipelines shuffle for.
+
+    One int64 variable per process. :func:`seqtasks.training.train` sets it
+    at the start of every epoch, before ``fit`` opens that epoch's iterator;
+    outside ``train`` it stays where it was (0 at first).
+    """
+    global _data_epoch
+    if _data_epoch is None:
+        with tf.init_scope():
+            _data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    return _data_epoch
+
+
+def shuffle_each_epoch(ds: tf.data.Dataset, size: int, seed: int) -> tf.data.Dataset:
+    """``ds`` (``size`` elements) in an order that depends only on ``seed`` and the epoch.
+
+    The shuffle seed is derived from ``seed`` and :func:`data_epoch` when an
+    iterator starts, so epoch ``k`` has the same order in an uninterrupted
+    run and in a run resumed at epoch ``k`` by a fresh process. (With
+    ``reshuffle_each_iteration=True`` the order of a pass depends on how many
+    iterators the process made before, which a resumed run cannot reproduce.)
+    Every pass of one epoch number has the same order.
+    """
+    epoch = data_epoch()
+
+    def shuffled(_):
+        return ds.shuffle(
+            size, seed=seed * 1_000_003 + epoch.read_value(), reshuffle_each_iteration=False
+        )
+
+    return (
+        tf.data.Dataset.range(1)
+        .flat_map(shuffled)
+        .apply(tf.data.experimental.assert_cardinality(size))
+    )
 
 
 def split_indices(n: int, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +106,8 @@ def token_batches(
         targets: per-text targets, first axis aligned with ``texts``.
         vectorizer: turns a text into at most ``vectorizer.sequence_length`` ids.
         batch_size: examples per batch (the last batch of a bucket may be smaller).
-        shuffle: reshuffle (seeded) every epoch; use for training.
+        shuffle: reshuffle every epoch (seeded, see :func:`shuffle_each_epoch`); use
+            for training.
         seed: shuffle seed.
 
     Returns:
@@ -80,7 +122,7 @@ def token_batches(
         deterministic=True,
     ).cache()
     if shuffle:
-        ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffle_each_epoch(ds, len(texts), seed)
     sizes = bucket_boundaries(vectorizer.sequence_length)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda ids, _: tf.shape(ids)[0],
