@@ -53,15 +53,23 @@ def _setup_logging(quiet: bool) -> None:
 
 
 def _data_options(command):
-    """--format, --text-column, --label-column: how to read a data file (train and evaluate)."""
+    """--format, --text-column, --label-column, --on-bad-rows: how to read a data file."""
     options = [
         click.option(
             "--format",
             "format_",
-            help="Data format: tsv, csv or jsonl (default: from the extension).",
+            help="Data format: tsv, csv, jsonl or parquet (default: from the extension).",
         ),
-        click.option("--text-column", help="Text field of CSV/TSV/JSONL data."),
-        click.option("--label-column", help="Label field of CSV/TSV/JSONL data."),
+        click.option("--text-column", help="Text field of CSV/TSV/JSONL/Parquet data."),
+        click.option("--label-column", help="Label field of CSV/TSV/JSONL/Parquet data."),
+        click.option(
+            "--on-bad-rows",
+            type=click.Choice(["error", "skip"]),
+            help="Classification data: error (default) stops at the first malformed row "
+            "(wrong number of fields, empty or null text/label, invalid JSON, bad UTF-8); "
+            "skip drops such rows, warns with their count and first line numbers, and "
+            "records the count as data.skipped_bad_rows.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -213,6 +221,7 @@ def train(
     format_,
     text_column,
     label_column,
+    on_bad_rows,
     source_lang,
     target_lang,
     source_file,
@@ -242,6 +251,7 @@ def train(
       python cli.py train sentiment --data ../shared/data/sst2/train.tsv --model transformer \\
           --epochs 3 --set num_layers=2 --set dropout=0.2
       python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
+      python cli.py train sentiment --data reviews.parquet --on-bad-rows skip
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
@@ -269,6 +279,7 @@ def train(
         "format": format_,
         "text_column": text_column,
         "label_column": label_column,
+        "on_bad_rows": on_bad_rows,
         "source_lang": source_lang,
         "target_lang": target_lang,
         "source_file": source_file,
@@ -362,6 +373,7 @@ def evaluate(
     format_,
     text_column,
     label_column,
+    on_bad_rows,
     source_lang,
     target_lang,
     source_file,
@@ -391,6 +403,7 @@ def evaluate(
     Examples:
       python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv
       python cli.py evaluate saved_models/sentiment/2 --data tickets.csv --json
+      python cli.py evaluate saved_models/sentiment --data reviews.parquet --on-bad-rows skip
       python cli.py evaluate saved_models/translation --data ../shared/data/multi30k \\
           --split test_2016_flickr --json
       python cli.py evaluate saved_models/captioning --data ../shared/data/flickr8k \\
@@ -407,6 +420,7 @@ def evaluate(
         "format": format_,
         "text_column": text_column,
         "label_column": label_column,
+        "on_bad_rows": on_bad_rows,
         "source_lang": source_lang,
         "target_lang": target_lang,
         "source_file": source_file,

@@ -463,6 +463,8 @@ def train(
     data = recipe.load_data(config)
     check_split_size(len(data), config.data)
     data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
+        data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
 
     lock = None
     run_dir = None

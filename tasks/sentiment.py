@@ -27,7 +27,7 @@ from seqtasks.data.classification import (
     load_text_classification,
 )
 from seqtasks.data.pipeline import split_indices, token_batches
-from seqtasks.data.records import FORMATS
+from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError, ExportError
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.metrics import classification_report, format_report
@@ -52,8 +52,18 @@ class SentimentConfig(TrainConfig):
     format: str = option(
         "auto", "Data format; auto uses the extension.", choices=("auto", *FORMATS)
     )
-    text_column: str | None = option(None, "Text field of CSV/TSV/JSONL data (default: auto).")
-    label_column: str | None = option(None, "Label field of CSV/TSV/JSONL data (default: auto).")
+    text_column: str | None = option(
+        None, "Text field of CSV/TSV/JSONL/Parquet data (default: auto)."
+    )
+    label_column: str | None = option(
+        None, "Label field of CSV/TSV/JSONL/Parquet data (default: auto)."
+    )
+    on_bad_rows: str = option(
+        "error",
+        "Malformed rows of a data file: error stops at the first; skip drops them with a "
+        "warning (count, first line numbers) and records the count.",
+        choices=ON_BAD_ROWS,
+    )
     vocabulary_size: int = option(
         30000, "Words in the vocabulary, 4 reserved tokens included.", min=5
     )
@@ -120,7 +130,15 @@ class SentimentRecipe(Recipe):
         "transformer": "keras-hub TokenAndPositionEmbedding + TransformerEncoder blocks, pooled",
     }
     evaluate_options = frozenset(
-        {"format", "text_column", "label_column", "split", "label_map", "max_examples"}
+        {
+            "format",
+            "text_column",
+            "label_column",
+            "split",
+            "label_map",
+            "max_examples",
+            "on_bad_rows",
+        }
     )
 
     # --- data ----------------------------------------------------------------------------
@@ -136,6 +154,7 @@ class SentimentRecipe(Recipe):
             text_column=config.text_column,
             label_column=config.label_column,
             max_examples=config.max_examples,
+            on_bad_rows=config.on_bad_rows,
         )
 
     def prepare(
@@ -178,6 +197,11 @@ class SentimentRecipe(Recipe):
                     "examples": len(data),
                     "train_examples": len(train_idx),
                     "validation_examples": len(val_idx),
+                    **(
+                        {"skipped_bad_rows": data.skipped_bad_rows}
+                        if data.skipped_bad_rows is not None
+                        else {}
+                    ),
                 },
                 "vocabulary_size": len(vocabulary),
             },
@@ -296,8 +320,12 @@ class SentimentRecipe(Recipe):
         split: str = "train",
         label_map: dict[str, str] | None = None,
         max_examples: int | None = None,
+        on_bad_rows: str = "error",
     ) -> dict:
-        """Accuracy, macro-F1, per-class scores and confusion matrix of the export on ``data``."""
+        """Accuracy, macro-F1, per-class scores and confusion matrix of the export on ``data``.
+
+        With ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
+        """
         dataset = load_text_classification(
             data,
             format=format,
@@ -306,6 +334,7 @@ class SentimentRecipe(Recipe):
             split=split,
             max_examples=max_examples,
             min_classes=1,
+            on_bad_rows=on_bad_rows,
         )
         labels = export_labels(version_dir, metadata)
         mapping = match_labels(dataset.label_set(), labels, label_map, data)
@@ -315,6 +344,8 @@ class SentimentRecipe(Recipe):
         probabilities = call_in_batches(fn, "text", dataset.texts)["probabilities"]
         report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
         report["data"] = data
+        if dataset.skipped_bad_rows is not None:
+            report["skipped_bad_rows"] = dataset.skipped_bad_rows
         if any(k != v for k, v in mapping.items()):
             report["label_map"] = mapping
         return report

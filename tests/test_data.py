@@ -211,7 +211,7 @@ def test_unknown_format_and_label_column(tmp_path):
     with pytest.raises(DataError, match="column 'label' cannot be both the text and the label"):
         load_text_classification(path, text_column="label")
     with pytest.raises(
-        DataError, match="--format: expected one of tsv, csv, jsonl; received: 'xml'"
+        DataError, match="--format: expected one of tsv, csv, jsonl, parquet; received: 'xml'"
     ):
         load_text_classification(path, format="xml")
     with pytest.raises(

@@ -10,13 +10,17 @@ fingerprint and vectorize them however they need):
   is a label and every ``*.txt`` file in it one example. Examples are taken
   round-robin across labels in file-name order, so the first N are balanced.
   An empty file is an error naming it.
-- **records**: TSV (header row; the SST-2 ``sentence<TAB>label`` format), CSV
-  or JSONL, with ``text_column`` / ``label_column`` naming the fields.
+- **records**: TSV (header row; the SST-2 ``sentence<TAB>label`` format), CSV,
+  JSONL or Parquet, with ``text_column`` / ``label_column`` naming the fields.
+  ``on_bad_rows="skip"`` skips malformed rows (wrong number of fields, empty
+  or null text or label, invalid JSON, bad UTF-8) instead of failing on the
+  first; a warning gives their number, first line numbers and reasons, and
+  :attr:`TextClassificationData.skipped_bad_rows` their count.
 - **TFDS**: ``tfds:<name>`` (e.g. ``tfds:imdb_reviews``) through
   tensorflow-datasets; needs the dataset prepared locally or internet access.
 
 Every error is a :class:`~seqtasks.errors.DataError` that names the file
-(and line, for records) and what was expected.
+(and line, for records; ``row N`` for Parquet) and what was expected.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 
-from seqtasks.data.records import detect_format, read_records
+from seqtasks.data.records import BadRows, detect_format, parquet_columns, read_records
 from seqtasks.errors import DataError
 from seqtasks.io import decode_utf8
 
@@ -50,11 +54,14 @@ class TextClassificationData:
         texts: raw texts (str).
         labels: labels as strings, exactly as in the data ("pos", "1", ...).
         source: where the examples came from, for messages and metadata.
+        skipped_bad_rows: rows skipped as malformed with ``on_bad_rows="skip"``
+            (``None`` when bad rows are errors, or the source has no rows).
     """
 
     texts: list[str]
     labels: list[str]
     source: str
+    skipped_bad_rows: int | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -86,13 +93,14 @@ def load_text_classification(
     split: str = DEFAULT_SPLIT,
     max_examples: int | None = None,
     min_classes: int = 2,
+    on_bad_rows: str = "error",
 ) -> TextClassificationData:
     """Read a labelled text dataset from a file, folder, archive or TFDS name.
 
     Args:
         path: the data (see the module docstring for the layouts).
-        format: ``tsv``, ``csv``, ``jsonl`` or ``None``/``"auto"`` to use the
-            file extension. Ignored for folders, archives and ``tfds:``.
+        format: ``tsv``, ``csv``, ``jsonl``, ``parquet`` or ``None``/``"auto"``
+            to use the file extension. Ignored for folders, archives and ``tfds:``.
         text_column: field holding the text; default: the first of
             ``text, sentence, review, content`` present.
         label_column: field holding the label; default: the first of
@@ -101,6 +109,9 @@ def load_text_classification(
         max_examples: keep only the first N examples (``None``: all).
         min_classes: fewer distinct labels than this is an error (default 2;
             evaluation passes 1).
+        on_bad_rows: ``error`` (default): the first malformed row is a
+            DataError; ``skip``: malformed rows of a records file are skipped,
+            logged as a warning and counted in ``skipped_bad_rows``.
 
     Returns:
         The examples: in file order for records and TFDS; for label folders
@@ -111,6 +122,7 @@ def load_text_classification(
             missing column, empty field, no examples, or fewer than
             ``min_classes`` labels.
     """
+    bad_rows = BadRows(path, on_bad_rows)
     if path.startswith("tfds:"):
         examples: Iterator[tuple[str, str]] = _tfds_examples(
             path[len("tfds:") :], split, text_column, label_column
@@ -127,11 +139,21 @@ def load_text_classification(
                 f"{path}: --split {split!r} applies to label folders, archives and tfds:, "
                 f"not to a single file"
             )
-        examples = _record_examples(path, detect_format(path, format), text_column, label_column)
+        examples = _record_examples(
+            path, detect_format(path, format), text_column, label_column, bad_rows
+        )
     pairs = list(itertools.islice(examples, max_examples))
+    summary = bad_rows.summary()
+    if summary:
+        log.warning("%s", summary)
     if not pairs:
-        raise DataError(f"{path}: no examples found")
-    data = TextClassificationData([t for t, _ in pairs], [label for _, label in pairs], path)
+        raise DataError(f"{path}: no examples found" + (f" ({summary})" if summary else ""))
+    data = TextClassificationData(
+        [t for t, _ in pairs],
+        [label for _, label in pairs],
+        path,
+        len(bad_rows.rows) if on_bad_rows == "skip" else None,
+    )
     labels = data.label_set()
     if len(labels) < min_classes:
         raise DataError(
@@ -161,34 +183,68 @@ def _pick_column(
 
 
 def _record_examples(
-    path: str, format: str, text_column: str | None, label_column: str | None
+    path: str,
+    format: str,
+    text_column: str | None,
+    label_column: str | None,
+    bad_rows: BadRows,
 ) -> Iterator[tuple[str, str]]:
     text_key = label_key = None
-    for record in read_records(path, format):
+    columns = None
+    if format == "parquet":  # the schema names the columns: read only the two needed
+        bad_rows.unit = "row"
+        names = parquet_columns(path)
+        text_key, label_key = _pick_columns(path, text_column, label_column, names)
+        columns = [text_key, label_key]
+    for record in read_records(path, format, bad_rows, columns):
         if text_key is None:
-            text_key = _pick_column(path, text_column, TEXT_COLUMNS, record.fields, "text")
-            label_key = _pick_column(path, label_column, LABEL_COLUMNS, record.fields, "label")
-            if text_key == label_key:
-                raise DataError(
-                    f"{path}: column {text_key!r} cannot be both the text and the label"
-                )
-        where = f"{path}:{record.line}"
-        for key in (text_key, label_key):
-            if key not in record.fields:
-                raise DataError(f"{where}: missing field {key!r}")
-        text, label = record.fields[text_key], record.fields[label_key]
-        if not isinstance(text, str):
-            raise DataError(f"{where}: field {text_key!r}: expected a string; received: {text!r}")
-        if isinstance(label, (list, dict)) or label is None:
-            raise DataError(
-                f"{where}: field {label_key!r}: expected one label; received: {label!r}"
-            )
-        label = str(label).strip()
-        if not text.strip():
-            raise DataError(f"{where}: field {text_key!r} is empty")
-        if not label:
-            raise DataError(f"{where}: field {label_key!r} is empty")
-        yield text, label
+            text_key, label_key = _pick_columns(path, text_column, label_column, record.fields)
+        example = _example(record, text_key, label_key, bad_rows)
+        if example is not None:
+            yield example
+
+
+def _pick_columns(path: str, text_column: str | None, label_column: str | None, fields):
+    text_key = _pick_column(path, text_column, TEXT_COLUMNS, fields, "text")
+    label_key = _pick_column(path, label_column, LABEL_COLUMNS, fields, "label")
+    if text_key == label_key:
+        raise DataError(f"{path}: column {text_key!r} cannot be both the text and the label")
+    return text_key, label_key
+
+
+def _example(record, text_key: str, label_key: str, bad_rows: BadRows) -> tuple[str, str] | None:
+    """``(text, label)`` of a record, or ``None`` after reporting why it is bad."""
+    line = record.line
+    for key, kind in ((text_key, "text"), (label_key, "label")):
+        if key not in record.fields:
+            bad_rows.report(line, f"missing {kind}", f"missing field {key!r}")
+            return None
+    text, label = record.fields[text_key], record.fields[label_key]
+    if bad_rows.unit == "row":  # Parquet: a null is an empty field
+        for key, value, kind in ((text_key, text, "text"), (label_key, label, "label")):
+            if value is None:
+                bad_rows.report(line, f"null {kind}", f"field {key!r} is null")
+                return None
+    if not isinstance(text, str):
+        bad_rows.report(
+            line, "text not a string", f"field {text_key!r}: expected a string; received: {text!r}"
+        )
+        return None
+    if isinstance(label, (list, dict)) or label is None:
+        bad_rows.report(
+            line,
+            "null label" if label is None else "not one label",
+            f"field {label_key!r}: expected one label; received: {label!r}",
+        )
+        return None
+    label = label.decode() if isinstance(label, bytes) else str(label).strip()
+    if not text.strip():
+        bad_rows.report(line, "empty text", f"field {text_key!r} is empty")
+        return None
+    if not label.strip():
+        bad_rows.report(line, "empty label", f"field {label_key!r} is empty")
+        return None
+    return text, label.strip()
 
 
 def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
