@@ -454,6 +454,153 @@ def evaluate(
         click.echo(task.format_report(report))
 
 
+@cli.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--data", help="The new labelled data, in any format `train` reads.")
+@_data_options
+@click.option("--epochs", type=int, help="Maximum epochs (default: the model's; early stopping).")
+@click.option(
+    "--learning-rate",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Adam learning rate of the fine-tuning.",
+)
+@click.option(
+    "--freeze",
+    type=click.Choice(["encoder", "embeddings", "none"]),
+    default="none",
+    show_default=True,
+    help="Keep these layers fixed: encoder (embeddings and recurrent/Transformer layers; "
+    "only the head trains) or embeddings.",
+)
+@click.option(
+    "--new-head",
+    is_flag=True,
+    help="Replace the classification head with a fresh one for the new data's labels "
+    "(needed when it has labels the model does not know).",
+)
+@click.option("--batch-size", type=int, help="Examples per batch (default: the model's).")
+@click.option("--max-examples", type=int, help="Use only the first N examples.")
+@click.option("--seed", type=int, help="Seed for data order and the validation split.")
+@click.option(
+    "--export-dir", help="Write the new version to DIR/<version>/ (default: MODEL_DIR's folder)."
+)
+@click.option(
+    "--run-dir",
+    help="Run directory for logs and checkpoints (default runs/<recipe>-finetune-<time>).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
+@_reports_user_errors
+def finetune(
+    model_dir,
+    data,
+    format_,
+    text_column,
+    label_column,
+    epochs,
+    learning_rate,
+    freeze,
+    new_head,
+    batch_size,
+    max_examples,
+    seed,
+    export_dir,
+    run_dir,
+    as_json,
+    quiet,
+):
+    """Continue training an exported model on new data; export the next version.
+
+    Sentiment (text classification) models only for now; translation and
+    captioning exports are refused ("finetune supports sentiment models for
+    now").
+
+    MODEL_DIR is a model's base folder (its newest version is the source) or
+    a version folder. The export's Keras model and vocabulary are loaded, and
+    before training the share of the new data's words that the vocabulary
+    lacks is reported (a warning above 20%). If the data's labels are the
+    model's (or some of them), its classification head keeps training; labels
+    it does not know are an error unless --new-head puts a fresh head for the
+    new label set over the old encoder. Validation split, early stopping,
+    checkpoints and the run directory work as in `train`. The new version's
+    metadata records finetuned_from (the source version folder) and its labels.
+
+    \b
+    Examples:
+      python cli.py finetune saved_models/sentiment --data my_reviews.csv \\
+          --text-column body --label-column stars --epochs 3
+      python cli.py finetune saved_models/sentiment/2 --data tickets.jsonl --new-head \\
+          --freeze encoder --export-dir saved_models/tickets
+    """
+    _setup_logging(quiet)
+    from seqtasks.training import finetune as run_finetune
+
+    version_dir, metadata, task = _load_export(model_dir)
+    if task.name != "sentiment":
+        raise UserError(
+            f"{version_dir}: a {task.name} model; finetune supports sentiment models for now"
+        )
+    if not data:
+        raise UserError("no data: pass --data PATH (the new labelled data)")
+    flags = {
+        "data": data,
+        "format": format_,
+        "text_column": text_column,
+        "label_column": label_column,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_examples": max_examples,
+        "seed": seed,
+        "export_dir": export_dir or os.path.dirname(os.path.abspath(version_dir)),
+        "run_dir": run_dir,
+    }
+    config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        try:
+            result = run_finetune(
+                task,
+                config,
+                version_dir,
+                metadata,
+                new_head=new_head,
+                freeze=freeze,
+                verbose=0 if quiet else None,
+            )
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing was exported", err=True)
+            sys.exit(130)
+    facts = result.prepared.metadata["finetune"]
+    summary = {
+        "export": result.export_path,
+        "run_dir": result.run_dir,
+        "finetuned_from": facts["finetuned_from"],
+        "labels": result.prepared.metadata["labels"],
+        "new_head": facts["new_head"],
+        "freeze": facts["freeze"],
+        "out_of_vocabulary": facts["out_of_vocabulary"],
+        "metrics": result.metrics,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    m = result.metrics
+    scores = "  ".join(
+        f"{name[len('val_') :]} {value:.4f}"
+        for name, value in m.items()
+        if name.startswith("val_") and isinstance(value, float)
+    )
+    oov = facts["out_of_vocabulary"]
+    click.echo(f"fine-tuned {facts['finetuned_from']}")
+    click.echo(f"out of vocabulary: {100 * oov['share']:.1f}% of {oov['total']} tokens")
+    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
+    if result.export_path:
+        click.echo(f"exported {result.export_path}")
+    click.echo(f"run directory {result.run_dir}")
+
+
 @cli.command("plot-attention")
 @click.argument("model_dir", type=click.Path())
 @click.argument("sentence")

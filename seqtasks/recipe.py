@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from seqtasks.config import TrainConfig, apply_overrides
@@ -45,6 +46,24 @@ class Prepared:
     train: Any
     validation: Any
     info: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclasses.dataclass
+class FinetunePlan:
+    """What :meth:`Recipe.plan_finetune` hands to :func:`seqtasks.training.finetune`.
+
+    Attributes:
+        model: the source model, loaded, with its head replaced and layers
+            frozen as asked (compiled by the driver).
+        prepare: ``prepare(run_dir) -> Prepared`` with the source's vocabulary.
+        metadata: JSON-serialisable facts about the fine-tuning (source,
+            labels, out-of-vocabulary share, ...), recorded in the run's
+            ``config.json`` and the export metadata.
+    """
+
+    model: Any
+    prepare: Callable[[str], Prepared]
     metadata: dict[str, Any]
 
 
@@ -94,6 +113,45 @@ class Recipe(abc.ABC):
         )
         loss, metrics = self.loss_and_metrics(config)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def finetune_config(self, metadata: dict, **overrides: Any) -> TrainConfig:
+        """The config an export was trained with, minus its data, with ``overrides`` applied.
+
+        Raises:
+            ConfigError: for an unknown field or an invalid value.
+        """
+        saved = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        keep = {
+            key: value
+            for key, value in saved.items()
+            if key in fields
+            and key not in ("data", "format", "text_column", "label_column", "max_examples")
+            and key not in ("run_dir", "export_dir", "source_lang", "target_lang")
+        }
+        base = apply_overrides(self.make_config(), keep)
+        return apply_overrides(base, overrides)
+
+    def plan_finetune(
+        self,
+        config: TrainConfig,
+        data: Any,
+        version_dir: str,
+        metadata: dict,
+        *,
+        new_head: bool = False,
+        freeze: str = "none",
+    ) -> FinetunePlan:
+        """Load the export in ``version_dir`` and check ``data`` against it (see :class:`FinetunePlan`).
+
+        Raises:
+            UserError: here, as the recipe cannot fine-tune (sentiment can).
+        """
+        from seqtasks.errors import UserError
+
+        raise UserError(
+            f"{version_dir}: a {self.name} model; finetune supports sentiment models for now"
+        )
 
     @abc.abstractmethod
     def evaluate(self, model, prepared: Prepared) -> dict[str, Any]:

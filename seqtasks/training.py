@@ -520,8 +520,16 @@ def _train_in(
     verbose: int | None,
     callbacks: list | None,
     start: float,
+    prepare=None,
+    build_model=None,
+    record: dict | None = None,
 ) -> TrainResult:
-    """:func:`train`'s steps in the chosen (and locked) run directory."""
+    """:func:`train`'s steps in the chosen (and locked) run directory.
+
+    ``prepare(run_dir)`` and ``build_model(prepared)`` replace the recipe's
+    steps when given (fine-tuning: the source model's vocabulary and weights);
+    ``record`` replaces or adds ``config.json`` entries (e.g. ``recipe``).
+    """
     from seqtasks.data.pipeline import data_epoch
 
     state = None
@@ -544,19 +552,26 @@ def _train_in(
                 "config": config.to_dict(),
                 "data": data_fingerprint,
                 "versions": package_versions(),
+                **(record or {}),
             },
         )
         log.info("run directory %s", run_dir)
     data_epoch().assign(0)
     try:
-        prepared = recipe.prepare(config, data, run_dir)
+        if prepare is not None:
+            prepared = prepare(run_dir)
+        else:
+            prepared = recipe.prepare(config, data, run_dir)
     except UserError:
         if created_run_dir:  # a data/config problem found late: leave nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     log.info("prepared data in %.1f s", time.perf_counter() - start)
 
-    model = recipe.build_model(config, prepared)
+    if build_model is not None:
+        model = build_model(prepared)
+    else:
+        model = recipe.build_model(config, prepared)
     recipe.compile_model(model, config)
     timer = EpochTimer()
     early_stopping = keras.callbacks.EarlyStopping(
@@ -649,3 +664,83 @@ def _train_in(
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     shutil.rmtree(os.path.join(run_dir, RESUME_DIR), ignore_errors=True)
     return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
+
+
+def finetune(
+    recipe: Recipe,
+    config: TrainConfig,
+    version_dir: str,
+    metadata: dict,
+    *,
+    new_head: bool = False,
+    freeze: str = "none",
+    verbose: int | None = None,
+    callbacks: list | None = None,
+) -> TrainResult:
+    """Continue training the export in ``version_dir`` on ``config.data``; export the next version.
+
+    The recipe's :meth:`~seqtasks.recipe.Recipe.plan_finetune` loads the
+    export's model and vocabulary and checks the new data against them
+    (labels, out-of-vocabulary share) before anything is written; training
+    then follows :func:`train`'s conventions (seeded validation split, early
+    stopping, checkpoints, run directory, metrics) and the new version lands
+    in ``config.export_dir`` with ``finetuned_from`` in its metadata. A
+    fine-tuning run is not resumed: an explicit ``run_dir`` that holds a run
+    is refused (default run dirs are ``runs/<recipe>-finetune-<time>``).
+
+    Args:
+        recipe: the export's recipe.
+        config: the fine-tuning config (the export's, with the new data,
+            epochs, learning rate, export and run dirs).
+        version_dir, metadata: the source export version and its metadata.
+        new_head: replace the classification head with a fresh one for the
+            new data's labels.
+        freeze: ``encoder``, ``embeddings`` or ``none``: layers kept fixed.
+        verbose, callbacks: as for :func:`train`.
+
+    Raises:
+        UserError: for bad data, labels the model does not know (without
+            ``new_head``), an export the recipe cannot fine-tune, or a run dir in use.
+    """
+    config = config.validate()
+    check_output_dir(config.export_dir, "export_dir")
+    check_output_dir(config.run_dir or "runs", "run_dir")
+    explicit = config.run_dir
+    if explicit and os.path.exists(os.path.join(explicit, "config.json")):
+        raise ConfigError(
+            f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
+        )
+    seed_everything(config.seed)
+    start = time.perf_counter()
+    # Everything that can fail on bad data or labels happens before anything is written.
+    data = recipe.load_data(config)
+    check_split_size(len(data), config.data)
+    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    plan = recipe.plan_finetune(
+        config, data, version_dir, metadata, new_head=new_head, freeze=freeze
+    )
+    run_dir = explicit or default_run_dir(f"{recipe.name}-finetune")
+    created_run_dir = not os.path.exists(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    lock = lock_run(run_dir)
+    if lock is None:
+        raise _in_use(run_dir)
+    try:
+        return _train_in(
+            recipe,
+            config,
+            run_dir,
+            data,
+            data_fingerprint,
+            continuing=False,
+            created_run_dir=created_run_dir,
+            verbose=verbose,
+            callbacks=callbacks,
+            start=start,
+            prepare=plan.prepare,
+            build_model=lambda prepared: plan.model,
+            # Another recipe name, so `train` never resumes a fine-tuning run.
+            record={"recipe": f"{recipe.name}-finetune", "finetune": plan.metadata},
+        )
+    finally:
+        lock.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -31,13 +32,23 @@ from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError, ExportError
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.metrics import classification_report, format_report
-from seqtasks.models.classifier import POOLINGS, build_text_classifier
+from seqtasks.models.classifier import POOLINGS, build_text_classifier, replace_head
+from seqtasks.models.classifier import freeze as freeze_layers
 from seqtasks.models.encoders import ENCODERS, RNN_ACTIVATIONS
-from seqtasks.recipe import Prepared, Recipe
-from seqtasks.text import RESERVED_TOKENS, WordVectorizer, build_vocabulary, write_vocabulary
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.text import (
+    RESERVED_TOKENS,
+    UNK_ID,
+    WordVectorizer,
+    build_vocabulary,
+    split_words,
+    write_vocabulary,
+)
 from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
+
+OOV_WARNING = 0.2  # finetune warns when more of the new data's tokens are out of vocabulary
 
 
 # --- config ------------------------------------------------------------------------------
@@ -161,11 +172,8 @@ class SentimentRecipe(Recipe):
         self, config: SentimentConfig, data: TextClassificationData, run_dir: str
     ) -> Prepared:
         labels = data.label_set()
-        label_id = {label: i for i, label in enumerate(labels)}
-        label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
         train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
         train_texts = [data.texts[i] for i in train_idx]
-        val_texts = [data.texts[i] for i in val_idx]
 
         vocabulary = build_vocabulary(train_texts, config.vocabulary_size, config.min_frequency)
         if len(vocabulary) == len(RESERVED_TOKENS):
@@ -175,20 +183,34 @@ class SentimentRecipe(Recipe):
             )
         vocabulary_file = write_vocabulary(vocabulary, os.path.join(run_dir, "vocabulary.txt"))
         vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
+        return self._batches(config, data, labels, vectorizer, train_idx, val_idx)
+
+    def _batches(self, config, data, labels, vectorizer, train_idx, val_idx) -> Prepared:
+        """Training and validation pipelines of ``data`` with ``labels`` (their order = ids)."""
+        label_id = {label: i for i, label in enumerate(labels)}
+        label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
         log.info(
             "%d training / %d validation examples, %d labels, vocabulary of %d",
             len(train_idx),
             len(val_idx),
             len(labels),
-            len(vocabulary),
+            vectorizer.vocabulary_size,
         )
         batches = dict(batch_size=config.batch_size, seed=config.seed)
         return Prepared(
             train=token_batches(
-                train_texts, label_ids[train_idx], vectorizer, shuffle=True, **batches
+                [data.texts[i] for i in train_idx],
+                label_ids[train_idx],
+                vectorizer,
+                shuffle=True,
+                **batches,
             ),
             validation=token_batches(
-                val_texts, label_ids[val_idx], vectorizer, shuffle=False, **batches
+                [data.texts[i] for i in val_idx],
+                label_ids[val_idx],
+                vectorizer,
+                shuffle=False,
+                **batches,
             ),
             info={"vectorizer": vectorizer, "labels": labels},
             metadata={
@@ -203,9 +225,105 @@ class SentimentRecipe(Recipe):
                         else {}
                     ),
                 },
-                "vocabulary_size": len(vocabulary),
+                "vocabulary_size": vectorizer.vocabulary_size,
             },
         )
+
+    # --- fine-tuning ---------------------------------------------------------------------
+
+    def plan_finetune(
+        self,
+        config: SentimentConfig,
+        data: TextClassificationData,
+        version_dir: str,
+        metadata: dict,
+        *,
+        new_head: bool = False,
+        freeze: str = "none",
+    ) -> FinetunePlan:
+        """Load the export's Keras model and vocabulary; check the new data's labels and words.
+
+        Labels: the model's (or a subset) continue its head; others fail
+        unless ``new_head``, which puts a fresh softmax layer for the data's
+        labels over the old encoder. The share of the data's tokens missing
+        from the vocabulary is logged (a warning above ``OOV_WARNING``) and
+        recorded in the plan's metadata.
+
+        Raises:
+            ExportError: if the export lacks its Keras model or vocabulary.
+            DataError: for labels the model does not know without ``new_head``.
+        """
+        model_labels = export_labels(version_dir, metadata)
+        data_labels = data.label_set()
+        if new_head:
+            labels = data_labels
+        else:
+            unknown = [label for label in data_labels if label not in model_labels]
+            if unknown:
+                raise DataError(
+                    f"{config.data}: label{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(map(repr, unknown))} not known to the model "
+                    f"({', '.join(model_labels)}); pass --new-head to train a fresh "
+                    "classification head for the new labels"
+                )
+            labels = model_labels
+        model_file = os.path.join(version_dir, "assets.extra", "model.keras")
+        vocabulary_file = os.path.join(version_dir, "assets", "vocabulary.txt")
+        for path in (model_file, vocabulary_file):
+            if not os.path.isfile(path):
+                raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
+        vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
+        oov = out_of_vocabulary(vectorizer, data.texts)
+        share = oov["share"]
+        message = "%.1f%% of the new data's tokens (%d of %d) are not in the model's vocabulary"
+        if share > OOV_WARNING:
+            log.warning(
+                message + " (above %d%%: the model sees many [UNK]s; consider training "
+                "from scratch with `train`)",
+                100 * share,
+                oov["tokens"],
+                oov["total"],
+                round(100 * OOV_WARNING),
+            )
+        else:
+            log.info(message, 100 * share, oov["tokens"], oov["total"])
+        try:
+            model = keras.saving.load_model(model_file, compile=False)
+        except Exception as e:  # noqa: BLE001 - any failure means an unusable file
+            raise ExportError(
+                f"{model_file}: cannot load the Keras model ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
+        if new_head:
+            model = replace_head(model, len(labels))
+        frozen = freeze_layers(model, freeze)
+        if frozen:
+            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
+        facts = {
+            "finetuned_from": os.path.abspath(version_dir),
+            "source_labels": model_labels,
+            "new_head": bool(new_head),
+            "freeze": freeze,
+            "frozen_layers": frozen,
+            "out_of_vocabulary": oov,
+        }
+
+        def prepare(run_dir: str) -> Prepared:
+            copy = os.path.join(run_dir, "vocabulary.txt")
+            shutil.copyfile(vocabulary_file, copy)
+            train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+            prepared = self._batches(
+                config,
+                data,
+                labels,
+                WordVectorizer(copy, config.sequence_length),
+                train_idx,
+                val_idx,
+            )
+            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
+            return prepared
+
+        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
 
     # --- model ---------------------------------------------------------------------------
 
@@ -411,3 +529,22 @@ def match_labels(
             f"({', '.join(model_labels)}); pass --label-map DATA=MODEL,..."
         )
     return mapping
+
+
+def out_of_vocabulary(vectorizer: WordVectorizer, texts: list[str], batch: int = 1024) -> dict:
+    """How many of the words of ``texts`` (all of them, not only the first
+    ``sequence_length``) are missing from ``vectorizer``'s vocabulary.
+
+    Returns:
+        ``{"share": float, "tokens": n_oov, "total": n_tokens, "distinct": n_distinct_oov}``.
+    """
+    oov = total = 0
+    distinct: set[bytes] = set()
+    for i in range(0, len(texts), batch):
+        words = split_words(tf.constant(texts[i : i + batch])).flat_values  # (N,) string
+        missing = tf.equal(vectorizer.table.lookup(words), UNK_ID).numpy()
+        oov += int(missing.sum())
+        total += len(missing)
+        distinct.update(words.numpy()[missing].tolist())
+    share = oov / total if total else 0.0
+    return {"share": round(share, 4), "tokens": oov, "total": total, "distinct": len(distinct)}

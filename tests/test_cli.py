@@ -39,7 +39,9 @@ def test_recipes_lists_models_and_fields():
     ).items()
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "recipes", "plot-attention"])
+@pytest.mark.parametrize(
+    "command", ["train", "finetune", "predict", "evaluate", "recipes", "plot-attention"]
+)
 def test_every_command_has_help_with_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0

@@ -65,3 +65,47 @@ def build_text_classifier(
         num_classes, activation="softmax", dtype="float32", name="probabilities"
     )(x)  # (B, C)
     return keras.Model(token_ids, probabilities, name=name)
+
+
+HEAD_LAYERS = ("max_pooling", "mean_pooling", "head_dropout", "probabilities")
+FREEZE_CHOICES = ("encoder", "embeddings", "none")
+
+
+def replace_head(model: keras.Model, num_classes: int) -> keras.Model:
+    """``model`` with a fresh softmax layer of ``num_classes`` over its pooled features.
+
+    Everything below the ``probabilities`` layer (embeddings, encoder,
+    pooling, dropout) is shared with ``model``, weights included.
+    """
+    features = model.get_layer("probabilities").input  # (B, D)
+    probabilities = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="probabilities"
+    )(features)  # (B, C)
+    return keras.Model(model.inputs, probabilities, name=model.name)
+
+
+def freeze(model: keras.Model, part: str) -> list[str]:
+    """Make ``part`` of a :func:`build_text_classifier` model non-trainable.
+
+    Args:
+        part: ``embeddings`` (the ``embedding`` layer: token embeddings, and
+            position embeddings for Transformers), ``encoder`` (every layer
+            below the pooling: embeddings, recurrent layers or Transformer
+            blocks) or ``none``.
+
+    Returns:
+        Names of the layers made non-trainable that hold weights.
+    """
+    if part not in FREEZE_CHOICES:
+        raise ValueError(f"`part` must be one of {FREEZE_CHOICES}. Received: part={part!r}")
+    frozen = []
+    for layer in model.layers:
+        if part == "none" or isinstance(layer, keras.layers.InputLayer):
+            continue
+        if (part == "embeddings" and layer.name == "embedding") or (
+            part == "encoder" and layer.name not in HEAD_LAYERS
+        ):
+            layer.trainable = False
+            if layer.weights:
+                frozen.append(layer.name)
+    return frozen
