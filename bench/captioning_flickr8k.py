@@ -50,13 +50,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    import keras
     import numpy as np
     import tensorflow as tf
 
     from seqtasks.config import parse_assignments
     from seqtasks.export import read_metadata
-    from seqtasks.training import train
+    from seqtasks.training import TimeLimit, train
     from tasks import get_recipe
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -72,20 +71,11 @@ def main() -> None:
     }
     config = recipe.make_config(**overrides)
 
-    class TimeLimit(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if args.max_minutes and time.perf_counter() - self.start > 60 * args.max_minutes:
-                logging.warning("time limit of %s minutes reached", args.max_minutes)
-                self.model.stop_training = True
-
     start = time.perf_counter()
     if args.from_run:
         result = from_run(recipe, config)
     else:
-        result = train(recipe, config, verbose=2, callbacks=[TimeLimit()])
+        result = train(recipe, config, verbose=2, callbacks=[TimeLimit(args.max_minutes)])
     wall = time.perf_counter() - start
     metadata = read_metadata(result.export_path)
 

@@ -1,7 +1,8 @@
-"""Small file helpers: atomic writes, strict UTF-8 decoding, output-path checks."""
+"""Small file helpers: atomic writes, strict UTF-8 reading and decoding, output-path checks."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from typing import Any
@@ -63,3 +64,27 @@ def check_output_dir(path: str, field: str) -> None:
         raise ConfigError(
             f"config field '{field}': cannot create or write {path} ({probe} is not writable)"
         )
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 text file (``.gz`` decompressed) as one string.
+
+    Raises:
+        DataError: if it cannot be read or is not UTF-8 (naming the line).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if path.endswith(".gz"):
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    return decode_utf8(raw, path)
+
+
+def text_lines(text: str) -> list[str]:
+    """``text`` split into lines: LF or CRLF endings, no empty last line for a final newline."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]

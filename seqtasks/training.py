@@ -95,6 +95,26 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after the epoch that crosses ``minutes`` (None: no limit).
+
+    The best weights so far are kept by the usual early-stopping restore.
+    Used by the benchmarks' ``--max-minutes``.
+    """
+
+    def __init__(self, minutes: float | None):
+        super().__init__()
+        self.minutes = minutes
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.minutes and time.perf_counter() - self.start > 60 * self.minutes:
+            log.warning("time limit of %s minutes reached", self.minutes)
+            self.model.stop_training = True
+
+
 class DataEpoch(keras.callbacks.Callback):
     """Sets the pipelines' epoch number (see ``shuffle_each_epoch``) when an epoch begins."""
 
@@ -485,6 +505,22 @@ def train(
                     break
     if run_dir is None:
         run_dir = explicit or default_run_dir(recipe.name)
+    return _train_locked(
+        recipe,
+        config,
+        run_dir,
+        data,
+        data_fingerprint,
+        lock=lock,
+        continuing=continuing,
+        verbose=verbose,
+        callbacks=callbacks,
+        start=start,
+    )
+
+
+def _train_locked(recipe, config, run_dir: str, data, data_fingerprint: dict, *, lock, **kwargs):
+    """Create ``run_dir`` if needed, hold its lock (``lock`` if already held) and train in it."""
     created_run_dir = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     if lock is None:
@@ -498,11 +534,8 @@ def train(
             run_dir,
             data,
             data_fingerprint,
-            continuing=continuing,
             created_run_dir=created_run_dir,
-            verbose=verbose,
-            callbacks=callbacks,
-            start=start,
+            **kwargs,
         )
     finally:
         lock.close()
@@ -720,27 +753,19 @@ def finetune(
         config, data, version_dir, metadata, new_head=new_head, freeze=freeze
     )
     run_dir = explicit or default_run_dir(f"{recipe.name}-finetune")
-    created_run_dir = not os.path.exists(run_dir)
-    os.makedirs(run_dir, exist_ok=True)
-    lock = lock_run(run_dir)
-    if lock is None:
-        raise _in_use(run_dir)
-    try:
-        return _train_in(
-            recipe,
-            config,
-            run_dir,
-            data,
-            data_fingerprint,
-            continuing=False,
-            created_run_dir=created_run_dir,
-            verbose=verbose,
-            callbacks=callbacks,
-            start=start,
-            prepare=plan.prepare,
-            build_model=lambda prepared: plan.model,
-            # Another recipe name, so `train` never resumes a fine-tuning run.
-            record={"recipe": f"{recipe.name}-finetune", "finetune": plan.metadata},
-        )
-    finally:
-        lock.close()
+    return _train_locked(
+        recipe,
+        config,
+        run_dir,
+        data,
+        data_fingerprint,
+        lock=None,
+        continuing=False,
+        verbose=verbose,
+        callbacks=callbacks,
+        start=start,
+        prepare=plan.prepare,
+        build_model=lambda prepared: plan.model,
+        # Another recipe name, so `train` never resumes a fine-tuning run.
+        record={"recipe": f"{recipe.name}-finetune", "finetune": plan.metadata},
+    )

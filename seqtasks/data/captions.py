@@ -53,7 +53,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from seqtasks.errors import DataError
-from seqtasks.io import decode_utf8
+from seqtasks.io import read_text, text_lines
 
 TOKEN_FILE = "Flickr8k.token.txt"
 _SPLIT_FILE = "Flickr_8k.{split}Images.txt"
@@ -306,7 +306,7 @@ def _load_flickr8k(
 def _read_token_file(path: str) -> dict[str, list[str]]:
     """Captions by image, in order of first appearance."""
     captions: dict[str, list[str]] = {}
-    for number, line in enumerate(_lines(_read(path)), start=1):
+    for number, line in enumerate(text_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         key, tab, caption = line.partition("\t")
@@ -329,7 +329,7 @@ def _read_split_file(path: str) -> list[tuple[str, int]]:
     """(image, line number) pairs of a split list, blank lines skipped."""
     listed: list[tuple[str, int]] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(_lines(_read(path)), start=1):
+    for number, line in enumerate(text_lines(read_text(path)), start=1):
         image = line.strip()
         if not image:
             continue
@@ -388,7 +388,7 @@ def _load_csv(path: str, image_dir: str | None, max_examples: int | None) -> Cap
 
 def _read_caption_csv(path: str) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
     """Ids in first-appearance order, captions by id, and each id's first line number."""
-    reader = csv.reader(io.StringIO(_read(path), newline=""))
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
     try:
         header = next(reader, None)
         if header is None:
@@ -491,22 +491,6 @@ def _load_npz(path: str, captions_file: str | None, max_examples: int | None) ->
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    return decode_utf8(raw, path)
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
 
 
 def _resolve(base: str, image_dir: str) -> str:

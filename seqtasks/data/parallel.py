@@ -31,13 +31,12 @@ and what was expected.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
 import re
 import zipfile
 
 from seqtasks.errors import DataError
-from seqtasks.io import decode_utf8
+from seqtasks.io import decode_utf8, read_text, text_lines
 
 _LANGUAGE_CODE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]+)*$")
 _PAIR_FILE_SUFFIXES = (".tsv", ".txt")
@@ -119,7 +118,7 @@ def load_parallel(
     elif path.endswith(".zip"):
         pairs, where = _zip_pairs(path, reverse), path
     elif path.endswith(_PAIR_FILE_SUFFIXES):
-        pairs, where = _pair_lines(path, _read(path), reverse), path
+        pairs, where = _pair_lines(path, read_text(path), reverse), path
     else:
         raise DataError(
             f"{path}: expected a folder of <split>.<lang>[.gz] files, a .tsv/.txt pair file, "
@@ -139,24 +138,6 @@ def load_parallel(
     return data
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if path.endswith(".gz"):
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    return decode_utf8(raw, path)
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
-
-
 def _split_file(folder: str, split: str, lang: str) -> str:
     for name in (f"{split}.{lang}", f"{split}.{lang}.gz"):
         if os.path.isfile(os.path.join(folder, name)):
@@ -174,7 +155,7 @@ def _split_file(folder: str, split: str, lang: str) -> str:
 
 
 def _line_files(source_file: str, target_file: str) -> list[tuple[str, str]]:
-    sources, targets = _lines(_read(source_file)), _lines(_read(target_file))
+    sources, targets = text_lines(read_text(source_file)), text_lines(read_text(target_file))
     if len(sources) != len(targets):
         raise DataError(
             f"line counts differ: {source_file} has {len(sources)} lines, "
@@ -185,7 +166,7 @@ def _line_files(source_file: str, target_file: str) -> list[tuple[str, str]]:
 
 def _pair_lines(where: str, text: str, reverse: bool) -> list[tuple[str, str]]:
     pairs = []
-    for number, line in enumerate(_lines(text), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
