@@ -3,7 +3,8 @@
 WordPiece (Schuster & Nakajima 2012; Wu et al. 2016, sec. 4.1) splits rare
 words into known pieces (``Fahrrad`` -> ``Fahr ##rad``), so a few thousand
 tokens cover a language with almost no ``[UNK]``. The vocabulary is learned
-from the training text with keras-hub's ``compute_word_piece_vocabulary`` and
+from the training text with the steps of keras-hub's
+``compute_word_piece_vocabulary`` (with a settable minimum frequency) and
 applied with keras-hub's ``WordPieceTokenizer`` (tensorflow-text ops: a
 SavedModel using it needs ``import tensorflow_text`` before loading).
 
@@ -26,6 +27,8 @@ import tensorflow as tf
 
 from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, read_vocabulary
 
+DEFAULT_MIN_FREQUENCY = 10  # tensorflow-text's lower_thresh, which keras-hub's tool uses
+
 # (pattern, replacement) applied in order by SubwordTokenizer.detokenize (RE2 syntax).
 DETOKENIZE_RULES = (
     (r" ([.,!?;:%)\]}“”»])", r"\1"),  # no space before closing punctuation
@@ -38,31 +41,59 @@ DETOKENIZE_RULES = (
 
 
 def learn_vocabulary(
-    texts: Iterable[str], vocabulary_size: int, *, lowercase: bool = False
+    texts: Iterable[str],
+    vocabulary_size: int,
+    *,
+    lowercase: bool = False,
+    min_frequency: int = DEFAULT_MIN_FREQUENCY,
 ) -> list[str]:
-    """Learn a WordPiece vocabulary from ``texts`` (keras-hub's vocabulary tool).
+    """Learn a WordPiece vocabulary from ``texts`` with tensorflow-text's learner.
+
+    The steps are keras-hub's ``compute_word_piece_vocabulary``: the text is
+    split into words exactly as :class:`SubwordTokenizer` (keras-hub's
+    ``WordPieceTokenizer``) splits it, words are counted, and the learner of
+    tensorflow-text (``wordpiece_tokenizer_learner_lib.learn``, the algorithm of
+    BERT's vocabulary, Devlin et al. 2019) picks the pieces. The one difference
+    is ``min_frequency``, the learner's ``lower_thresh``, which keras-hub fixes
+    at its default of 10: a word seen fewer times is never a token of its own,
+    so on a few thousand sentences most words would be split into letters.
+    With the default the result is keras-hub's, token for token (tested).
 
     Args:
         texts: training sentences.
         vocabulary_size: upper bound on the number of tokens, reserved ones
             included; the learner may return fewer when they cover the text.
         lowercase: lower-case before learning (default ``False``).
+        min_frequency: a piece must occur at least this often to be learned
+            (default 10, tensorflow-text's; 2 suits a few thousand sentences).
 
     Returns:
         ``[PAD], [UNK], [START], [END]`` followed by the learned tokens.
-    """
-    import keras_hub
 
+    Raises:
+        ValueError: if ``min_frequency`` < 1.
+    """
+    from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
+    if min_frequency < 1:
+        raise ValueError(f"min_frequency: expected an integer >= 1; received: {min_frequency}")
     texts = list(texts)
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1000)
-    vocabulary = keras_hub.tokenizers.compute_word_piece_vocabulary(
-        dataset,
-        vocabulary_size,
-        lowercase=lowercase,
-        reserved_tokens=list(RESERVED_TOKENS),
+    words = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
+        .batch(1000)
+        .map(lambda text: pretokenize(text, lowercase, False, True, True))
     )
+    vocabulary = learner.learn(
+        learner.count_words(words),
+        vocab_size=vocabulary_size,
+        reserved_tokens=list(RESERVED_TOKENS),
+        lower_thresh=min_frequency,
+        include_joiner_token=True,
+        joiner="##",
+    )[:vocabulary_size]
     if vocabulary[: len(RESERVED_TOKENS)] != list(RESERVED_TOKENS):
-        raise RuntimeError(f"keras-hub did not put the reserved tokens first: {vocabulary[:4]}")
+        raise RuntimeError(f"the learner did not put the reserved tokens first: {vocabulary[:4]}")
     return vocabulary
 
 

@@ -53,7 +53,7 @@ from seqtasks.models.image_encoders import (
 )
 from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
 from seqtasks.recipe import Prepared, Recipe
-from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+from seqtasks.subword import DEFAULT_MIN_FREQUENCY, SubwordTokenizer, learn_vocabulary
 from seqtasks.text import END_ID, write_vocabulary
 from seqtasks.versions import package_versions
 
@@ -134,6 +134,12 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     )
     vocabulary_size: int = option(
         5000, "Upper bound on WordPiece tokens (4 reserved included).", min=8
+    )
+    min_frequency: int = option(
+        DEFAULT_MIN_FREQUENCY,
+        "WordPiece: a piece must occur this often to be learned (10, keras-hub's; "
+        "lower it, e.g. to 2, for a few thousand sentences, or rare words become letters).",
+        min=1,
     )
     sequence_length: int = option(
         32,
@@ -351,7 +357,13 @@ class CaptioningRecipe(Recipe):
         path = os.path.join(run_dir, "vocabulary.txt")
         if not os.path.isfile(path):
             texts = [normalize_caption(c) for captions in train.captions for c in captions]
-            write_vocabulary(learn_vocabulary(texts, config.vocabulary_size, lowercase=True), path)
+            tokens = learn_vocabulary(
+                texts,
+                config.vocabulary_size,
+                lowercase=True,
+                min_frequency=config.min_frequency,
+            )
+            write_vocabulary(tokens, path)
         return SubwordTokenizer(path, config.sequence_length, lowercase=True)
 
     def _cached_features(self, config, image_encoder, data, train, val):

@@ -47,7 +47,7 @@ from seqtasks.models.seq2seq import (
     TransformerSeq2Seq,
 )
 from seqtasks.recipe import Prepared, Recipe
-from seqtasks.subword import SubwordTokenizer, learn_vocabulary
+from seqtasks.subword import DEFAULT_MIN_FREQUENCY, SubwordTokenizer, learn_vocabulary
 from seqtasks.text import END_ID, PAD_ID, write_vocabulary
 from seqtasks.versions import package_versions
 
@@ -98,6 +98,12 @@ class TranslationConfig(DecodingConfig, TrainConfig):
         8000, "Upper bound on WordPiece tokens per vocabulary (4 reserved included).", min=8
     )
     lowercase: bool = option(False, "Lower-case text before tokenization.")
+    min_frequency: int = option(
+        DEFAULT_MIN_FREQUENCY,
+        "WordPiece: a piece must occur this often to be learned (10, keras-hub's; "
+        "lower it, e.g. to 2, for a few thousand sentences, or rare words become letters).",
+        min=1,
+    )
     sequence_length: int = option(
         64,
         "Longest source and target in subword tokens ([START]/[END] included); longer "
@@ -278,7 +284,12 @@ class TranslationRecipe(Recipe):
         def tokenizer(name: str, texts: list[str]) -> SubwordTokenizer:
             path = os.path.join(run_dir, f"vocabulary.{name}.txt")
             if not os.path.isfile(path):
-                tokens = learn_vocabulary(texts, config.vocabulary_size, lowercase=config.lowercase)
+                tokens = learn_vocabulary(
+                    texts,
+                    config.vocabulary_size,
+                    lowercase=config.lowercase,
+                    min_frequency=config.min_frequency,
+                )
                 write_vocabulary(tokens, path)
             return SubwordTokenizer(path, config.sequence_length, config.lowercase)
 

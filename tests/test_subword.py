@@ -36,6 +36,27 @@ def test_vocabulary_has_reserved_ids_first(german):
     assert any(token.startswith("##") for token in vocabulary)
 
 
+def test_default_min_frequency_is_keras_hubs_vocabulary(german):
+    import keras_hub
+
+    _, vocabulary = german
+    dataset = tf.data.Dataset.from_tensor_slices(read_lines("train.de.gz", 3000)).batch(1000)
+    expected = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        dataset, 2000, reserved_tokens=list(RESERVED_TOKENS)
+    )
+    assert vocabulary == expected
+
+
+def test_min_frequency_keeps_words_seen_that_often_whole():
+    texts = ["Ein Fahrrad steht da."] * 3 + ["Zwei Hunde spielen."] * 12
+    default = learn_vocabulary(texts, 200)
+    low = learn_vocabulary(texts, 200, min_frequency=3)
+    assert "Hunde" in default and "Fahrrad" not in default  # 3 < 10: split into pieces
+    assert "Hunde" in low and "Fahrrad" in low
+    with pytest.raises(ValueError, match="min_frequency: expected an integer >= 1; received: 0"):
+        learn_vocabulary(texts, 200, min_frequency=0)
+
+
 def test_real_sentences_round_trip(german):
     tokenizer, _ = german
     sentences = read_lines("val.de.gz", 1014)
