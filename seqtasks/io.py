@@ -27,13 +27,19 @@ def write_json_atomic(path: str, value: Any) -> str:
     return write_text_atomic(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def decode_utf8(raw: bytes, where: str) -> str:
+def decode_utf8(raw: bytes, where: str, keep_bad_bytes: bool = False) -> str:
     """Decode UTF-8 (a leading BOM is dropped).
+
+    With ``keep_bad_bytes`` nothing is raised: bytes that are not UTF-8 become lone
+    surrogates (``errors="surrogateescape"``), so a reader can report and skip just
+    the lines holding them (:func:`seqtasks.data.records.has_bad_bytes`).
 
     Raises:
         DataError: ``<where>:<line>: not valid UTF-8 (byte 0x..)`` naming the
             first bad byte's line.
     """
+    if keep_bad_bytes:
+        return raw.decode("utf-8-sig", errors="surrogateescape")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -66,8 +72,10 @@ def check_output_dir(path: str, field: str) -> None:
         )
 
 
-def read_text(path: str) -> str:
+def read_text(path: str, keep_bad_bytes: bool = False) -> str:
     """A UTF-8 text file (``.gz`` decompressed) as one string.
+
+    ``keep_bad_bytes``: see :func:`decode_utf8`.
 
     Raises:
         DataError: if it cannot be read or is not UTF-8 (naming the line).
@@ -79,7 +87,7 @@ def read_text(path: str) -> str:
             raw = gzip.decompress(raw)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-    return decode_utf8(raw, path)
+    return decode_utf8(raw, path, keep_bad_bytes)
 
 
 def text_lines(text: str) -> list[str]:

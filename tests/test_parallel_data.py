@@ -39,11 +39,15 @@ def test_explicit_files_pair_file_and_empty_pair_policy(tmp_path):
     src = write_file(tmp_path / "a.en", "a dog .\n\nthe end\n")
     with gzip.open(tmp_path / "a.de.gz", "wt", encoding="utf-8") as f:
         f.write("ein Hund .\nleer\ndas Ende\n")
-    data = load_parallel(
-        source_file=src, target_file=str(tmp_path / "a.de.gz"), source_lang="en", target_lang="de"
+    files = dict(source_file=src, target_file=str(tmp_path / "a.de.gz"))
+    with pytest.raises(DataError) as e:  # an empty side is a bad row: an error by default
+        load_parallel(**files, source_lang="en", target_lang="de")
+    assert str(e.value) == (
+        f"{src}:2: empty source sentence; expected one, aligned with line 2 of {tmp_path}/a.de.gz"
     )
+    data = load_parallel(**files, source_lang="en", target_lang="de", on_bad_rows="skip")
     assert data.sources == ["a dog .", "the end"] and data.targets == ["ein Hund .", "das Ende"]
-    assert data.skipped_empty == 1
+    assert data.skipped_bad_rows == 1 and data.skipped_empty == 0
     pairs = write_file(tmp_path / "p.tsv", "hello\thola\tCC-BY attribution\nbye\tadiós\n")
     data = load_parallel(pairs, source_lang="en", target_lang="es")
     assert data.targets == ["hola", "adiós"]

@@ -34,7 +34,13 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 
-from seqtasks.data.records import BadRows, detect_format, parquet_columns, read_records
+from seqtasks.data.records import (
+    BadRows,
+    detect_format,
+    parquet_columns,
+    pick_column,
+    read_records,
+)
 from seqtasks.errors import DataError
 from seqtasks.io import decode_utf8
 
@@ -163,25 +169,6 @@ def load_text_classification(
     return data
 
 
-def _pick_column(
-    path: str, given: str | None, candidates: tuple[str, ...], fields, kind: str
-) -> str:
-    names = list(fields)
-    if given is not None:
-        if given not in fields:
-            raise DataError(
-                f"{path}: no {kind} column {given!r}; the columns are: {', '.join(names)}"
-            )
-        return given
-    for name in candidates:
-        if name in fields:
-            return name
-    raise DataError(
-        f"{path}: cannot find a {kind} column (tried {', '.join(candidates)}); the columns are: "
-        f"{', '.join(names)}; pass --{kind}-column"
-    )
-
-
 def _record_examples(
     path: str,
     format: str,
@@ -205,8 +192,8 @@ def _record_examples(
 
 
 def _pick_columns(path: str, text_column: str | None, label_column: str | None, fields):
-    text_key = _pick_column(path, text_column, TEXT_COLUMNS, fields, "text")
-    label_key = _pick_column(path, label_column, LABEL_COLUMNS, fields, "label")
+    text_key = pick_column(path, text_column, TEXT_COLUMNS, fields, "text")
+    label_key = pick_column(path, label_column, LABEL_COLUMNS, fields, "label")
     if text_key == label_key:
         raise DataError(f"{path}: column {text_key!r} cannot be both the text and the label")
     return text_key, label_key
@@ -344,8 +331,8 @@ def _tfds_examples(
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"tfds:{name}: cannot load split {split!r}: {first_line}") from None
     features = info.features
-    text_key = _pick_column(f"tfds:{name}", text_column, TEXT_COLUMNS, features, "text")
-    label_key = _pick_column(f"tfds:{name}", label_column, LABEL_COLUMNS, features, "label")
+    text_key = pick_column(f"tfds:{name}", text_column, TEXT_COLUMNS, features, "text")
+    label_key = pick_column(f"tfds:{name}", label_column, LABEL_COLUMNS, features, "label")
     label_feature = features[label_key]
     names = getattr(label_feature, "names", None)
     for example in tfds.as_numpy(dataset):

@@ -148,10 +148,7 @@ def read_records(
             raw = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
-    if bad_rows.mode == "skip":
-        text = raw.decode("utf-8-sig", errors="surrogateescape")
-    else:
-        text = decode_utf8(raw, path)
+    text = decode_utf8(raw, path, keep_bad_bytes=bad_rows.mode == "skip")
     yield from readers[format](path, text, bad_rows)
 
 
@@ -169,8 +166,55 @@ def parquet_columns(path: str) -> list[str]:
         raise DataError(f"{path}: not a readable Parquet file: {_first_line(e)}") from None
 
 
+def pick_column(
+    path: str,
+    given: str | None,
+    candidates: tuple[str, ...],
+    fields,
+    kind: str,
+    ignore_case: bool = False,
+) -> str:
+    """The field of ``fields`` (names) that holds ``kind``: ``given``, else the first candidate.
+
+    Args:
+        path: the data file, for messages.
+        given: the name the user passed (``--<kind>-column``); must exist as given.
+        candidates: default names, tried in order.
+        fields: the names found (a header, a JSON object's keys, a Parquet schema).
+        kind: ``text``, ``label``, ``source``, ... for messages and the flag's name.
+        ignore_case: match the candidates regardless of case (``Image`` for ``image``).
+
+    Raises:
+        DataError: ``given`` is not among ``fields``, or no candidate is; the message
+            lists the columns found.
+    """
+    names = list(fields)
+    if given is not None:
+        if given not in fields:
+            raise DataError(
+                f"{path}: no {kind} column {given!r}; the columns are: {', '.join(names)}"
+            )
+        return given
+    for name in candidates:
+        if name in fields:
+            return name
+        if ignore_case:
+            for found in names:
+                if found.lower() == name.lower():
+                    return found
+    raise DataError(
+        f"{path}: cannot find a {kind} column (tried {', '.join(candidates)}); the columns are: "
+        f"{', '.join(names)}; pass --{kind}-column"
+    )
+
+
 def _first_line(error: Exception) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def has_bad_bytes(text: str) -> bool:
+    """True if ``text`` holds bytes that were not UTF-8 (decoded with ``surrogateescape``)."""
+    return _UNDECODABLE.search(text) is not None
 
 
 def _undecodable(path: str, line: int, text: str, bad_rows: BadRows) -> bool:
