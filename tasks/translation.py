@@ -28,6 +28,7 @@ from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import bucket_boundaries, shuffle_each_epoch, split_indices
+from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.decoding import (
     DecodingConfig,
     decode,
@@ -90,7 +91,32 @@ class TranslationConfig(DecodingConfig, TrainConfig):
         "Split of the same folder/TFDS dataset used for validation (e.g. val); "
         "None carves validation_split from the training data.",
     )
-    reverse: bool = option(False, "Pair files: column 2 is the source, column 1 the target.")
+    reverse: bool = option(
+        False, "Headerless pair files: column 2 is the source, column 1 the target."
+    )
+    format: str = option(
+        "auto",
+        "Data format of a file; auto uses the extension (a .tsv/.txt is records only if its "
+        "first line names both columns, else a headerless pair file).",
+        choices=("auto", *FORMATS),
+    )
+    source_column: str | None = option(
+        None,
+        "Source field of CSV/TSV/JSONL/Parquet data (default: source_lang if such a column "
+        "exists, else source).",
+    )
+    target_column: str | None = option(
+        None,
+        "Target field of CSV/TSV/JSONL/Parquet data (default: target_lang if such a column "
+        "exists, else target).",
+    )
+    on_bad_rows: str = option(
+        "error",
+        "Malformed pairs (no tab, wrong number of fields, empty side, bad UTF-8, invalid "
+        "JSON): error stops at the first; skip drops them with a warning (count, first line "
+        "numbers) and records the count.",
+        choices=ON_BAD_ROWS,
+    )
     shared_vocabulary: bool = option(
         False, "One WordPiece vocabulary for both languages instead of one each."
     )
@@ -167,7 +193,18 @@ class TranslationRecipe(Recipe):
         "multiplicative attention",
     }
     evaluate_options = frozenset(
-        {"source_lang", "target_lang", "source_file", "target_file", "split", "max_examples"}
+        {
+            "source_lang",
+            "target_lang",
+            "source_file",
+            "target_file",
+            "split",
+            "max_examples",
+            "format",
+            "source_column",
+            "target_column",
+            "on_bad_rows",
+        }
     )
 
     # --- data ----------------------------------------------------------------------------
@@ -176,7 +213,8 @@ class TranslationRecipe(Recipe):
         if not config.data and not config.source_file:
             raise ConfigError(
                 "no training data: pass --data PATH (a folder of <split>.<lang> files, a "
-                "pair file or zip, or tfds:<name>) or --source-file and --target-file"
+                "CSV/TSV/JSONL/Parquet file, a pair file or zip, or tfds:<name>) or "
+                "--source-file and --target-file"
             )
         return load_parallel(
             config.data or None,
@@ -187,6 +225,10 @@ class TranslationRecipe(Recipe):
             target_file=config.target_file,
             reverse=config.reverse,
             max_examples=config.max_examples,
+            format=config.format,
+            source_column=config.source_column,
+            target_column=config.target_column,
+            on_bad_rows=config.on_bad_rows,
         )
 
     def prepare(self, config: TranslationConfig, data: ParallelData, run_dir: str) -> Prepared:
@@ -204,6 +246,7 @@ class TranslationRecipe(Recipe):
                 target_lang=config.target_lang,
                 split=config.validation_data,
                 reverse=config.reverse,
+                on_bad_rows=config.on_bad_rows,
             )
             train = data
         else:
@@ -267,6 +310,16 @@ class TranslationRecipe(Recipe):
                     "skipped_empty": data.skipped_empty,
                     "dropped_too_long": dropped,
                     "validation_too_long": val_dropped,
+                    **(
+                        {"skipped_bad_rows": data.skipped_bad_rows}
+                        if data.skipped_bad_rows is not None
+                        else {}
+                    ),
+                    **(
+                        {"validation_skipped_bad_rows": val.skipped_bad_rows}
+                        if config.validation_data and val.skipped_bad_rows is not None
+                        else {}
+                    ),
                 },
                 "source_vocabulary_size": source_tokenizer.vocabulary_size,
                 "target_vocabulary_size": target_tokenizer.vocabulary_size,
@@ -434,10 +487,16 @@ class TranslationRecipe(Recipe):
         target_file: str | None = None,
         reverse: bool | None = None,
         max_examples: int | None = None,
+        format: str | None = None,
+        source_column: str | None = None,
+        target_column: str | None = None,
+        on_bad_rows: str = "error",
     ) -> dict:
         """sacreBLEU BLEU and chrF of the export's translations of ``split``, and perplexity.
 
-        Languages and ``reverse`` (pair files) default to those the model was trained with.
+        Languages and ``reverse`` (pair files) default to those the model was trained with;
+        ``format``, the columns and ``on_bad_rows`` are :func:`load_parallel`'s. With
+        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
         """
         import tensorflow_text  # noqa: F401
 
@@ -453,6 +512,10 @@ class TranslationRecipe(Recipe):
             target_file=target_file,
             reverse=reverse,
             max_examples=max_examples,
+            format=format,
+            source_column=source_column,
+            target_column=target_column,
+            on_bad_rows=on_bad_rows,
         )
         loaded = load_serving_fn(version_dir)
         start = time.perf_counter()
@@ -480,6 +543,8 @@ class TranslationRecipe(Recipe):
                 "skipped_empty": pairs.skipped_empty,
             }
         )
+        if pairs.skipped_bad_rows is not None:
+            report["skipped_bad_rows"] = pairs.skipped_bad_rows
         return report
 
     def format_prediction(self, result: dict) -> str:

@@ -238,16 +238,16 @@ def test_csv_layout(tmp_path, jpegs):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("picture,text\na.jpg,hi\n", ":1: expected columns 'image' and 'caption' in the header; "
-         "missing 'image', 'caption'; found: 'picture', 'text'"),
-        ("image,text\na.jpg,hi\n", ":1: expected columns 'image' and 'caption' in the header; "
-         "missing 'caption'; found: 'image', 'text'"),
+        ("picture,text\na.jpg,hi\n", ": cannot find an image column (tried image); the columns "
+         "are: picture, text; pass --image-column"),
+        ("image,text\na.jpg,hi\n", ": cannot find a caption column (tried caption); the columns "
+         "are: image, text; pass --caption-column"),
         (f"image,caption\nimg/{IMAGES[0]},ok\nimg/{IMAGES[0]},  \n", ":3: empty caption"),
         ("image,caption\n,hi\n", ":2: empty image name"),
-        ("image,extra,caption\na.jpg,x\n", ":2: expected at least 3 fields (image, extra, caption), found 2"),
+        ("image,extra,caption\na.jpg,x\n", ":2: expected 3 comma-separated fields (image, extra, caption), got 2"),
         (f"image,caption\nimg/{IMAGES[0]},ok\nimg/nope.jpg,hi\n", ":3: image file img/nope.jpg not found in "),
-        ("", ": no images in the file; expected a header 'image,caption'"),
-        ("image,caption\n\n", ": no images in the file; expected rows of image,caption"),
+        ("", ": no images in the file; expected rows of image and caption"),
+        ("image,caption\n\n", ": no images in the file; expected rows of image and caption"),
         (b"image,caption\na.jpg,caf\xe9\n", ":2: not valid UTF-8 (byte 0xe9"),
     ],
 )  # fmt: skip

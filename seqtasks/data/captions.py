@@ -11,30 +11,39 @@
   ``image_dir`` when the folder holds several candidates. ``split`` picks
   ``Flickr_8k.<split>Images.txt``; ``split="all"`` takes every image of the token
   file that has captions and exists, in token-file order;
-- **a CSV file** (``*.csv``, UTF-8) with a header naming columns ``image`` and
-  ``caption`` (other columns are ignored); several rows per image give several
-  captions, grouped by image in order of first appearance. Images are files relative
-  to ``image_dir`` (default: the CSV's folder), or members of a ``.tar`` given as
-  ``image_dir``;
+- **records**: a CSV, TSV (header row), JSONL or Parquet file read with
+  :func:`~seqtasks.data.records.read_records` (format from the extension, or
+  ``format``), one caption per record in the columns ``image_column`` /
+  ``caption_column`` (default ``image`` / ``caption``, in any case; other columns
+  are ignored); several rows per image give several captions, grouped by image in
+  order of first appearance. Images are files relative to ``image_dir`` (default:
+  the data file's folder), or members of a ``.tar`` given as ``image_dir``;
 - **feature vectors** (``*.npz``): one array per id, all of one shape, ``(dim,)`` or
-  ``(positions, dim)``; the captions come from a CSV as above whose ``image`` column
-  holds the ids (``captions_file``, default ``<same stem>.csv`` beside the npz).
+  ``(positions, dim)``; the captions come from a records file as above whose image
+  column holds the ids (``captions_file``, default ``<same stem>.csv`` beside the npz).
 
 Images are never decoded nor extracted here: :class:`ImageStore` hands out the
 encoded bytes (from a folder, or read in place from a tar) and the recipe decodes
 them in ``tf.data``, where a file that is not an image is reported.
 
-Policy for imperfect data (strict: a malformed caption source is an error, not a skip):
+Policy for imperfect data (``on_bad_rows``, default ``error``):
 
-- a token line without a tab, a key without ``#<n>``, an empty caption, a CSV row
-  with an empty image or caption is an error naming ``file:line``;
-- an image listed in the split (or a CSV row) that has no file, or no caption, is an
-  error naming ``file:line``; a split whose images have no caption at all (the
-  shared Flickr8k test split, whose captions are held out) is an error;
+- a bad row is a token line without a tab, a key without ``#<n>``, an empty caption,
+  a record with the wrong number of fields, a missing, null or empty image or
+  caption, a line that is not UTF-8, an invalid JSONL line, or a record whose image
+  file (feature vector) does not exist. With ``error`` the first one is an error
+  naming ``file:line`` (``file:row N`` for Parquet); with ``skip`` bad rows are left
+  out (every row of a missing image), a warning gives their count and first five
+  line numbers, and ``CaptionData.skipped_bad_rows`` their count. A missing column
+  is always an error listing the columns found;
+- an image listed in a Flickr8k split that has no file, or no caption, is an error
+  naming ``file:line``; a split whose images have no caption at all (the shared
+  Flickr8k test split, whose captions are held out) is an error;
 - captions of images outside the chosen split are ignored, so is the known quirk of
   the original token file (five lines for ``2258277193_586949ec62.jpg.1``, an image
   that does not exist); feature vectors without captions are ignored;
-- ``max_examples`` keeps the first N images; only those kept are checked for files.
+- ``max_examples`` keeps the first N images (with ``skip``: the first N whose files
+  exist); only those kept are checked for files.
 
 Every error is a :class:`~seqtasks.errors.DataError` naming the file (and line)
 and what was expected.
@@ -42,9 +51,8 @@ and what was expected.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
+import logging
 import os
 import tarfile
 import zipfile
@@ -52,13 +60,24 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from seqtasks.data.records import (
+    BadRows,
+    detect_format,
+    has_bad_bytes,
+    parquet_columns,
+    pick_column,
+    read_records,
+)
 from seqtasks.errors import DataError
 from seqtasks.io import read_text, text_lines
+
+log = logging.getLogger(__name__)
 
 TOKEN_FILE = "Flickr8k.token.txt"
 _SPLIT_FILE = "Flickr_8k.{split}Images.txt"
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _TOKEN_FORMAT = "'<image>#<n><TAB><caption>'"
+_RECORD_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq")
 
 
 class ImageStore:
@@ -173,6 +192,8 @@ class CaptionData:
         images: reads the encoded image bytes of an id; ``None`` for feature data.
         features: float32 array of shape ``(N, dim)`` or ``(N, positions, dim)``,
             row ``i`` for ``ids[i]``; ``None`` for image data.
+        skipped_bad_rows: rows skipped as malformed with ``on_bad_rows="skip"``
+            (``None`` when bad rows are errors).
     """
 
     ids: list[str]
@@ -180,6 +201,7 @@ class CaptionData:
     source: str
     images: ImageStore | None = None
     features: np.ndarray | None = None
+    skipped_bad_rows: int | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -200,6 +222,7 @@ class CaptionData:
             features=None
             if self.features is None
             else self.features[np.asarray(indices, dtype=np.int64)],
+            skipped_bad_rows=self.skipped_bad_rows,
         )
 
 
@@ -210,61 +233,103 @@ def load_captions(
     image_dir: str | None = None,
     captions_file: str | None = None,
     max_examples: int | None = None,
+    format: str | None = None,
+    image_column: str | None = None,
+    caption_column: str | None = None,
+    on_bad_rows: str = "error",
 ) -> CaptionData:
     """Read images or feature vectors with their captions (see the module docstring).
 
     Args:
-        path: a Flickr8k-layout folder (holding ``Flickr8k.token.txt``), a ``.csv``
-            of ``image,caption`` rows, or a ``.npz`` of feature vectors.
+        path: a Flickr8k-layout folder (holding ``Flickr8k.token.txt``), a records file
+            (``.csv``, ``.tsv``, ``.jsonl``, ``.parquet``) of image/caption rows, or a
+            ``.npz`` of feature vectors.
         split: Flickr8k split (``train``, ``dev``, ``test``: the list
             ``Flickr_8k.<split>Images.txt``; ``all``: every captioned image that
-            exists). Ignored for CSV and npz.
+            exists). Ignored for records and npz.
         image_dir: the image folder or ``.tar``; a relative path is looked up in the
             data folder first, then in the working directory. Default: the one
-            sub-folder or tar of a Flickr8k folder; the CSV's folder.
-        captions_file: for ``.npz`` only, the CSV of captions whose ``image`` column
-            holds the vector ids (default ``<same stem>.csv``).
+            sub-folder or tar of a Flickr8k folder; the records file's folder.
+        captions_file: for ``.npz`` only, the records file of captions whose image
+            column holds the vector ids (default ``<same stem>.csv``).
         max_examples: keep only the first N images (``None``: all).
+        format: ``tsv``, ``csv``, ``jsonl``, ``parquet`` or ``None``/``"auto"`` (from
+            the extension) for the records file (the captions file of a ``.npz``).
+        image_column: the field holding the image file (vector id); default ``image``.
+        caption_column: the field holding the caption; default ``caption``.
+        on_bad_rows: ``error`` (default) or ``skip`` (see the module docstring).
 
     Returns:
         The images (``images`` set) or vectors (``features`` set) with their captions.
 
     Raises:
-        DataError: a missing or unrecognised path; a malformed token, split or CSV
-            line (``file:line``); an empty caption; a listed image with no file or no
-            caption; an empty split or CSV; bad encoding; feature vectors that are
-            missing, non-numeric, non-finite or of different shapes.
+        DataError: a missing or unrecognised path; a missing column; a malformed
+            token, split or records line (``file:line``); an empty caption; a listed
+            image with no file or no caption; an empty split or file; bad encoding;
+            feature vectors that are missing, non-numeric, non-finite or of
+            different shapes (bad rows are skipped instead with ``skip``).
     """
     if max_examples is not None and max_examples < 1:
         raise DataError(f"max_examples: expected a positive number; received: {max_examples}")
+    if format == "auto":
+        format = None
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
+    columns = (format, image_column, caption_column)
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, TOKEN_FILE)):
             raise DataError(
                 f"{path}: no {TOKEN_FILE} in this folder; expected a Flickr8k folder "
-                f"({TOKEN_FILE}, Flickr_8k.<split>Images.txt, images), a .csv or a .npz"
+                f"({TOKEN_FILE}, Flickr_8k.<split>Images.txt, images), a records file "
+                f"(.csv, .tsv, .jsonl, .parquet) or a .npz"
             )
-        return _load_flickr8k(path, split, image_dir, max_examples)
-    lower = path.lower()
-    if lower.endswith(".csv"):
-        return _load_csv(path, image_dir, max_examples)
-    if lower.endswith(".npz"):
-        return _load_npz(path, captions_file, max_examples)
-    raise DataError(
-        f"{path}: expected a Flickr8k folder (with {TOKEN_FILE}), a .csv of image,caption "
-        f"rows or a .npz of feature vectors"
-    )
+        for flag, value in zip(("--format", "--image-column", "--caption-column"), columns):
+            if value:
+                raise DataError(
+                    f"{flag} applies to CSV, TSV, JSONL and Parquet caption files; received it "
+                    f"with the Flickr8k folder {path}"
+                )
+        bad_rows = BadRows(os.path.join(path, TOKEN_FILE), on_bad_rows)
+        data = _load_flickr8k(path, split, image_dir, max_examples, bad_rows)
+    elif path.lower().endswith(".npz"):
+        data, bad_rows = _load_npz(path, captions_file, max_examples, columns, on_bad_rows)
+    elif format or path.lower().endswith(_RECORD_SUFFIXES):
+        bad_rows = BadRows(path, on_bad_rows)
+        data = _load_records(path, image_dir, max_examples, columns, bad_rows)
+    else:
+        raise DataError(
+            f"{path}: expected a Flickr8k folder (with {TOKEN_FILE}), a .csv/.tsv/.jsonl/"
+            f".parquet file of image and caption rows (or pass --format) or a .npz of "
+            f"feature vectors"
+        )
+    if on_bad_rows == "skip":
+        data.skipped_bad_rows = len(bad_rows.rows)
+    return data
+
+
+def _warn_or_fail(bad_rows: BadRows, found: bool) -> None:
+    """Warn with the summary of skipped rows; with nothing found, fail naming them."""
+    summary = bad_rows.summary()
+    if summary:
+        log.warning("%s", summary)
+    if not found:
+        raise DataError(
+            f"{bad_rows.path}: no images in the file; expected rows of image and caption"
+            + (f" ({summary})" if summary else "")
+        )
 
 
 # --- Flickr8k ---------------------------------------------------------------------------
 
 
 def _load_flickr8k(
-    folder: str, split: str, image_dir: str | None, max_examples: int | None
+    folder: str, split: str, image_dir: str | None, max_examples: int | None, bad_rows: BadRows
 ) -> CaptionData:
     token_path = os.path.join(folder, TOKEN_FILE)
-    captions = _read_token_file(token_path)
+    captions = _read_token_file(token_path, bad_rows)
+    summary = bad_rows.summary()
+    if summary:
+        log.warning("%s", summary)
     if split == "all":
         store = _flickr8k_store(folder, image_dir)
         ids = [image for image in captions if image in store]
@@ -303,24 +368,32 @@ def _load_flickr8k(
     return CaptionData(ids, [captions[i] for i in ids], folder, images=store)
 
 
-def _read_token_file(path: str) -> dict[str, list[str]]:
+def _read_token_file(path: str, bad_rows: BadRows) -> dict[str, list[str]]:
     """Captions by image, in order of first appearance."""
     captions: dict[str, list[str]] = {}
-    for number, line in enumerate(text_lines(read_text(path)), start=1):
+    text = read_text(path, keep_bad_bytes=bad_rows.mode == "skip")
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
+            continue
+        if has_bad_bytes(line):
+            bad_rows.report(number, "not valid UTF-8", "not valid UTF-8; expected UTF-8 text")
             continue
         key, tab, caption = line.partition("\t")
         if not tab:
-            raise DataError(f"{path}:{number}: expected {_TOKEN_FORMAT}, found no tab")
+            bad_rows.report(number, "no tab", f"expected {_TOKEN_FORMAT}, found no tab")
+            continue
         image, hash_sign, n = key.strip().rpartition("#")
         if not hash_sign or not image or not n.isdigit():
-            raise DataError(
-                f"{path}:{number}: expected {_TOKEN_FORMAT}, found key {key.strip()!r} "
-                f"without '#<n>'"
+            bad_rows.report(
+                number,
+                "key without #<n>",
+                f"expected {_TOKEN_FORMAT}, found key {key.strip()!r} without '#<n>'",
             )
+            continue
         caption = caption.strip()
         if not caption:
-            raise DataError(f"{path}:{number}: empty caption for image {image}")
+            bad_rows.report(number, "empty caption", f"empty caption for image {image}")
+            continue
         captions.setdefault(image, []).append(caption)
     return captions
 
@@ -370,71 +443,99 @@ def _flickr8k_store(folder: str, image_dir: str | None) -> ImageStore:
     )
 
 
-# --- CSV --------------------------------------------------------------------------------
+# --- records (CSV, TSV, JSONL, Parquet) ---------------------------------------------------
 
 
-def _load_csv(path: str, image_dir: str | None, max_examples: int | None) -> CaptionData:
-    ids, captions, lines = _read_caption_csv(path)
-    ids = ids[:max_examples]
+def _load_records(
+    path: str, image_dir: str | None, max_examples: int | None, columns, bad_rows: BadRows
+) -> CaptionData:
+    ids, captions, lines = _read_caption_records(path, columns, bad_rows)
     base = os.path.dirname(path) or "."
     store = ImageStore(base if image_dir is None else _resolve(base, image_dir))
+    kept = []
     for image in ids:
-        if image not in store:
-            raise DataError(
-                f"{path}:{lines[image]}: image file {image} not found in {store.description}"
+        if max_examples is not None and len(kept) >= max_examples:
+            break
+        if image in store:
+            kept.append(image)
+            continue
+        for line in lines[image]:  # with skip every row of the image is a bad row
+            bad_rows.report(
+                line, "image not found", f"image file {image} not found in {store.description}"
             )
-    return CaptionData(ids, [captions[i] for i in ids], path, images=store)
+    _warn_or_fail(bad_rows, bool(kept))
+    return CaptionData(kept, [captions[i] for i in kept], path, images=store)
 
 
-def _read_caption_csv(path: str) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
-    """Ids in first-appearance order, captions by id, and each id's first line number."""
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise DataError(
-                f"{path}: no images in the file; expected a header 'image,caption' "
-                f"and one row per caption"
-            )
-        names = [name.strip().lower() for name in header]
-        missing = [column for column in ("image", "caption") if column not in names]
-        if missing:
-            raise DataError(
-                f"{path}:1: expected columns 'image' and 'caption' in the header; "
-                f"missing {', '.join(repr(m) for m in missing)}; "
-                f"found: {', '.join(repr(h.strip()) for h in header)}"
-            )
-        image_column, caption_column = names.index("image"), names.index("caption")
-        needed = max(image_column, caption_column) + 1
-        captions: dict[str, list[str]] = {}
-        lines: dict[str, int] = {}
-        for row in reader:
-            number = reader.line_num
-            if not any(field.strip() for field in row):
-                continue
-            if len(row) < needed:
-                raise DataError(
-                    f"{path}:{number}: expected at least {needed} fields "
-                    f"({', '.join(h.strip() for h in header)}), found {len(row)}"
-                )
-            image, caption = row[image_column].strip(), row[caption_column].strip()
-            if not image:
-                raise DataError(f"{path}:{number}: empty image name")
-            if not caption:
-                raise DataError(f"{path}:{number}: empty caption")
-            captions.setdefault(image, []).append(caption)
-            lines.setdefault(image, number)
-    except csv.Error as e:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {e}") from None
-    if not captions:
-        raise DataError(f"{path}: no images in the file; expected rows of image,caption")
+def _read_caption_records(
+    path: str, columns, bad_rows: BadRows
+) -> tuple[list[str], dict[str, list[str]], dict[str, list[int]]]:
+    """Ids in first-appearance order, captions by id, and the lines of each id's rows.
+
+    ``columns`` is ``(format, image_column, caption_column)``; rows with an empty,
+    null or missing field go to ``bad_rows``.
+    """
+    format, image_column, caption_column = columns
+    format = detect_format(path, format)
+
+    def pick(fields) -> tuple[str, str]:
+        keys = (
+            pick_column(path, image_column, ("image",), fields, "image", ignore_case=True),
+            pick_column(path, caption_column, ("caption",), fields, "caption", ignore_case=True),
+        )
+        if keys[0] == keys[1]:
+            raise DataError(f"{path}: column {keys[0]!r} cannot be both the image and the caption")
+        return keys
+
+    keys = read_only = None
+    if format == "parquet":  # the schema names the columns: read only the two needed
+        bad_rows.unit = "row"
+        keys = pick(parquet_columns(path))
+        read_only = list(keys)
+    captions: dict[str, list[str]] = {}
+    lines: dict[str, list[int]] = {}
+    for record in read_records(path, format, bad_rows, read_only):
+        if keys is None:
+            keys = pick(record.fields)
+        pair = _caption_row(record, keys, bad_rows)
+        if pair is not None:
+            captions.setdefault(pair[0], []).append(pair[1])
+            lines.setdefault(pair[0], []).append(record.line)
     return list(captions), captions, lines
+
+
+def _caption_row(record, keys: tuple[str, str], bad_rows: BadRows) -> tuple[str, str] | None:
+    """``(image, caption)`` of a record, stripped, or ``None`` after reporting why it is bad."""
+    values = []
+    for key, kind in zip(keys, ("image", "caption")):
+        if key not in record.fields:
+            bad_rows.report(record.line, f"missing {kind}", f"missing field {key!r}")
+            return None
+        value = record.fields[key]
+        if value is None:
+            bad_rows.report(record.line, f"null {kind}", f"field {key!r} is null")
+            return None
+        if not isinstance(value, str):
+            bad_rows.report(
+                record.line,
+                f"{kind} not a string",
+                f"field {key!r}: expected a string; received: {value!r}",
+            )
+            return None
+        if not value.strip():
+            message = "empty image name" if kind == "image" else "empty caption"
+            bad_rows.report(record.line, f"empty {kind}", message)
+            return None
+        values.append(value.strip())
+    return values[0], values[1]
 
 
 # --- feature vectors --------------------------------------------------------------------
 
 
-def _load_npz(path: str, captions_file: str | None, max_examples: int | None) -> CaptionData:
+def _load_npz(
+    path: str, captions_file: str | None, max_examples: int | None, columns, on_bad_rows: str
+) -> tuple[CaptionData, BadRows]:
     if captions_file is None:
         captions_file = os.path.splitext(path)[0] + ".csv"
         if not os.path.isfile(captions_file):
@@ -444,8 +545,8 @@ def _load_npz(path: str, captions_file: str | None, max_examples: int | None) ->
             )
     elif not os.path.isfile(captions_file):
         raise DataError(f"{captions_file}: no such captions file")
-    ids, captions, lines = _read_caption_csv(captions_file)
-    ids = ids[:max_examples]
+    bad_rows = BadRows(captions_file, on_bad_rows)
+    ids, captions, lines = _read_caption_records(captions_file, columns, bad_rows)
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -454,13 +555,20 @@ def _load_npz(path: str, captions_file: str | None, max_examples: int | None) ->
         raise DataError(f"{path}: expected a .npz archive of named arrays, found a single array")
     with archive:
         keys = set(archive.files)
+        kept = []
+        for image in ids:
+            if max_examples is not None and len(kept) >= max_examples:
+                break
+            if image in keys:
+                kept.append(image)
+                continue
+            for line in lines[image]:  # with skip every row of the vector is a bad row
+                bad_rows.report(line, "no feature vector", f"no feature vector {image!r} in {path}")
+        _warn_or_fail(bad_rows, bool(kept))
+        ids = kept
         vectors = []
         first: tuple[str, tuple[int, ...]] | None = None
         for image in ids:
-            if image not in keys:
-                raise DataError(
-                    f"{captions_file}:{lines[image]}: no feature vector {image!r} in {path}"
-                )
             try:
                 vector = archive[image]
             except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -485,9 +593,8 @@ def _load_npz(path: str, captions_file: str | None, max_examples: int | None) ->
             if not np.isfinite(vector).all():
                 raise DataError(f"{path}: vector {image!r} has NaN or infinite values")
             vectors.append(vector)
-    return CaptionData(
-        ids, [captions[i] for i in ids], path, features=np.stack(vectors).astype(np.float32)
-    )
+    features = np.stack(vectors).astype(np.float32)
+    return CaptionData(ids, [captions[i] for i in ids], path, features=features), bad_rows
 
 
 # --- helpers ----------------------------------------------------------------------------

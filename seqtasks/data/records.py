@@ -202,9 +202,10 @@ def pick_column(
             for found in names:
                 if found.lower() == name.lower():
                     return found
+    article = "an" if kind[0] in "aeiou" else "a"
     raise DataError(
-        f"{path}: cannot find a {kind} column (tried {', '.join(candidates)}); the columns are: "
-        f"{', '.join(names)}; pass --{kind}-column"
+        f"{path}: cannot find {article} {kind} column (tried {', '.join(candidates)}); "
+        f"the columns are: {', '.join(names)}; pass --{kind}-column"
     )
 
 
