@@ -58,17 +58,19 @@ def _data_options(command):
         click.option(
             "--format",
             "format_",
-            help="Data format: tsv, csv, jsonl or parquet (default: from the extension).",
+            help="Data format: tsv, csv, jsonl or parquet (default: from the extension; a "
+            "translation .tsv/.txt is a headerless pair file unless its first line names "
+            "both columns or column options are given).",
         ),
         click.option("--text-column", help="Text field of CSV/TSV/JSONL/Parquet data."),
         click.option("--label-column", help="Label field of CSV/TSV/JSONL/Parquet data."),
         click.option(
             "--on-bad-rows",
             type=click.Choice(["error", "skip"]),
-            help="Classification data: error (default) stops at the first malformed row "
-            "(wrong number of fields, empty or null text/label, invalid JSON, bad UTF-8); "
-            "skip drops such rows, warns with their count and first line numbers, and "
-            "records the count as data.skipped_bad_rows.",
+            help="Any recipe's data: error (default) stops at the first malformed row "
+            "(wrong number of fields or no tab, empty or null field, invalid JSON, bad "
+            "UTF-8, a missing image file); skip drops such rows, warns with their count "
+            "and first line numbers, and records the count as data.skipped_bad_rows.",
         ),
     ]
     for option in reversed(options):
@@ -77,10 +79,20 @@ def _data_options(command):
 
 
 def _parallel_options(command):
-    """--source-lang, --target-lang, --source-file, --target-file (translation data)."""
+    """--source-lang, --target-lang, --source-file, --target-file, --source-column,
+    --target-column (translation data)."""
     options = [
         click.option("--source-lang", help="Translation: source language code, e.g. en."),
         click.option("--target-lang", help="Translation: target language code, e.g. de."),
+        click.option(
+            "--source-column",
+            help="Translation: source field of CSV/TSV/JSONL/Parquet pairs (default: the "
+            "source language code if such a column exists, else source).",
+        ),
+        click.option(
+            "--target-column",
+            help="Translation: target field (default: the target language code, else target).",
+        ),
         click.option(
             "--source-file", type=click.Path(), help="Translation: source sentences, one per line."
         ),
@@ -94,8 +106,14 @@ def _parallel_options(command):
 
 
 def _caption_options(command):
-    """--image-dir, --captions-file (captioning data)."""
+    """--image-dir, --captions-file, --image-column, --caption-column (captioning data)."""
     options = [
+        click.option(
+            "--image-column",
+            help="Captioning: image file (or vector id) field of CSV/TSV/JSONL/Parquet "
+            "captions (default: image).",
+        ),
+        click.option("--caption-column", help="Captioning: caption field (default: caption)."),
         click.option(
             "--image-dir",
             type=click.Path(),
@@ -162,9 +180,9 @@ def cli():
 @click.argument("recipe")
 @click.option(
     "--data",
-    help="Training data: a file (.tsv/.csv/.jsonl), a folder or archive of "
-    "label folders (aclImdb), a folder of <split>.<lang>[.gz] files, a pair file or .zip "
-    "(translation), a Flickr8k folder, an image,caption .csv or a .npz of feature vectors "
+    help="Training data: a file (.tsv/.csv/.jsonl/.parquet), a folder or archive of "
+    "label folders (aclImdb), a folder of <split>.<lang>[.gz] files, a headerless pair "
+    "file or .zip (translation), a Flickr8k folder or a .npz of feature vectors "
     "(captioning), or tfds:<name>.",
 )
 @click.option(
@@ -224,8 +242,12 @@ def train(
     on_bad_rows,
     source_lang,
     target_lang,
+    source_column,
+    target_column,
     source_file,
     target_file,
+    image_column,
+    caption_column,
     image_dir,
     captions_file,
     split,
@@ -256,9 +278,13 @@ def train(
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
           --source-lang en --target-lang es --model rnn-attention
+      python cli.py train translation --data pairs.jsonl --source-column english \\
+          --target-column german --on-bad-rows skip
       KERAS_HOME=../shared/keras_home python cli.py train captioning \\
           --data ../shared/data/flickr8k
       python cli.py train captioning --data photos.csv --image-dir photos/ --set encoder=cnn
+      python cli.py train captioning --data photos.parquet --image-column file \\
+          --caption-column text --on-bad-rows skip
     """
     _setup_logging(quiet)
     from seqtasks.config import parse_assignments
@@ -282,8 +308,12 @@ def train(
         "on_bad_rows": on_bad_rows,
         "source_lang": source_lang,
         "target_lang": target_lang,
+        "source_column": source_column,
+        "target_column": target_column,
         "source_file": source_file,
         "target_file": target_file,
+        "image_column": image_column,
+        "caption_column": caption_column,
         "image_dir": image_dir,
         "captions_file": captions_file,
         "split": split,
@@ -376,8 +406,12 @@ def evaluate(
     on_bad_rows,
     source_lang,
     target_lang,
+    source_column,
+    target_column,
     source_file,
     target_file,
+    image_column,
+    caption_column,
     image_dir,
     captions_file,
     split,
@@ -423,8 +457,12 @@ def evaluate(
         "on_bad_rows": on_bad_rows,
         "source_lang": source_lang,
         "target_lang": target_lang,
+        "source_column": source_column,
+        "target_column": target_column,
         "source_file": source_file,
         "target_file": target_file,
+        "image_column": image_column,
+        "caption_column": caption_column,
         "image_dir": image_dir,
         "captions_file": captions_file,
         "split": split,

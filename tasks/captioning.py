@@ -31,8 +31,9 @@ import tensorflow as tf
 from seqtasks import export as exporting
 from seqtasks.caption_metrics import caption_scores, normalize_caption
 from seqtasks.config import TrainConfig, option
-from seqtasks.data.captions import CaptionData, load_captions
+from seqtasks.data.captions import RECORD_SUFFIXES, CaptionData, load_captions
 from seqtasks.data.pipeline import shuffle_each_epoch, split_indices
+from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.decoding import (
     DecodingConfig,
     decode,
@@ -73,7 +74,9 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     """Defaults of the captioning recipe (every field can be set with ``--set key=value``)."""
 
     data: str = option(
-        "", "Training data: a Flickr8k folder, an image,caption .csv, or a .npz of vectors."
+        "",
+        "Training data: a Flickr8k folder, a .csv/.tsv/.jsonl/.parquet of image and caption "
+        "rows, or a .npz of vectors.",
     )
     max_examples: int | None = option(
         None, "Use only the first N images (quick runs); None uses all.", min=1
@@ -110,6 +113,24 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     )
     captions_file: str | None = option(
         None, "Feature data (.npz): the image,caption CSV keyed by vector id (default <stem>.csv)."
+    )
+    format: str = option(
+        "auto",
+        "Format of a captions file (CSV/TSV/JSONL/Parquet); auto uses the extension.",
+        choices=("auto", *FORMATS),
+    )
+    image_column: str | None = option(
+        None, "Image (or vector id) field of CSV/TSV/JSONL/Parquet captions (default: image)."
+    )
+    caption_column: str | None = option(
+        None, "Caption field of CSV/TSV/JSONL/Parquet captions (default: caption)."
+    )
+    on_bad_rows: str = option(
+        "error",
+        "Malformed caption rows (wrong number of fields, empty image or caption, bad UTF-8, "
+        "invalid JSON, a missing image file): error stops at the first; skip drops them "
+        "with a warning (count, first line numbers) and records the count.",
+        choices=ON_BAD_ROWS,
     )
     encoder: str = option(
         "mobilenet_v2",
@@ -212,15 +233,26 @@ class CaptioningRecipe(Recipe):
         "lstm": "LSTM decoder whose initial state comes from the image (Show and Tell)",
         "transformer": "keras-hub TransformerDecoder cross-attending over the feature grid",
     }
-    evaluate_options = frozenset({"split", "image_dir", "captions_file", "max_examples"})
+    evaluate_options = frozenset(
+        {
+            "split",
+            "image_dir",
+            "captions_file",
+            "max_examples",
+            "format",
+            "image_column",
+            "caption_column",
+            "on_bad_rows",
+        }
+    )
 
     # --- data ----------------------------------------------------------------------------
 
     def load_data(self, config: CaptioningConfig) -> CaptionData:
         if not config.data:
             raise ConfigError(
-                "no training data: pass --data PATH (a Flickr8k folder, a .csv of "
-                "image,caption rows or a .npz of feature vectors)"
+                "no training data: pass --data PATH (a Flickr8k folder, a .csv/.tsv/.jsonl/"
+                ".parquet of image and caption rows or a .npz of feature vectors)"
             )
         data = load_captions(
             config.data,
@@ -228,6 +260,7 @@ class CaptioningRecipe(Recipe):
             image_dir=config.image_dir,
             captions_file=config.captions_file,
             max_examples=config.max_examples,
+            **self._record_options(config),
         )
         if data.images is not None:
             if config.encoder == "mobilenet_v2":
@@ -244,6 +277,15 @@ class CaptioningRecipe(Recipe):
                     f"(found {captions[0]!r}); expected words, not just punctuation"
                 )
         return data
+
+    @staticmethod
+    def _record_options(config: CaptioningConfig) -> dict:
+        return {
+            "format": config.format,
+            "image_column": config.image_column,
+            "caption_column": config.caption_column,
+            "on_bad_rows": config.on_bad_rows,
+        }
 
     def prepare(self, config: CaptioningConfig, data: CaptionData, run_dir: str) -> Prepared:
         if config.validation_data:
@@ -323,6 +365,11 @@ class CaptioningRecipe(Recipe):
                     "validation_captions": val.num_captions,
                     "dropped_too_long": dropped,
                     "validation_too_long": val_dropped,
+                    **(
+                        {"skipped_bad_rows": data.skipped_bad_rows}
+                        if data.skipped_bad_rows is not None
+                        else {}
+                    ),
                 },
                 "vocabulary_size": tokenizer.vocabulary_size,
                 "feature_encoding": encoding,
@@ -332,10 +379,19 @@ class CaptioningRecipe(Recipe):
     def _validation_file(self, config, data: CaptionData) -> CaptionData:
         """The ``validation_data`` split of a Flickr8k folder, or a .csv/.npz of the same kind."""
         name = config.validation_data
-        if name.lower().endswith((".csv", ".npz")):
-            val = load_captions(name, image_dir=config.image_dir if name.endswith(".csv") else None)
+        columns = {
+            "image_column": config.image_column,
+            "caption_column": config.caption_column,
+            "on_bad_rows": config.on_bad_rows,
+        }
+        if name.lower().endswith(".npz"):
+            val = load_captions(name, **columns)
+        elif name.lower().endswith(RECORD_SUFFIXES):
+            val = load_captions(name, image_dir=config.image_dir, **columns)
         elif os.path.isdir(config.data):
-            val = load_captions(config.data, split=name, image_dir=config.image_dir)
+            val = load_captions(
+                config.data, split=name, image_dir=config.image_dir, on_bad_rows=config.on_bad_rows
+            )
         else:
             raise ConfigError(
                 f"config field 'validation_data': {name!r} is not a .csv or .npz file, and a "
@@ -534,8 +590,16 @@ class CaptioningRecipe(Recipe):
         image_dir: str | None = None,
         captions_file: str | None = None,
         max_examples: int | None = None,
+        format: str | None = None,
+        image_column: str | None = None,
+        caption_column: str | None = None,
+        on_bad_rows: str = "error",
     ) -> dict:
-        """Corpus BLEU-1..4 (and CIDEr-D) of the export's captions of ``split`` against all references."""
+        """Corpus BLEU-1..4 (and CIDEr-D) of the export's captions of ``split`` against all references.
+
+        ``format``, the columns and ``on_bad_rows`` are :func:`load_captions`'s; with
+        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
+        """
         import tensorflow_text  # noqa: F401
 
         refs = load_captions(
@@ -544,6 +608,10 @@ class CaptioningRecipe(Recipe):
             image_dir=image_dir,
             captions_file=captions_file,
             max_examples=max_examples,
+            format=format,
+            image_column=image_column,
+            caption_column=caption_column,
+            on_bad_rows=on_bad_rows,
         )
         loaded = load_serving_fn(version_dir)
         start = time.perf_counter()
@@ -560,7 +628,7 @@ class CaptioningRecipe(Recipe):
         else:
             if refs.images is None:
                 raise DataError(
-                    f"{data}: this model takes images; expected a Flickr8k folder or CSV"
+                    f"{data}: this model takes images; expected a Flickr8k folder or a captions file"
                 )
             encoded = refs.images.read_many(refs.ids)
             for image_id, blob in zip(refs.ids, encoded):
@@ -581,6 +649,8 @@ class CaptioningRecipe(Recipe):
                 ],
             }
         )
+        if refs.skipped_bad_rows is not None:
+            report["skipped_bad_rows"] = refs.skipped_bad_rows
         return report
 
     def format_prediction(self, result: dict) -> str:

@@ -77,7 +77,7 @@ TOKEN_FILE = "Flickr8k.token.txt"
 _SPLIT_FILE = "Flickr_8k.{split}Images.txt"
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 _TOKEN_FORMAT = "'<image>#<n><TAB><caption>'"
-_RECORD_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq")
+RECORD_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq")
 
 
 class ImageStore:
@@ -293,7 +293,7 @@ def load_captions(
         data = _load_flickr8k(path, split, image_dir, max_examples, bad_rows)
     elif path.lower().endswith(".npz"):
         data, bad_rows = _load_npz(path, captions_file, max_examples, columns, on_bad_rows)
-    elif format or path.lower().endswith(_RECORD_SUFFIXES):
+    elif format or path.lower().endswith(RECORD_SUFFIXES):
         bad_rows = BadRows(path, on_bad_rows)
         data = _load_records(path, image_dir, max_examples, columns, bad_rows)
     else:
