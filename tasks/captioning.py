@@ -104,7 +104,8 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     split: str = option("train", "Flickr8k split to train on (train, dev, all).")
     validation_data: str | None = option(
         None,
-        "Validation data: a Flickr8k split of --data (e.g. dev) or another .csv/.npz file; "
+        "Validation data: a Flickr8k split of --data (e.g. dev) or another records "
+        "(.csv/.tsv/.jsonl/.parquet) or .npz file; "
         "None carves validation_split of the training images (by image, so no image is on "
         "both sides).",
     )
