@@ -124,7 +124,13 @@ def weights_digest(model) -> str:
 
 
 def images_stamp(location: str, ids: list[str]) -> list:
-    """What changes when the images change: size and mtime of a tar, or of each image file."""
+    """What changes when the images change: size and mtime of a tar, or of each image file.
+
+    A ``tfds:<name>`` location (images of a prepared TFDS dataset) is its own stamp:
+    name a new version (``tfds:<name>:<version>``) to tell one from another.
+    """
+    if location.startswith("tfds:"):
+        return [location]
     if os.path.isfile(location):
         stat = os.stat(location)
         return [os.path.abspath(location), stat.st_size, stat.st_mtime_ns]

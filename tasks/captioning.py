@@ -253,7 +253,7 @@ class CaptioningRecipe(Recipe):
         if not config.data:
             raise ConfigError(
                 "no training data: pass --data PATH (a Flickr8k folder, a .csv/.tsv/.jsonl/"
-                ".parquet of image and caption rows or a .npz of feature vectors)"
+                ".parquet of image and caption rows, a .npz of feature vectors or tfds:<name>)"
             )
         data = load_captions(
             config.data,
@@ -389,6 +389,13 @@ class CaptioningRecipe(Recipe):
             val = load_captions(name, **columns)
         elif name.lower().endswith(RECORD_SUFFIXES):
             val = load_captions(name, image_dir=config.image_dir, **columns)
+        elif config.data.startswith("tfds:"):
+            val = load_captions(
+                config.data,
+                split=name,
+                image_column=config.image_column,
+                caption_column=config.caption_column,
+            )
         elif os.path.isdir(config.data):
             val = load_captions(
                 config.data, split=name, image_dir=config.image_dir, on_bad_rows=config.on_bad_rows

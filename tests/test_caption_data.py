@@ -309,3 +309,57 @@ def test_npz_bad_input(tmp_path):
         load_captions(str(tmp_path / "bad.npz"))
     with raises(f"{tmp_path / 'none.csv'}: no such captions file"):
         load_captions(npz, captions_file=str(tmp_path / "none.csv"))
+
+
+def _store_tfds(data_dir, name, examples, caption_feature="captions"):
+    """A prepared TFDS dataset in ``data_dir`` with coco_captions' layout."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    texts = {"text": tfds.features.Text()}
+    features = tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(encoding_format="jpeg"),
+            "image/filename": tfds.features.Text(),
+            caption_feature: tfds.features.Sequence(texts),
+        }
+    )
+    rows = [
+        (str(i), {"image": blob, "image/filename": image_id, caption_feature: {"text": captions}})
+        for i, (image_id, blob, captions) in enumerate(examples)
+    ]
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name=name,
+        version="1.0.0",
+        features=features,
+        split_datasets={"train": rows[:-1], "validation": rows[-1:]},
+        data_dir=str(data_dir),
+    )
+
+
+def test_tfds_captions_with_a_prepared_dataset(tmp_path, monkeypatch):
+    real = load_captions(os.path.join(SHARED_DATA, "flickr8k"), split="dev", max_examples=4)
+    blobs = real.images.read_many(real.ids)
+    _store_tfds(tmp_path, "tiny_captions", list(zip(real.ids, blobs, real.captions)))
+    from tensorflow_datasets.core import constants
+
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path))  # what TFDS_DATA_DIR sets
+
+    data = load_captions("tfds:tiny_captions", split="train")
+    assert data.ids == real.ids[:3] and data.captions == real.captions[:3]
+    assert data.images.read_many(data.ids) == blobs[:3]  # still encoded: JPEG bytes as stored
+    assert data.source == "tfds:tiny_captions"
+    val = load_captions("tfds:tiny_captions", split="validation")
+    assert val.ids == real.ids[3:] and val.captions == real.captions[3:]
+    assert len(load_captions("tfds:tiny_captions", split="train", max_examples=2)) == 2
+
+    with pytest.raises(
+        DataError, match=r"^tfds:tiny_captions: no caption feature 'caption' \(tried"
+    ):
+        load_captions("tfds:tiny_captions", caption_column="caption")
+    with pytest.raises(
+        DataError, match=r"^tfds:tiny_captions: no image feature 'photo'; its image "
+    ):
+        load_captions("tfds:tiny_captions", image_column="photo")
+    with pytest.raises(DataError, match=r"^tfds:tiny_captions: cannot load split 'test': "):
+        load_captions("tfds:tiny_captions", split="test")
+    with pytest.raises(DataError, match=r"^tfds:no_such_captions_xyz: cannot load split 'train': "):
+        load_captions("tfds:no_such_captions_xyz")

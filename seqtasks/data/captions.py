@@ -20,7 +20,15 @@
   the data file's folder), or members of a ``.tar`` given as ``image_dir``;
 - **feature vectors** (``*.npz``): one array per id, all of one shape, ``(dim,)`` or
   ``(positions, dim)``; the captions come from a records file as above whose image
-  column holds the ids (``captions_file``, default ``<same stem>.csv`` beside the npz).
+  column holds the ids (``captions_file``, default ``<same stem>.csv`` beside the npz);
+- **TFDS**: ``tfds:<name>`` (e.g. ``tfds:coco_captions``) through tensorflow-datasets,
+  needing the dataset prepared locally (``TFDS_DATA_DIR``) or internet access. The
+  image feature is ``image_column`` or the dataset's one ``Image`` feature, read
+  still encoded (``tfds.decode.SkipDecoding``); the captions are ``caption_column``
+  or the first of ``captions``, ``caption``, ``text``: a string, a list of strings
+  or a sequence of ``{"text": ...}`` (the ``coco_captions`` layout). Ids are the
+  ``image/filename`` feature when there is one, else the example's position. The
+  encoded images of the split are held in memory (:class:`MemoryImageStore`).
 
 Images are never decoded nor extracted here: :class:`ImageStore` hands out the
 encoded bytes (from a folder, or read in place from a tar) and the recipe decodes
@@ -179,6 +187,53 @@ class ImageStore:
             raise DataError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
+class MemoryImageStore:
+    """Encoded image bytes by id, held in memory (images of a TFDS split).
+
+    Offers what :class:`ImageStore` offers (``description``, ``in``, ``read``,
+    ``read_many``, ``len``); ``is_tar`` is False.
+
+    Args:
+        description: where the images came from (``tfds:<name>``), for messages
+            and the feature cache key.
+        images: id -> encoded bytes (JPEG, PNG, ...).
+    """
+
+    is_tar = False
+
+    def __init__(self, description: str, images: dict[str, bytes]):
+        self.description = description
+        self._images = dict(images)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._images
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __repr__(self) -> str:
+        return f"MemoryImageStore({self.description!r}, {len(self)} images)"
+
+    def read(self, image_id: str) -> bytes:
+        """The encoded bytes of one image.
+
+        Raises:
+            DataError: ``image_id`` is not in the store.
+        """
+        return self.read_many([image_id])[0]
+
+    def read_many(self, ids: Sequence[str]) -> list[bytes]:
+        """The encoded bytes of several images, in the order of ``ids``.
+
+        Raises:
+            DataError: an id is not in the store.
+        """
+        for image_id in ids:
+            if image_id not in self._images:
+                raise DataError(f"image {image_id!r} is not in {self.description}")
+        return [self._images[image_id] for image_id in ids]
+
+
 @dataclasses.dataclass
 class CaptionData:
     """Images (or feature vectors) with their reference captions.
@@ -199,7 +254,7 @@ class CaptionData:
     ids: list[str]
     captions: list[list[str]]
     source: str
-    images: ImageStore | None = None
+    images: ImageStore | MemoryImageStore | None = None
     features: np.ndarray | None = None
     skipped_bad_rows: int | None = None
 
@@ -242,11 +297,12 @@ def load_captions(
 
     Args:
         path: a Flickr8k-layout folder (holding ``Flickr8k.token.txt``), a records file
-            (``.csv``, ``.tsv``, ``.jsonl``, ``.parquet``) of image/caption rows, or a
-            ``.npz`` of feature vectors.
+            (``.csv``, ``.tsv``, ``.jsonl``, ``.parquet``) of image/caption rows, a
+            ``.npz`` of feature vectors, or ``tfds:<name>``.
         split: Flickr8k split (``train``, ``dev``, ``test``: the list
             ``Flickr_8k.<split>Images.txt``; ``all``: every captioned image that
-            exists). Ignored for records and npz.
+            exists), or TFDS split (e.g. ``train``, ``validation``, ``train[:10%]``).
+            Ignored for records and npz.
         image_dir: the image folder or ``.tar``; a relative path is looked up in the
             data folder first, then in the working directory. Default: the one
             sub-folder or tar of a Flickr8k folder; the records file's folder.
@@ -255,8 +311,10 @@ def load_captions(
         max_examples: keep only the first N images (``None``: all).
         format: ``tsv``, ``csv``, ``jsonl``, ``parquet`` or ``None``/``"auto"`` (from
             the extension) for the records file (the captions file of a ``.npz``).
-        image_column: the field holding the image file (vector id); default ``image``.
-        caption_column: the field holding the caption; default ``caption``.
+        image_column: the field holding the image file (vector id); default ``image``
+            (TFDS: the feature holding the image; default its one Image feature).
+        caption_column: the field holding the caption; default ``caption`` (TFDS: the
+            first of ``captions``, ``caption``, ``text``).
         on_bad_rows: ``error`` (default) or ``skip`` (see the module docstring).
 
     Returns:
@@ -273,6 +331,10 @@ def load_captions(
         raise DataError(f"max_examples: expected a positive number; received: {max_examples}")
     if format == "auto":
         format = None
+    if path.startswith("tfds:"):
+        if format:
+            raise DataError(f"--format applies to caption files; received it with {path}")
+        return _load_tfds(path[len("tfds:") :], split, max_examples, image_column, caption_column)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     columns = (format, image_column, caption_column)
@@ -604,3 +666,82 @@ def _resolve(base: str, image_dir: str) -> str:
     """``image_dir`` relative to the data folder ``base`` if it exists there, else as given."""
     inside = os.path.join(base, image_dir)
     return inside if os.path.exists(inside) else image_dir
+
+
+# --- TFDS -------------------------------------------------------------------------------
+
+_TFDS_CAPTION_FEATURES = ("captions", "caption", "text")
+
+
+def _load_tfds(
+    name: str,
+    split: str,
+    max_examples: int | None,
+    image_column: str | None,
+    caption_column: str | None,
+) -> CaptionData:
+    """Images (kept encoded) and captions of a TFDS split (see the module docstring)."""
+    import tensorflow_datasets as tfds
+
+    where = f"tfds:{name}"
+    try:
+        builder = tfds.builder(name)
+    except Exception as e:  # tfds raises many types (not found, bad name, network)
+        raise DataError(f"{where}: cannot load split {split!r}: {_first_line(e)}") from None
+    features = builder.info.features
+    images = [key for key, feature in features.items() if isinstance(feature, tfds.features.Image)]
+    image_key = image_column or (images[0] if len(images) == 1 else None)
+    if image_key not in images:
+        raise DataError(
+            f"{where}: no image feature {image_key or ''!r}; its image features are: "
+            f"{', '.join(images) or 'none'}; pass --image-column"
+        )
+    caption_key = caption_column or next((k for k in _TFDS_CAPTION_FEATURES if k in features), None)
+    if caption_key not in features:
+        raise DataError(
+            f"{where}: no caption feature {caption_key or ''!r} (tried "
+            f"{', '.join(_TFDS_CAPTION_FEATURES)}); the features are: "
+            f"{', '.join(features)}; pass --caption-column"
+        )
+    try:
+        dataset = builder.as_dataset(
+            split=split, decoders={image_key: tfds.decode.SkipDecoding()}, shuffle_files=False
+        )
+    except Exception as e:  # not prepared, no such split, network
+        raise DataError(f"{where}: cannot load split {split!r}: {_first_line(e)}") from None
+    data = CaptionData([], [], where)
+    store: dict[str, bytes] = {}
+    for position, example in enumerate(tfds.as_numpy(dataset)):
+        if max_examples is not None and len(data) >= max_examples:
+            break
+        filename = example.get("image/filename")
+        image_id = filename.decode("utf-8") if isinstance(filename, bytes) else str(position)
+        if image_id in store:
+            image_id = f"{image_id}#{position}"
+        captions = [c.strip() for c in _tfds_texts(example[caption_key]) if c.strip()]
+        if not captions:
+            raise DataError(f"{where}[{split}]: example {position} ({image_id}) has no caption")
+        store[image_id] = bytes(example[image_key])
+        data.ids.append(image_id)
+        data.captions.append(captions)
+    if not data.ids:
+        raise DataError(f"{where}: split {split!r} has no examples")
+    data.images = MemoryImageStore(where, store)
+    return data
+
+
+def _tfds_texts(value) -> list[str]:
+    """Caption strings of a TFDS feature value: bytes, an array of bytes, or {"text": ...}."""
+    if isinstance(value, dict):
+        if "text" not in value:
+            raise DataError(
+                f"the caption feature is a dict without 'text' (keys: {', '.join(value)})"
+            )
+        value = value["text"]
+    if isinstance(value, bytes):
+        return [value.decode("utf-8")]
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.ravel(value)]
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
