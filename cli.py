@@ -216,6 +216,18 @@ def cli():
     "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
 )
 @click.option(
+    "--multi-label",
+    is_flag=True,
+    help="Sentiment: several labels per text (a CSV/TSV/JSONL/Parquet file): a sigmoid unit per "
+    "label, binary cross-entropy; the export returns per-label scores and the labels scoring "
+    ">= threshold (--set threshold=0.5).",
+)
+@click.option(
+    "--label-separator",
+    help="With --multi-label: what separates the labels of a string field (default |: "
+    "sports|politics); JSON and Parquet lists need none.",
+)
+@click.option(
     "--set",
     "assignments",
     multiple=True,
@@ -252,6 +264,8 @@ def train(
     captions_file,
     split,
     beam_size,
+    multi_label,
+    label_separator,
     assignments,
     as_json,
     quiet,
@@ -274,6 +288,7 @@ def train(
           --epochs 3 --set num_layers=2 --set dropout=0.2
       python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
       python cli.py train sentiment --data reviews.parquet --on-bad-rows skip
+      python cli.py train sentiment --data articles.csv --label-column topics --multi-label
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
@@ -318,6 +333,8 @@ def train(
         "captions_file": captions_file,
         "split": split,
         "beam_size": beam_size,
+        "multi_label": True if multi_label else None,
+        "label_separator": label_separator,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     config = task.make_config(**overrides)

@@ -1,4 +1,4 @@
-"""Evaluation metrics: classification (NumPy) and generation (sacreBLEU BLEU and chrF)."""
+"""Evaluation metrics: single- and multi-label classification (NumPy), generation (sacreBLEU)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,7 @@ def classification_report(
     m = confusion_matrix(y_true, y_pred, len(labels))
     tp = np.diag(m).astype(np.float64)
     predicted, actual = m.sum(axis=0), m.sum(axis=1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    precision, recall, f1 = precision_recall_f1(tp, predicted, actual)
     n = int(m.sum())
     return {
         "examples": n,
@@ -58,6 +55,109 @@ def classification_report(
         "labels": list(labels),
         "confusion_matrix": m.tolist(),
     }
+
+
+def precision_recall_f1(
+    tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision ``tp/predicted``, recall ``tp/actual`` and their harmonic mean, F1.
+
+    Args:
+        tp, predicted, actual: counts of true positives, predicted positives
+            and actual positives, any (same) shape.
+
+    Returns:
+        float64 arrays of that shape; a ratio with a zero denominator is 0
+        (scikit-learn's ``zero_division=0``).
+    """
+    tp = np.asarray(tp, np.float64)
+    predicted, actual = np.asarray(predicted, np.float64), np.asarray(actual, np.float64)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return precision, recall, f1
+
+
+def multilabel_report(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]
+) -> dict[str, object]:
+    """Subset accuracy, micro and macro precision/recall/F1 and per-label scores.
+
+    Args:
+        y_true: bool or 0/1 ``(n, num_labels)``: the true label sets.
+        y_pred: bool or 0/1 ``(n, num_labels)``: the predicted label sets
+            (e.g. probability >= threshold).
+        labels: the ``num_labels`` label names, in column order.
+
+    Micro scores count true positives, predicted and actual positives over
+    all labels together; macro scores are the unweighted means of the
+    per-label scores (Tsoumakas & Katakis 2007; a ratio with a zero
+    denominator is 0, scikit-learn's ``zero_division=0``). Subset accuracy is
+    the share of texts whose predicted set equals the true set exactly;
+    Hamming loss the share of wrong (text, label) decisions.
+
+    Returns:
+        ``{"examples", "subset_accuracy", "hamming_loss", "micro_precision",
+        "micro_recall", "micro_f1", "macro_precision", "macro_recall",
+        "macro_f1", "per_class": {label: {"precision", "recall", "f1",
+        "support", "predicted"}}, "labels"}`` with plain Python types.
+    """
+    y_true, y_pred = np.asarray(y_true, bool), np.asarray(y_pred, bool)
+    tp = (y_true & y_pred).sum(axis=0)  # (L,)
+    predicted, actual = y_pred.sum(axis=0), y_true.sum(axis=0)
+    precision, recall, f1 = precision_recall_f1(tp, predicted, actual)
+    micro = precision_recall_f1(tp.sum(), predicted.sum(), actual.sum())
+    n = len(y_true)
+    return {
+        "examples": n,
+        "subset_accuracy": float((y_true == y_pred).all(axis=1).mean()) if n else 0.0,
+        "hamming_loss": float((y_true != y_pred).mean()) if n else 0.0,
+        "micro_precision": float(micro[0]),
+        "micro_recall": float(micro[1]),
+        "micro_f1": float(micro[2]),
+        "macro_precision": float(precision.mean()),
+        "macro_recall": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            label: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(actual[i]),
+                "predicted": int(predicted[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "labels": list(labels),
+    }
+
+
+def format_multilabel_report(report: dict[str, object]) -> str:
+    """A human-readable table of :func:`multilabel_report`'s output."""
+    labels = report["labels"]
+    width = max(8, *(len(str(label)) for label in labels))
+    lines = [f"examples         {report['examples']}"]
+    if "threshold" in report:
+        lines.append(f"threshold        {report['threshold']}")
+    lines += [
+        f"subset accuracy  {report['subset_accuracy']:.4f}",
+        f"hamming loss     {report['hamming_loss']:.4f}",
+        "",
+        f"{'average':<{width}}  precision  recall  f1",
+    ]
+    for average in ("micro", "macro"):
+        lines.append(
+            f"{average:<{width}}  {report[f'{average}_precision']:.4f}     "
+            f"{report[f'{average}_recall']:.4f}  {report[f'{average}_f1']:.4f}"
+        )
+    lines += ["", f"{'label':<{width}}  precision  recall  f1      support  predicted"]
+    for label, row in report["per_class"].items():
+        lines.append(
+            f"{label:<{width}}  {row['precision']:.4f}     {row['recall']:.4f}  "
+            f"{row['f1']:.4f}  {row['support']:<7}  {row['predicted']}"
+        )
+    return "\n".join(lines)
 
 
 def format_report(report: dict[str, object]) -> str:

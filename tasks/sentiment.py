@@ -1,4 +1,4 @@
-"""Sentiment analysis, the many-to-one recipe: a text in, one label out.
+"""Sentiment analysis, the many-to-one recipe: a text in, one label (or a set of labels) out.
 
 Defaults train a bidirectional LSTM with max pooling on word ids (IMDB in
 about 2 minutes per epoch on a 2-core CPU; see bench/README.md). Top to bottom: config, data, vectorization
@@ -7,6 +7,11 @@ and batching, model, metrics, export, serving-side predict/evaluate.
     python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
     python cli.py predict saved_models/sentiment "A moving, beautifully acted film."
     python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv
+
+With ``--multi-label`` (config ``multi_label``) every text has a set of labels
+(``"sports|politics"`` in a CSV field, or a JSON/Parquet list): the model gets one
+sigmoid unit per label trained with binary cross-entropy, and the export returns
+per-label scores and the labels whose score is at least ``threshold``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import tensorflow as tf
 from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.classification import (
+    LABEL_SEPARATOR,
     TextClassificationData,
     is_integer_label,
     load_text_classification,
@@ -31,7 +37,12 @@ from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError, ExportError
 from seqtasks.inference import call_in_batches, load_serving_fn
-from seqtasks.metrics import classification_report, format_report
+from seqtasks.metrics import (
+    classification_report,
+    format_multilabel_report,
+    format_report,
+    multilabel_report,
+)
 from seqtasks.models.classifier import POOLINGS, build_text_classifier, replace_head
 from seqtasks.models.classifier import freeze as freeze_layers
 from seqtasks.models.encoders import ENCODERS, RNN_ACTIVATIONS
@@ -75,6 +86,22 @@ class SentimentConfig(TrainConfig):
         "warning (count, first line numbers) and records the count.",
         choices=ON_BAD_ROWS,
     )
+    multi_label: bool = option(
+        False,
+        "Several labels per text (CSV/TSV/JSONL/Parquet): one sigmoid unit per label, binary "
+        "cross-entropy; a string label is split on label_separator, a JSON/Parquet list is "
+        "taken as it is.",
+    )
+    label_separator: str = option(
+        LABEL_SEPARATOR, "Multi-label: what separates the labels of a text in a string field."
+    )
+    threshold: float = option(
+        0.5,
+        "Multi-label: a label is predicted when its probability is >= threshold (metrics, "
+        "the export's labels output).",
+        above=0.0,
+        max=1.0,
+    )
     vocabulary_size: int = option(
         30000, "Words in the vocabulary, 4 reserved tokens included.", min=5
     )
@@ -102,7 +129,12 @@ class SentimentConfig(TrainConfig):
     pooling: str = option("max", "Pooling of encoder states over time.", choices=POOLINGS)
 
     def check(self) -> None:
-        """``activation`` other than tanh only for ``rnn``; Transformer ``embedding_dim >= num_heads``."""
+        """``activation`` other than tanh only for ``rnn``; Transformer ``embedding_dim >=
+        num_heads``; a non-empty ``label_separator``."""
+        if not self.label_separator:
+            raise ConfigError(
+                "config field 'label_separator': expected a non-empty string; received: ''"
+            )
         if self.activation != "tanh" and self.model != "rnn":
             raise ConfigError(
                 f"config field 'activation': {self.activation!r} applies to model 'rnn' only "
@@ -127,11 +159,21 @@ class SentimentRecipe(Recipe):
     and Adam (Kingma & Ba 2015). Export: ``text`` (tf.string ``[None]``) in,
     ``probabilities`` (float32 ``[None, num_classes]``) and ``label``
     (tf.string ``[None]``) out.
+
+    Multi-label (``multi_label=True``): a sigmoid unit per label trained with
+    binary cross-entropy, i.e. one binary problem per label sharing the
+    encoder (binary relevance, Tsoumakas & Katakis 2007). Export: ``text`` in,
+    ``scores`` (float32 ``[None, num_labels]``) and ``labels`` (tf.string
+    ``[None, num_labels]``: the labels with score >= ``threshold``, most
+    probable first, padded with ``""``) out.
     """
 
     name = "sentiment"
     task_type = "many-to-one"
-    description = "Text classification (sentiment, topics, intents): one label per text."
+    description = (
+        "Text classification (sentiment, topics, intents): one label per text, or several "
+        "with --multi-label."
+    )
     config_class = SentimentConfig
     models = {
         "rnn": "SimpleRNN (tanh, or ReLU with identity-initialised recurrent weights)",
@@ -166,6 +208,8 @@ class SentimentRecipe(Recipe):
             label_column=config.label_column,
             max_examples=config.max_examples,
             on_bad_rows=config.on_bad_rows,
+            multi_label=config.multi_label,
+            label_separator=config.label_separator,
         )
 
     def prepare(
@@ -186,9 +230,16 @@ class SentimentRecipe(Recipe):
         return self._batches(config, data, labels, vectorizer, train_idx, val_idx)
 
     def _batches(self, config, data, labels, vectorizer, train_idx, val_idx) -> Prepared:
-        """Training and validation pipelines of ``data`` with ``labels`` (their order = ids)."""
+        """Training and validation pipelines of ``data`` with ``labels`` (their order = ids).
+
+        Targets: int32 class ids ``(N,)``, or for multi-label data float32
+        multi-hot rows ``(N, len(labels))``.
+        """
         label_id = {label: i for i, label in enumerate(labels)}
-        label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
+        if data.multi_label:
+            label_ids = multi_hot(data.labels, label_id)
+        else:
+            label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
         log.info(
             "%d training / %d validation examples, %d labels, vocabulary of %d",
             len(train_idx),
@@ -212,13 +263,23 @@ class SentimentRecipe(Recipe):
                 shuffle=False,
                 **batches,
             ),
-            info={"vectorizer": vectorizer, "labels": labels},
+            info={
+                "vectorizer": vectorizer,
+                "labels": labels,
+                "multi_label": data.multi_label,
+                "threshold": config.threshold,
+            },
             metadata={
                 "labels": labels,
                 "data": {
                     "examples": len(data),
                     "train_examples": len(train_idx),
                     "validation_examples": len(val_idx),
+                    **(
+                        {"labels_per_example": round(float(label_ids.sum(axis=1).mean()), 4)}
+                        if data.multi_label
+                        else {}
+                    ),
                     **(
                         {"skipped_bad_rows": data.skipped_bad_rows}
                         if data.skipped_bad_rows is not None
@@ -244,8 +305,8 @@ class SentimentRecipe(Recipe):
         """Load the export's Keras model and vocabulary; check the new data's labels and words.
 
         Labels: the model's (or a subset) continue its head; others fail
-        unless ``new_head``, which puts a fresh softmax layer for the data's
-        labels over the old encoder. The share of the data's tokens missing
+        unless ``new_head``, which puts a fresh softmax layer (sigmoid units for
+        a multi-label model) for the data's labels over the old encoder. The share of the data's tokens missing
         from the vocabulary is logged (a warning above ``OOV_WARNING``) and
         recorded in the plan's metadata.
 
@@ -295,7 +356,7 @@ class SentimentRecipe(Recipe):
                 f"{str(e).splitlines()[0] if str(e) else ''})"
             ) from None
         if new_head:
-            model = replace_head(model, len(labels))
+            model = replace_head(model, len(labels), multi_label=config.multi_label)
         frozen = freeze_layers(model, freeze)
         if frozen:
             log.info("frozen (%s): %s", freeze, ", ".join(frozen))
@@ -335,6 +396,7 @@ class SentimentRecipe(Recipe):
             kind=config.model,
             pooling=config.pooling,
             dropout=config.dropout,
+            multi_label=config.multi_label,
             embedding_dim=config.embedding_dim,
             hidden_dim=config.hidden_dim,
             num_layers=config.num_layers,
@@ -346,6 +408,13 @@ class SentimentRecipe(Recipe):
         )
 
     def loss_and_metrics(self, config):
+        """Cross-entropy and accuracy; for multi-label binary cross-entropy (mean over
+        labels), binary accuracy and micro-F1 at ``config.threshold``."""
+        if config.multi_label:
+            return keras.losses.BinaryCrossentropy(), [
+                keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=config.threshold),
+                keras.metrics.F1Score(average="micro", threshold=config.threshold, name="micro_f1"),
+            ]
         return keras.losses.SparseCategoricalCrossentropy(), [
             keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         ]
@@ -353,12 +422,28 @@ class SentimentRecipe(Recipe):
     # --- metrics -------------------------------------------------------------------------
 
     def evaluate(self, model: keras.Model, prepared: Prepared) -> dict:
-        """Loss, accuracy, macro-F1 and confusion matrix on the validation split (one pass)."""
+        """Loss, accuracy, macro-F1 and confusion matrix on the validation split (one pass).
+
+        Multi-label: binary cross-entropy, subset accuracy, micro- and macro-F1
+        at ``prepared.info["threshold"]``.
+        """
         probabilities, targets = [], []
         for token_ids, batch_targets in prepared.validation:
             probabilities.append(model.predict_on_batch(token_ids))
             targets.append(batch_targets.numpy())
         probabilities, y_true = np.concatenate(probabilities), np.concatenate(targets)
+        if prepared.info.get("multi_label"):  # y_true: multi-hot (N, L)
+            p = np.clip(probabilities, 1e-7, 1 - 1e-7)
+            loss = -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
+            report = multilabel_report(
+                y_true > 0.5, probabilities >= prepared.info["threshold"], prepared.info["labels"]
+            )
+            return {
+                "val_loss": float(loss),
+                "val_subset_accuracy": report["subset_accuracy"],
+                "val_micro_f1": report["micro_f1"],
+                "val_macro_f1": report["macro_f1"],
+            }
         report = classification_report(
             y_true, np.argmax(probabilities, axis=-1), prepared.info["labels"]
         )
@@ -383,6 +468,28 @@ class SentimentRecipe(Recipe):
             label = tf.gather(label_table, tf.argmax(probabilities, axis=-1))  # (B,) string
             return {"probabilities": probabilities, "label": label}
 
+        def serve_multi_label(text):
+            token_ids = vectorizer.pad(vectorizer(text))  # (B, T) int32
+            scores = model(token_ids, training=False)  # (B, L) float32, one sigmoid per label
+            order = tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True)  # (B, L)
+            ranked = tf.gather(scores, order, batch_dims=1)  # (B, L) float32
+            names = tf.gather(label_table, order)  # (B, L) string
+            labels = tf.where(ranked >= config.threshold, names, "")  # (B, L) string
+            return {"scores": scores, "labels": labels}
+
+        if config.multi_label:
+            serve = serve_multi_label
+            outputs = {
+                "scores": "tf.float32 [None, num_labels]: each label's probability (independent "
+                "sigmoids), in the order of 'labels'",
+                "labels": "tf.string [None, num_labels]: the labels whose score is >= "
+                "'threshold', most probable first, padded with empty strings",
+            }
+        else:
+            outputs = {
+                "probabilities": "tf.float32 [None, num_classes], in the order of 'labels'",
+                "label": "tf.string [None]: the most probable label",
+            }
         signature = [tf.TensorSpec([None], tf.string, name="text")]
         return exporting.write_version(
             config.export_dir,
@@ -394,13 +501,9 @@ class SentimentRecipe(Recipe):
                 "task_type": self.task_type,
                 "model": config.model,
                 "config": config.to_dict(),
-                "signature": {
-                    "inputs": {"text": "tf.string [None]: raw text"},
-                    "outputs": {
-                        "probabilities": "tf.float32 [None, num_classes], in the order of 'labels'",
-                        "label": "tf.string [None]: the most probable label",
-                    },
-                },
+                "signature": {"inputs": {"text": "tf.string [None]: raw text"}, "outputs": outputs},
+                "multi_label": config.multi_label,
+                **({"threshold": config.threshold} if config.multi_label else {}),
                 "preprocessing": {"tokenizer": "word", "sequence_length": config.sequence_length},
                 "versions": package_versions(),
                 **prepared.metadata,
@@ -412,9 +515,22 @@ class SentimentRecipe(Recipe):
     # --- serving side --------------------------------------------------------------------
 
     def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
-        """Labels and class probabilities of raw texts from the exported SavedModel."""
+        """Labels and class probabilities of raw texts from the exported SavedModel.
+
+        Multi-label exports give ``{"text", "labels": [labels with score >=
+        threshold, most probable first], "scores": {label: probability}}``.
+        """
         labels = export_labels(version_dir, metadata)
         outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs)
+        if metadata.get("multi_label"):
+            return [
+                {
+                    "text": text,
+                    "labels": [x.decode("utf-8") for x in outputs["labels"][i] if x],
+                    "scores": {label: float(p) for label, p in zip(labels, outputs["scores"][i])},
+                }
+                for i, text in enumerate(inputs)
+            ]
         return [
             {
                 "text": text,
@@ -442,8 +558,13 @@ class SentimentRecipe(Recipe):
     ) -> dict:
         """Accuracy, macro-F1, per-class scores and confusion matrix of the export on ``data``.
 
+        A multi-label export reads ``data`` with several labels per text (split
+        on the ``label_separator`` it was trained with) and reports
+        :func:`~seqtasks.metrics.multilabel_report`'s scores at its ``threshold``.
         With ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
         """
+        multi_label = bool(metadata.get("multi_label"))
+        saved = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
         dataset = load_text_classification(
             data,
             format=format,
@@ -453,14 +574,25 @@ class SentimentRecipe(Recipe):
             max_examples=max_examples,
             min_classes=1,
             on_bad_rows=on_bad_rows,
+            multi_label=multi_label,
+            label_separator=saved.get("label_separator", LABEL_SEPARATOR),
         )
         labels = export_labels(version_dir, metadata)
         mapping = match_labels(dataset.label_set(), labels, label_map, data)
         label_id = {label: i for i, label in enumerate(labels)}
-        y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
         fn = load_serving_fn(version_dir)
-        probabilities = call_in_batches(fn, "text", dataset.texts)["probabilities"]
-        report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
+        if multi_label:
+            threshold = float(metadata.get("threshold", 0.5))
+            y_true = multi_hot(
+                [[mapping[label] for label in row] for row in dataset.labels], label_id
+            )
+            scores = call_in_batches(fn, "text", dataset.texts)["scores"]
+            report = multilabel_report(y_true > 0.5, scores >= threshold, labels)
+            report["threshold"] = threshold
+        else:
+            y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
+            probabilities = call_in_batches(fn, "text", dataset.texts)["probabilities"]
+            report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
         report["data"] = data
         if dataset.skipped_bad_rows is not None:
             report["skipped_bad_rows"] = dataset.skipped_bad_rows
@@ -469,13 +601,31 @@ class SentimentRecipe(Recipe):
         return report
 
     def format_prediction(self, result: dict) -> str:
-        """``label<TAB>probability<TAB>text`` (text cut at 100 characters)."""
-        p = result["probabilities"][result["label"]]
+        """``label<TAB>probability<TAB>text`` (text cut at 100 characters).
+
+        Multi-label: ``label1 p1, label2 p2<TAB>text`` for the labels at or
+        above the threshold, most probable first; ``(none)`` when there are none.
+        """
         text = result["text"]
-        return f"{result['label']}\t{p:.4f}\t{text[:100] + ('…' if len(text) > 100 else '')}"
+        text = text[:100] + ("…" if len(text) > 100 else "")
+        if "scores" in result:
+            found = ", ".join(f"{x} {result['scores'][x]:.4f}" for x in result["labels"])
+            return f"{found or '(none)'}\t{text}"
+        p = result["probabilities"][result["label"]]
+        return f"{result['label']}\t{p:.4f}\t{text}"
 
     def format_report(self, report: dict) -> str:
+        if "subset_accuracy" in report:
+            return format_multilabel_report(report)
         return format_report(report)
+
+
+def multi_hot(label_sets, label_id: dict[str, int]) -> np.ndarray:
+    """float32 ``(len(label_sets), len(label_id))``: 1 where a text has the label, else 0."""
+    targets = np.zeros((len(label_sets), len(label_id)), dtype=np.float32)
+    for i, labels in enumerate(label_sets):
+        targets[i, [label_id[label] for label in labels]] = 1.0
+    return targets
 
 
 def export_labels(version_dir: str, metadata: dict) -> list[str]:

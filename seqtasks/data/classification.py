@@ -1,4 +1,4 @@
-"""Text classification data (many-to-one): texts with one label each.
+"""Text classification data (many-to-one): texts with one label each, or a set of labels.
 
 :func:`load_text_classification` reads any supported source into a
 :class:`TextClassificationData` (plain Python lists, so recipes can split,
@@ -18,6 +18,14 @@ fingerprint and vectorize them however they need):
   :attr:`TextClassificationData.skipped_bad_rows` their count.
 - **TFDS**: ``tfds:<name>`` (e.g. ``tfds:imdb_reviews``) through
   tensorflow-datasets; needs the dataset prepared locally or internet access.
+
+With ``multi_label=True`` (records only) each example has a set of labels: a
+string field is split on ``label_separator`` (default ``|``: ``"sports|politics"``),
+each piece stripped, empty pieces dropped and repeats removed; a JSON list
+(JSONL) or list column (Parquet) of strings or integers is taken as it is
+(its items are not split). A row left with no label is a bad row. Label
+folders and TFDS hold one label per text, so they are a
+:class:`~seqtasks.errors.ConfigError` with ``multi_label``.
 
 Every error is a :class:`~seqtasks.errors.DataError` that names the file
 (and line, for records; ``row N`` for Parquet) and what was expected.
@@ -41,7 +49,7 @@ from seqtasks.data.records import (
     pick_column,
     read_records,
 )
-from seqtasks.errors import DataError
+from seqtasks.errors import ConfigError, DataError
 from seqtasks.io import decode_utf8
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,7 @@ TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 DEFAULT_SPLIT = "train"
+LABEL_SEPARATOR = "|"
 
 
 @dataclasses.dataclass
@@ -58,22 +67,28 @@ class TextClassificationData:
 
     Attributes:
         texts: raw texts (str).
-        labels: labels as strings, exactly as in the data ("pos", "1", ...).
+        labels: labels as strings, exactly as in the data ("pos", "1", ...);
+            with ``multi_label`` a tuple of distinct labels per text (at least one),
+            in the order of the data.
         source: where the examples came from, for messages and metadata.
         skipped_bad_rows: rows skipped as malformed with ``on_bad_rows="skip"``
             (``None`` when bad rows are errors, or the source has no rows).
+        multi_label: whether ``labels`` holds label tuples.
     """
 
     texts: list[str]
-    labels: list[str]
+    labels: list[str] | list[tuple[str, ...]]
     source: str
     skipped_bad_rows: int | None = None
+    multi_label: bool = False
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def label_set(self) -> list[str]:
         """The distinct labels, sorted (numerically when all are integers)."""
+        if self.multi_label:
+            return sort_labels({label for labels in self.labels for label in labels})
         return sort_labels(set(self.labels))
 
 
@@ -100,6 +115,8 @@ def load_text_classification(
     max_examples: int | None = None,
     min_classes: int = 2,
     on_bad_rows: str = "error",
+    multi_label: bool = False,
+    label_separator: str = LABEL_SEPARATOR,
 ) -> TextClassificationData:
     """Read a labelled text dataset from a file, folder, archive or TFDS name.
 
@@ -118,6 +135,10 @@ def load_text_classification(
         on_bad_rows: ``error`` (default): the first malformed row is a
             DataError; ``skip``: malformed rows of a records file are skipped,
             logged as a warning and counted in ``skipped_bad_rows``.
+        multi_label: read a set of labels per example (records files only; see
+            the module docstring); ``labels`` then holds tuples.
+        label_separator: what separates the labels of a string field with
+            ``multi_label`` (default ``|``).
 
     Returns:
         The examples: in file order for records and TFDS; for label folders
@@ -127,8 +148,12 @@ def load_text_classification(
         DataError: missing or unreadable path, malformed row, bad encoding,
             missing column, empty field, no examples, or fewer than
             ``min_classes`` labels.
+        ConfigError: ``multi_label`` with label folders, an archive or TFDS, or
+            an empty ``label_separator``.
     """
     bad_rows = BadRows(path, on_bad_rows)
+    if multi_label:
+        _check_multi_label_source(path, label_separator)
     if path.startswith("tfds:"):
         examples: Iterator[tuple[str, str]] = _tfds_examples(
             path[len("tfds:") :], split, text_column, label_column
@@ -146,7 +171,12 @@ def load_text_classification(
                 f"not to a single file"
             )
         examples = _record_examples(
-            path, detect_format(path, format), text_column, label_column, bad_rows
+            path,
+            detect_format(path, format),
+            text_column,
+            label_column,
+            bad_rows,
+            label_separator if multi_label else None,
         )
     pairs = list(itertools.islice(examples, max_examples))
     summary = bad_rows.summary()
@@ -159,6 +189,7 @@ def load_text_classification(
         [label for _, label in pairs],
         path,
         len(bad_rows.rows) if on_bad_rows == "skip" else None,
+        multi_label=multi_label,
     )
     labels = data.label_set()
     if len(labels) < min_classes:
@@ -169,13 +200,35 @@ def load_text_classification(
     return data
 
 
+def _check_multi_label_source(path: str, separator: str) -> None:
+    """Raise ConfigError unless ``path`` can hold several labels per text."""
+    if not separator:
+        raise ConfigError(
+            "config field 'label_separator': expected a non-empty string; received: ''"
+        )
+    if path.startswith("tfds:"):
+        kind = "TFDS data is read with one label per text"
+    elif os.path.isdir(path):
+        kind = "a folder of label folders holds one label per text"
+    elif path.endswith(_ARCHIVE_SUFFIXES):
+        kind = "an archive of label folders holds one label per text"
+    else:
+        return
+    raise ConfigError(
+        f"config field 'multi_label': {path}: {kind}; multi-label data must be a CSV, TSV, "
+        f"JSONL or Parquet file with labels separated by {separator!r} (or a list)"
+    )
+
+
 def _record_examples(
     path: str,
     format: str,
     text_column: str | None,
     label_column: str | None,
     bad_rows: BadRows,
-) -> Iterator[tuple[str, str]]:
+    separator: str | None = None,
+) -> Iterator[tuple[str, str | tuple[str, ...]]]:
+    """``(text, label)`` per good record; ``(text, labels tuple)`` when ``separator`` is set."""
     text_key = label_key = None
     columns = None
     if format == "parquet":  # the schema names the columns: read only the two needed
@@ -186,7 +239,7 @@ def _record_examples(
     for record in read_records(path, format, bad_rows, columns):
         if text_key is None:
             text_key, label_key = _pick_columns(path, text_column, label_column, record.fields)
-        example = _example(record, text_key, label_key, bad_rows)
+        example = _example(record, text_key, label_key, bad_rows, separator)
         if example is not None:
             yield example
 
@@ -199,8 +252,13 @@ def _pick_columns(path: str, text_column: str | None, label_column: str | None, 
     return text_key, label_key
 
 
-def _example(record, text_key: str, label_key: str, bad_rows: BadRows) -> tuple[str, str] | None:
-    """``(text, label)`` of a record, or ``None`` after reporting why it is bad."""
+def _example(
+    record, text_key: str, label_key: str, bad_rows: BadRows, separator: str | None = None
+) -> tuple[str, str | tuple[str, ...]] | None:
+    """``(text, label)`` of a record, or ``None`` after reporting why it is bad.
+
+    With ``separator`` (multi-label) the label is a tuple of labels, see :func:`split_labels`.
+    """
     line = record.line
     for key, kind in ((text_key, "text"), (label_key, "label")):
         if key not in record.fields:
@@ -217,21 +275,67 @@ def _example(record, text_key: str, label_key: str, bad_rows: BadRows) -> tuple[
             line, "text not a string", f"field {text_key!r}: expected a string; received: {text!r}"
         )
         return None
-    if isinstance(label, (list, dict)) or label is None:
+    if separator is not None:
+        labels = split_labels(label, separator)
+        if labels is None:
+            bad_rows.report(
+                line,
+                "null label" if label is None else "not a label list",
+                f"field {label_key!r}: expected labels separated by {separator!r} or a list of "
+                f"strings or integers; received: {label!r}",
+            )
+            return None
+    elif isinstance(label, (list, dict)) or label is None:
         bad_rows.report(
             line,
             "null label" if label is None else "not one label",
             f"field {label_key!r}: expected one label; received: {label!r}",
         )
         return None
-    label = label.decode() if isinstance(label, bytes) else str(label).strip()
+    else:
+        label = label.decode() if isinstance(label, bytes) else str(label).strip()
     if not text.strip():
         bad_rows.report(line, "empty text", f"field {text_key!r} is empty")
         return None
+    if separator is not None:
+        if not labels:
+            bad_rows.report(
+                line,
+                "no labels",
+                f"field {label_key!r} has no labels (expected labels separated by "
+                f"{separator!r}); received: {label!r}",
+            )
+            return None
+        return text, labels
     if not label.strip():
         bad_rows.report(line, "empty label", f"field {label_key!r} is empty")
         return None
     return text, label.strip()
+
+
+def split_labels(value, separator: str = LABEL_SEPARATOR) -> tuple[str, ...] | None:
+    """The labels of one multi-label field, or ``None`` if it cannot hold labels.
+
+    Args:
+        value: a string (or bytes) such as ``"sports | politics"``, split on
+            ``separator``; a list of strings/integers (JSONL, Parquet), taken as
+            it is; or one integer/scalar label.
+        separator: what separates labels in a string (default ``|``).
+
+    Returns:
+        The labels as strings, stripped, empty ones dropped, each once, in
+        order of first appearance (``()`` when none are left); ``None`` for
+        ``None``, a dict, or a list holding ``None``, lists or dicts.
+    """
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, (list, tuple)):
+        if any(item is None or isinstance(item, (list, tuple, dict)) for item in value):
+            return None
+        items = [item.decode() if isinstance(item, bytes) else str(item) for item in value]
+    else:
+        items = (value.decode() if isinstance(value, bytes) else str(value)).split(separator)
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
 
 
 def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:

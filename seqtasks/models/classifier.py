@@ -1,4 +1,4 @@
-"""Many-to-one text classifier: token ids in, class probabilities out."""
+"""Many-to-one text classifier: token ids in, class (or per-label) probabilities out."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ def build_text_classifier(
     kind: str = "bilstm",
     pooling: str = "max",
     dropout: float = 0.3,
+    multi_label: bool = False,
     name: str = "text_classifier",
     **encoder_kwargs,
 ) -> keras.Model:
-    """Embeddings, an encoder, masked pooling, dropout and a softmax layer.
+    """Embeddings, an encoder, masked pooling, dropout and a softmax (or sigmoid) layer.
 
     Args:
         num_classes: number of labels (>= 2).
@@ -32,12 +33,16 @@ def build_text_classifier(
             (default) or ``mean`` over real tokens, or ``final`` (the
             encoder's summary: last RNN state, masked mean for Transformers).
         dropout: dropout before the output layer and between encoder layers.
+        multi_label: one independent sigmoid unit per label (for binary
+            cross-entropy; any number of labels per text) instead of a softmax
+            over the labels (default ``False``).
         **encoder_kwargs: passed to :func:`seqtasks.models.encoders.encode`.
 
     Returns:
         A functional ``keras.Model``: int32 ``token_ids`` ``(batch_size,
         sequence_length)`` right-padded with 0 -> float32 probabilities
-        ``(batch_size, num_classes)``.
+        ``(batch_size, num_classes)`` (rows sum to 1 unless ``multi_label``)
+        from a Dense layer named ``probabilities``.
 
     Raises:
         ValueError: for an unknown ``pooling`` or a bad encoder argument.
@@ -61,26 +66,33 @@ def build_text_classifier(
         )  # (B, D)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    probabilities = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
-    )(x)  # (B, C)
+    probabilities = output_layer(num_classes, multi_label)(x)  # (B, C)
     return keras.Model(token_ids, probabilities, name=name)
+
+
+def output_layer(num_classes: int, multi_label: bool = False) -> keras.layers.Dense:
+    """The ``probabilities`` layer: softmax over ``num_classes``, or one sigmoid per label."""
+    return keras.layers.Dense(
+        num_classes,
+        activation="sigmoid" if multi_label else "softmax",
+        dtype="float32",
+        name="probabilities",
+    )
 
 
 HEAD_LAYERS = ("max_pooling", "mean_pooling", "head_dropout", "probabilities")
 FREEZE_CHOICES = ("encoder", "embeddings", "none")
 
 
-def replace_head(model: keras.Model, num_classes: int) -> keras.Model:
-    """``model`` with a fresh softmax layer of ``num_classes`` over its pooled features.
+def replace_head(model: keras.Model, num_classes: int, multi_label: bool = False) -> keras.Model:
+    """``model`` with a fresh output layer of ``num_classes`` over its pooled features.
 
-    Everything below the ``probabilities`` layer (embeddings, encoder,
+    The new layer is a softmax, or with ``multi_label`` one sigmoid unit per
+    label. Everything below the ``probabilities`` layer (embeddings, encoder,
     pooling, dropout) is shared with ``model``, weights included.
     """
     features = model.get_layer("probabilities").input  # (B, D)
-    probabilities = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="probabilities"
-    )(features)  # (B, C)
+    probabilities = output_layer(num_classes, multi_label)(features)  # (B, C)
     return keras.Model(model.inputs, probabilities, name=model.name)
 
 
