@@ -376,9 +376,10 @@ def predict(model_dir, texts, as_json):
     translation and captioning, beam search and detokenization). For
     captioning models TEXTS are image files (JPEG, PNG, GIF, BMP; or .npy
     vectors for feature models). Output: one line per input,
-    label<TAB>probability<TAB>text for classifiers, the translation for
-    translation models, caption<TAB>image for captioning; --json gives the
-    score too.
+    label<TAB>probability<TAB>text for classifiers (multi-label: the labels
+    scoring >= the threshold with their scores, then TAB and the text), the
+    translation for translation models, caption<TAB>image for captioning;
+    --json gives the score too.
 
     \b
     Examples:
@@ -440,7 +441,10 @@ def evaluate(
 
     Classifiers: accuracy, macro-F1, confusion matrix. Integer labels 0..K-1
     in the data are matched to the model's sorted labels by index (SST-2's
-    0/1 to IMDB's neg/pos) unless --label-map says otherwise.
+    0/1 to IMDB's neg/pos) unless --label-map says otherwise. Multi-label
+    classifiers (train --multi-label): subset accuracy, Hamming loss, micro
+    and macro precision/recall/F1 and per-label scores at the export's
+    threshold; the data's labels are split on the export's separator.
 
     Translation: the export translates the split with its baked-in beam
     search; sacreBLEU BLEU and chrF (with their signatures) and perplexity.
