@@ -1,4 +1,5 @@
-"""Calling an exported SavedModel's ``serving_default`` signature from Python."""
+"""Calling an exported SavedModel's ``serving_default`` signature from Python; loading its
+Keras models (fine-tuning)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,20 @@ def call_in_batches(fn, input_name: str, values, batch_size: int = 64) -> dict[s
         for name, tensor in fn(**{input_name: batch}).items():
             chunks.setdefault(name, []).append(tensor.numpy())
     return {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}
+
+
+def load_keras_model(path: str):
+    """An export's Keras model file (``assets.extra/*.keras``), uncompiled.
+
+    Raises:
+        ExportError: one line naming the file, if it cannot be loaded.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any failure means an unusable file
+        raise ExportError(
+            f"{path}: cannot load the Keras model ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None

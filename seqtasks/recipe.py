@@ -114,8 +114,28 @@ class Recipe(abc.ABC):
         loss, metrics = self.loss_and_metrics(config)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
+    # Config fields that describe the training data rather than the model: fine-tuning
+    # reads new data, so they start from the recipe's defaults (or the new flags).
+    data_fields: ClassVar[tuple[str, ...]] = (
+        "data",
+        "format",
+        "text_column",
+        "label_column",
+        "max_examples",
+        "source_file",
+        "target_file",
+        "split",
+        "validation_data",
+        "image_dir",
+        "captions_file",
+    )
+
     def finetune_config(self, metadata: dict, **overrides: Any) -> TrainConfig:
         """The config an export was trained with, minus its data, with ``overrides`` applied.
+
+        Dropped from the saved config: :attr:`data_fields`, ``run_dir``,
+        ``export_dir``, and ``source_lang``/``target_lang`` (the translation
+        recipe puts the export's language pair back, see its override).
 
         Raises:
             ConfigError: for an unknown field or an invalid value.
@@ -126,7 +146,7 @@ class Recipe(abc.ABC):
             key: value
             for key, value in saved.items()
             if key in fields
-            and key not in ("data", "format", "text_column", "label_column", "max_examples")
+            and key not in self.data_fields
             and key not in ("run_dir", "export_dir", "source_lang", "target_lang")
         }
         base = apply_overrides(self.make_config(), keep)
@@ -145,13 +165,11 @@ class Recipe(abc.ABC):
         """Load the export in ``version_dir`` and check ``data`` against it (see :class:`FinetunePlan`).
 
         Raises:
-            UserError: here, as the recipe cannot fine-tune (sentiment can).
+            UserError: here, for a recipe without fine-tuning (all three built-in ones have it).
         """
         from seqtasks.errors import UserError
 
-        raise UserError(
-            f"{version_dir}: a {self.name} model; finetune supports sentiment models for now"
-        )
+        raise UserError(f"{version_dir}: a {self.name} model; this recipe cannot be fine-tuned")
 
     @abc.abstractmethod
     def evaluate(self, model, prepared: Prepared) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
-from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, read_vocabulary
+from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID, read_vocabulary
 
 DEFAULT_MIN_FREQUENCY = 10  # tensorflow-text's lower_thresh, which keras-hub's tool uses
 
@@ -169,3 +169,49 @@ class SubwordTokenizer(tf.Module):
         for pattern, replacement in DETOKENIZE_RULES:
             text = tf.strings.regex_replace(text, pattern, replacement)
         return text
+
+
+def subword_coverage(tokenizer: SubwordTokenizer, texts: list[str], batch: int = 4096) -> dict:
+    """How well ``tokenizer``'s fixed WordPiece vocabulary covers ``texts``.
+
+    A WordPiece vocabulary has no out-of-vocabulary words in the usual sense:
+    an unseen word is split into known pieces, and only a word with no
+    spelling in the vocabulary (e.g. an unseen character) becomes ``[UNK]``.
+    So the fit of a vocabulary to new text shows in two numbers: the share of
+    ``[UNK]`` tokens, and the mean pieces per word (it rises when the text
+    has many words the vocabulary never saw whole). Words are WordPiece's
+    (punctuation marks count as words); all tokens count, not only the first
+    ``sequence_length``.
+
+    Returns:
+        ``{"share": unk / tokens, "unknown": n_unk, "tokens": n_tokens,
+        "words": n_words, "split_words": share of words not kept whole (split
+        or [UNK]), "pieces_per_word": tokens / words}`` (shares and ratios
+        rounded to 4 digits; 0.0 for no text).
+    """
+    import numpy as np
+
+    continuation = np.array([token.startswith("##") for token in tokenizer.vocabulary])
+    unknown = tokens = words = split = 0
+    for start in range(0, len(texts), batch):
+        ids = tokenizer.untruncated(tf.constant(texts[start : start + batch], tf.string))
+        flat = ids.flat_values.numpy()
+        if not flat.size:
+            continue
+        follows = continuation[flat]  # (N,) True for "##piece" tokens
+        starts = ~follows
+        # A word is split when its first piece is followed by a "##" piece (never across
+        # sentences: a sentence starts with a word's first piece).
+        split_here = starts[:-1] & follows[1:]
+        unknown += int((flat == UNK_ID).sum())
+        tokens += int(flat.size)
+        words += int(starts.sum())
+        split += int(split_here.sum()) + int(((flat == UNK_ID) & starts).sum())
+    return {
+        "share": round(unknown / tokens, 4) if tokens else 0.0,
+        "unknown": unknown,
+        "tokens": tokens,
+        "words": words,
+        "split_words": round(split / words, 4) if words else 0.0,
+        "pieces_per_word": round(tokens / words, 4) if words else 0.0,
+    }

@@ -31,6 +31,8 @@ are restored, and the training pipelines shuffle by epoch number
 (:func:`seqtasks.data.pipeline.shuffle_each_epoch`), so on CPU the resumed run
 ends with the same weights and metrics as an uninterrupted one. A run in use
 by another process is locked (``<run_dir>/.lock``) and never resumed twice.
+Fine-tuning runs (:func:`finetune`) resume the same way, matched also on
+the source version and the frozen layers.
 
 Exports need the TensorFlow backend. Under another ``KERAS_BACKEND`` (JAX,
 PyTorch) training runs the same way and the trained model is saved as
@@ -338,13 +340,19 @@ def is_unfinished(run_dir: str) -> bool:
 
 
 def run_differences(
-    run_dir: str, recipe_name: str, config: dict, data: dict | None = None
+    run_dir: str,
+    recipe_name: str,
+    config: dict,
+    data: dict | None = None,
+    finetune: dict | None = None,
 ) -> list[str]:
     """What differs between the run in ``run_dir`` and this one, one ``field: there, here`` each.
 
     Compares the recipe, every config field but ``run_dir`` and, when ``data``
     (a fingerprint with the example count) is given, the data's path, size,
-    hash and number of examples. Empty when the run can be resumed.
+    hash and number of examples; for a fine-tuning run, every entry of
+    ``finetune`` (source version, ``freeze``, ``new_head``) with the run's
+    ``finetune`` record. Empty when the run can be resumed.
     """
     record = _read_json(os.path.join(run_dir, "config.json"))
     if not isinstance(record, dict):
@@ -364,6 +372,11 @@ def run_differences(
                 if key == "sha256":
                     there, here = str(there)[:12] + "…", str(here)[:12] + "…"
                 diffs.append(f"data {key}: {there!r} there, {here!r} here")
+    if finetune is not None:
+        saved = record.get("finetune") if isinstance(record.get("finetune"), dict) else {}
+        for key, here in finetune.items():
+            if saved.get(key) != here:
+                diffs.append(f"{key}: {saved.get(key)!r} there, {here!r} here")
     return diffs
 
 
@@ -709,17 +722,26 @@ def finetune(
     freeze: str = "none",
     verbose: int | None = None,
     callbacks: list | None = None,
+    resume: bool = True,
 ) -> TrainResult:
     """Continue training the export in ``version_dir`` on ``config.data``; export the next version.
 
     The recipe's :meth:`~seqtasks.recipe.Recipe.plan_finetune` loads the
     export's model and vocabulary and checks the new data against them
-    (labels, out-of-vocabulary share) before anything is written; training
-    then follows :func:`train`'s conventions (seeded validation split, early
-    stopping, checkpoints, run directory, metrics) and the new version lands
-    in ``config.export_dir`` with ``finetuned_from`` in its metadata. A
-    fine-tuning run is not resumed: an explicit ``run_dir`` that holds a run
-    is refused (default run dirs are ``runs/<recipe>-finetune-<time>``).
+    (labels, language pair, out-of-vocabulary share) before anything is
+    written; training then follows :func:`train`'s conventions (seeded
+    validation split, early stopping, checkpoints, run directory, metrics)
+    and the new version lands in ``config.export_dir`` with
+    ``finetuned_from`` in its metadata.
+
+    Resume works as for :func:`train`: default run dirs are
+    ``runs/<recipe>-finetune-<time>``, and an unfinished fine-tuning run
+    with the same config, data, source version, ``freeze`` and ``new_head``
+    is continued (``config.run_dir``'s, else the newest under ``runs/``)
+    at the epoch after its last finished one; ``resume=False`` starts a
+    fresh run (an explicit ``run_dir`` that holds a run is then refused).
+    ``train`` never resumes a fine-tuning run, nor the other way round (the
+    run's recipe is ``<recipe>-finetune``).
 
     Args:
         recipe: the export's recipe.
@@ -727,45 +749,81 @@ def finetune(
             epochs, learning rate, export and run dirs).
         version_dir, metadata: the source export version and its metadata.
         new_head: replace the classification head with a fresh one for the
-            new data's labels.
+            new data's labels (sentiment).
         freeze: ``encoder``, ``embeddings`` or ``none``: layers kept fixed.
         verbose, callbacks: as for :func:`train`.
+        resume: False to start a fresh run even when a matching unfinished one exists.
 
     Raises:
         UserError: for bad data, labels the model does not know (without
-            ``new_head``), an export the recipe cannot fine-tune, or a run dir in use.
+            ``new_head``), another language pair, an export the recipe cannot
+            fine-tune; a ``ConfigError`` for a run dir that holds a finished
+            run, an unfinished run with other settings, or one in use.
     """
     config = config.validate()
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
+    name = f"{recipe.name}-finetune"
+    config_dict = json.loads(json.dumps(config.to_dict(), default=str))
     explicit = config.run_dir
-    if explicit and os.path.exists(os.path.join(explicit, "config.json")):
-        raise ConfigError(
-            f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
-        )
+    continuing = bool(explicit) and os.path.exists(os.path.join(explicit, "config.json"))
+    if continuing:
+        if not resume or not is_unfinished(explicit):
+            raise ConfigError(
+                f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
+            )
+        diffs = run_differences(explicit, name, config_dict)
+        if diffs:
+            raise _mismatch(explicit, diffs)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data or labels happens before anything is written.
     data = recipe.load_data(config)
     check_split_size(len(data), config.data)
     data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
+        data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
     plan = recipe.plan_finetune(
         config, data, version_dir, metadata, new_head=new_head, freeze=freeze
     )
-    run_dir = explicit or default_run_dir(f"{recipe.name}-finetune")
+    source = {
+        "finetuned_from": plan.metadata["finetuned_from"],
+        "freeze": plan.metadata["freeze"],
+        "new_head": plan.metadata["new_head"],
+    }
+
+    lock = None
+    run_dir = None
+    if continuing:
+        diffs = run_differences(explicit, name, config_dict, data_fingerprint, source)
+        if diffs:
+            raise _mismatch(explicit, diffs)
+        lock = lock_run(explicit)
+        if lock is None:
+            raise _in_use(explicit)
+        run_dir = explicit
+    elif not explicit and resume:
+        for candidate in unfinished_runs(name):
+            if not run_differences(candidate, name, config_dict, data_fingerprint, source):
+                lock = lock_run(candidate)
+                if lock is not None:
+                    run_dir, continuing = candidate, True
+                    break
+    if run_dir is None:
+        run_dir = explicit or default_run_dir(name)
     return _train_locked(
         recipe,
         config,
         run_dir,
         data,
         data_fingerprint,
-        lock=None,
-        continuing=False,
+        lock=lock,
+        continuing=continuing,
         verbose=verbose,
         callbacks=callbacks,
         start=start,
         prepare=plan.prepare,
         build_model=lambda prepared: plan.model,
         # Another recipe name, so `train` never resumes a fine-tuning run.
-        record={"recipe": f"{recipe.name}-finetune", "finetune": plan.metadata},
+        record={"recipe": name, "finetune": plan.metadata},
     )

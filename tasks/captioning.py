@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 
 import keras
@@ -43,7 +44,7 @@ from seqtasks.decoding import (
 )
 from seqtasks.errors import ConfigError, DataError, ExportError, UserError
 from seqtasks.images import cached_image_features, check_image, decode_image, decode_images
-from seqtasks.inference import call_in_batches, load_serving_fn
+from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
 from seqtasks.metrics import teacher_forced_metrics
 from seqtasks.models.captioning import CAPTION_MODELS, RNNCaptioner, TransformerCaptioner
@@ -53,8 +54,14 @@ from seqtasks.models.image_encoders import (
     mobilenet_v2_weights,
 )
 from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
-from seqtasks.recipe import Prepared, Recipe
-from seqtasks.subword import DEFAULT_MIN_FREQUENCY, SubwordTokenizer, learn_vocabulary
+from seqtasks.models.seq2seq import freeze as freeze_layers
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.subword import (
+    DEFAULT_MIN_FREQUENCY,
+    SubwordTokenizer,
+    learn_vocabulary,
+    subword_coverage,
+)
 from seqtasks.text import END_ID, write_vocabulary
 from seqtasks.versions import package_versions
 
@@ -64,6 +71,10 @@ log = logging.getLogger(__name__)
 VOCABULARY_FILE = "vocabulary.txt"
 DECODER_FILE = "decoder.keras"
 IMAGE_ENCODER_FILE = "image_encoder.keras"
+
+# finetune warns when more of the new captions' words than this are not whole vocabulary
+# tokens (split into pieces, or [UNK]).
+OOV_WARNING = 0.2
 
 
 # --- config ------------------------------------------------------------------------------
@@ -288,7 +299,14 @@ class CaptioningRecipe(Recipe):
             "on_bad_rows": config.on_bad_rows,
         }
 
-    def prepare(self, config: CaptioningConfig, data: CaptionData, run_dir: str) -> Prepared:
+    def prepare(
+        self, config: CaptioningConfig, data: CaptionData, run_dir: str, *, image_encoder=None
+    ) -> Prepared:
+        """Split, learn (or reuse) the vocabulary, encode images, make tf.data pipelines.
+
+        ``image_encoder``: the encoder to use instead of a new one from
+        ``config`` (fine-tuning: the export's).
+        """
         if config.validation_data:
             train = data
             val = self._validation_file(config, data)
@@ -309,9 +327,13 @@ class CaptioningRecipe(Recipe):
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
             info["image_encoder"] = None
         else:
-            image_encoder = build_image_encoder(
-                config.encoder, config.image_size, config.encoder_weights, config.fine_tune_blocks
-            )
+            if image_encoder is None:
+                image_encoder = build_image_encoder(
+                    config.encoder,
+                    config.image_size,
+                    config.encoder_weights,
+                    config.fine_tune_blocks,
+                )
             info["image_encoder"] = image_encoder
             if config.end_to_end:
                 train_inputs = train.images.read_many(train.ids)
@@ -374,6 +396,8 @@ class CaptioningRecipe(Recipe):
                 },
                 "vocabulary_size": tokenizer.vocabulary_size,
                 "feature_encoding": encoding,
+                # How the vocabulary covers the training captions (finetune compares new data).
+                "subwords": {"captions": subword_coverage(tokenizer, caption_texts(train))},
             },
         )
 
@@ -446,6 +470,132 @@ class CaptioningRecipe(Recipe):
             results.append(features)
             encoding[name] = {"images": len(part), **stats}
         return results[0], results[1], encoding
+
+    # --- fine-tuning ---------------------------------------------------------------------
+
+    def finetune_config(self, metadata: dict, **overrides) -> CaptioningConfig:
+        """The export's config with the new data; ``encoder_weights`` is ``none``.
+
+        The image encoder comes from the export (``image_encoder.keras``), so
+        no ImageNet weight file is needed to fine-tune.
+        """
+        return super().finetune_config(metadata, **{"encoder_weights": "none", **overrides})
+
+    def plan_finetune(
+        self,
+        config: CaptioningConfig,
+        data: CaptionData,
+        version_dir: str,
+        metadata: dict,
+        *,
+        new_head: bool = False,
+        freeze: str = "none",
+    ) -> FinetunePlan:
+        """Load the export's decoder, image encoder and vocabulary; check the new captions.
+
+        New images go through the export's image encoder (its features are
+        cached under a key that includes a digest of its weights, see
+        :func:`seqtasks.images.cached_image_features`); when it was trained
+        end to end (``encoder=cnn`` or ``fine_tune_blocks``), it trains on
+        with the decoder unless ``freeze="encoder"``. The vocabulary is fixed:
+        the share of the new captions' words that are not whole vocabulary
+        tokens, the ``[UNK]`` share and the pieces per word are logged (a
+        warning above :data:`OOV_WARNING`). ``freeze``: see
+        :func:`seqtasks.models.seq2seq.freeze`; ``encoder`` also freezes an
+        image encoder that was trained end to end.
+
+        Raises:
+            UserError: for ``new_head`` (a captioning model has no labels).
+            DataError: images for a feature-vector model or the other way round,
+                or vectors of another shape.
+            ExportError: if the export lacks its Keras models or vocabulary.
+        """
+        if new_head:
+            raise UserError(
+                "--new-head: a captioning model has no classification head (no labels); "
+                "fine-tune without it"
+            )
+        takes_features = metadata.get("inputs") == "features"
+        if takes_features and data.features is None:
+            raise DataError(f"{config.data}: this model takes feature vectors; expected a .npz")
+        if not takes_features and data.features is not None:
+            raise DataError(
+                f"{config.data}: this model takes images; expected a Flickr8k folder or an "
+                "image,caption CSV"
+            )
+        if takes_features and list(data.features.shape[1:]) != list(metadata["feature_shape"]):
+            raise DataError(
+                f"{config.data}: vectors of shape {tuple(data.features.shape[1:])}; this model "
+                f"takes {tuple(metadata['feature_shape'])}"
+            )
+        extra = os.path.join(version_dir, "assets.extra")
+        needed = [DECODER_FILE, VOCABULARY_FILE] + ([] if takes_features else [IMAGE_ENCODER_FILE])
+        for name in needed:
+            if not os.path.isfile(os.path.join(extra, name)):
+                raise ExportError(
+                    f"{version_dir}: cannot fine-tune: the export lacks {os.path.join(extra, name)}"
+                )
+        vocabulary_file = os.path.join(extra, VOCABULARY_FILE)
+        tokenizer = SubwordTokenizer(vocabulary_file, config.sequence_length, lowercase=True)
+        coverage = subword_coverage(tokenizer, caption_texts(data))
+        original = (metadata.get("subwords") or {}).get("captions") or {}
+        coverage["training_pieces_per_word"] = original.get("pieces_per_word")
+        message = (
+            "%.1f%% of the new captions' %d words are not whole vocabulary tokens (%.1f%% of "
+            "their subword tokens are [UNK]); %.2f pieces per word"
+        )
+        args = [
+            100 * coverage["split_words"],
+            coverage["words"],
+            100 * coverage["share"],
+            coverage["pieces_per_word"],
+        ]
+        if coverage["training_pieces_per_word"]:
+            message += " (training data: %.2f)"
+            args.append(coverage["training_pieces_per_word"])
+        if coverage["split_words"] > OOV_WARNING:
+            log.warning(
+                message + " (above %d%%: the vocabulary fits these captions poorly; consider "
+                "training from scratch with `train`)",
+                *args,
+                round(100 * OOV_WARNING),
+            )
+        else:
+            log.info(message, *args)
+
+        decoder = load_keras_model(os.path.join(extra, DECODER_FILE))
+        image_encoder = (
+            None if takes_features else load_keras_model(os.path.join(extra, IMAGE_ENCODER_FILE))
+        )
+        frozen = freeze_layers(decoder, freeze)
+        end_to_end = image_encoder is not None and config.end_to_end
+        if end_to_end and freeze == "encoder":
+            image_encoder.trainable = False
+            frozen.insert(0, image_encoder.name)
+        if frozen:
+            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
+        model = decoder
+        if end_to_end:
+            model = ImageCaptioner(image_encoder, decoder)
+            size = config.image_size
+            tokens = np.full((1, 2), 2, np.int32)
+            model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
+        facts = {
+            "finetuned_from": os.path.abspath(version_dir),
+            "new_head": False,
+            "freeze": freeze,
+            "frozen_layers": frozen,
+            "out_of_vocabulary": {"captions": coverage},
+        }
+
+        def prepare(run_dir: str) -> Prepared:
+            # prepare() reuses a vocabulary found in the run dir instead of learning one.
+            shutil.copyfile(vocabulary_file, os.path.join(run_dir, VOCABULARY_FILE))
+            prepared = self.prepare(config, data, run_dir, image_encoder=image_encoder)
+            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
+            return prepared
+
+        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
 
     # --- model ---------------------------------------------------------------------------
 
@@ -755,6 +905,11 @@ class CaptioningRecipe(Recipe):
 
 
 # --- building blocks ---------------------------------------------------------------------
+
+
+def caption_texts(data: CaptionData) -> list[str]:
+    """Every caption of ``data``, normalised as training sees it (lower case, no punctuation)."""
+    return [normalize_caption(c) for captions in data.captions for c in captions]
 
 
 def as_grid(features: np.ndarray) -> np.ndarray:

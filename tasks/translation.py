@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import time
 
 import keras
@@ -36,8 +37,8 @@ from seqtasks.decoding import (
     options_from_config,
     stored_options,
 )
-from seqtasks.errors import ConfigError, DataError
-from seqtasks.inference import call_in_batches, load_serving_fn
+from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
 from seqtasks.metrics import bleu_chrf, teacher_forced_metrics
 from seqtasks.models.seq2seq import (
@@ -47,8 +48,14 @@ from seqtasks.models.seq2seq import (
     RNNAttentionSeq2Seq,
     TransformerSeq2Seq,
 )
-from seqtasks.recipe import Prepared, Recipe
-from seqtasks.subword import DEFAULT_MIN_FREQUENCY, SubwordTokenizer, learn_vocabulary
+from seqtasks.models.seq2seq import freeze as freeze_layers
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.subword import (
+    DEFAULT_MIN_FREQUENCY,
+    SubwordTokenizer,
+    learn_vocabulary,
+    subword_coverage,
+)
 from seqtasks.text import END_ID, PAD_ID, write_vocabulary
 from seqtasks.versions import package_versions
 
@@ -56,6 +63,14 @@ log = logging.getLogger(__name__)
 
 # Copies of the WordPiece vocabularies in an export's assets.extra/ (plots, fine-tuning).
 VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
+
+# finetune warns when more of the new data's subword tokens than this are [UNK], or when its
+# words split into this many times the pieces per word of the original training data.
+UNK_WARNING = 0.05
+PIECES_PER_WORD_WARNING = 1.5
+# Fine-tuning a Transformer: linear warm-up over at most this many optimizer steps (the
+# model is trained already; a long warm-up would spend a short fine-tuning run at tiny rates).
+FINETUNE_WARMUP_STEPS = 100
 
 
 # --- config ------------------------------------------------------------------------------
@@ -323,6 +338,11 @@ class TranslationRecipe(Recipe):
                 },
                 "source_vocabulary_size": source_tokenizer.vocabulary_size,
                 "target_vocabulary_size": target_tokenizer.vocabulary_size,
+                # How the vocabularies cover the training split (finetune compares new data).
+                "subwords": {
+                    "source": subword_coverage(source_tokenizer, train.sources),
+                    "target": subword_coverage(target_tokenizer, train.targets),
+                },
             },
         )
 
@@ -353,6 +373,116 @@ class TranslationRecipe(Recipe):
             tokenizer(config.source_lang, train.sources),
             tokenizer(config.target_lang, train.targets),
         )
+
+    # --- fine-tuning ---------------------------------------------------------------------
+
+    def finetune_config(self, metadata: dict, **overrides) -> TranslationConfig:
+        """The export's config with the new data; its language pair; a short Transformer warm-up.
+
+        ``source_lang``/``target_lang`` default to the export's; another pair
+        is an error. A Transformer's ``warmup_steps`` becomes at most
+        :data:`FINETUNE_WARMUP_STEPS` (unless given): the fine-tuning learning
+        rate (``finetune --learning-rate``, 1e-4 by default, a tenth of
+        training's peak) is reached after a short linear warm-up and then
+        decays with the inverse square root of the step, as in training.
+
+        Raises:
+            ConfigError: for a language pair other than the export's, or an invalid field.
+        """
+        pair = export_language_pair(metadata)
+        if pair is not None:
+            check_language_pair(
+                pair, overrides.get("source_lang", pair[0]), overrides.get("target_lang", pair[1])
+            )
+            overrides = {"source_lang": pair[0], "target_lang": pair[1], **overrides}
+        config = super().finetune_config(metadata, **overrides)
+        if config.model == "transformer" and "warmup_steps" not in overrides:
+            config = dataclasses.replace(
+                config, warmup_steps=min(config.warmup_steps, FINETUNE_WARMUP_STEPS)
+            )
+        return config
+
+    def plan_finetune(
+        self,
+        config: TranslationConfig,
+        data: ParallelData,
+        version_dir: str,
+        metadata: dict,
+        *,
+        new_head: bool = False,
+        freeze: str = "none",
+    ) -> FinetunePlan:
+        """Load the export's Keras model and WordPiece vocabularies; check the new pairs.
+
+        The vocabularies are fixed (the model's embeddings are indexed by
+        them): for each side the share of ``[UNK]`` tokens and the mean
+        subword pieces per word are logged, next to the original training
+        data's when the export recorded them (:func:`subword_coverage`), with
+        a warning above :data:`UNK_WARNING` or :data:`PIECES_PER_WORD_WARNING`
+        times the original pieces per word. ``freeze``: see
+        :func:`seqtasks.models.seq2seq.freeze`.
+
+        Raises:
+            UserError: for ``new_head`` (a translation model has no labels).
+            ConfigError: for a language pair other than the export's.
+            ExportError: if the export lacks its Keras model or vocabularies.
+        """
+        if new_head:
+            raise UserError(
+                "--new-head: a translation model has no classification head (no labels); "
+                "fine-tune without it"
+            )
+        pair = export_language_pair(metadata)
+        if pair is not None:
+            check_language_pair(pair, config.source_lang, config.target_lang)
+        extra = os.path.join(version_dir, "assets.extra")
+        model_file = os.path.join(extra, "model.keras")
+        vocabulary_files = [os.path.join(extra, name) for name in VOCABULARY_FILES]
+        for path in (model_file, *vocabulary_files):
+            if not os.path.isfile(path):
+                raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
+        tokenizers = [
+            SubwordTokenizer(path, config.sequence_length, config.lowercase)
+            for path in vocabulary_files
+        ]
+        original = metadata.get("subwords") if isinstance(metadata.get("subwords"), dict) else {}
+        coverage = {}
+        for side, tokenizer, texts, lang in (
+            ("source", tokenizers[0], data.sources, config.source_lang),
+            ("target", tokenizers[1], data.targets, config.target_lang),
+        ):
+            coverage[side] = subword_coverage(tokenizer, texts)
+            known = (original.get(side) or {}).get("pieces_per_word")
+            coverage[side]["training_pieces_per_word"] = known
+            report_coverage(f"{side} ({lang})", coverage[side], known)
+        model = load_keras_model(model_file)
+        frozen = freeze_layers(model, freeze)
+        if frozen:
+            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
+        facts = {
+            "finetuned_from": os.path.abspath(version_dir),
+            "source_lang": config.source_lang,
+            "target_lang": config.target_lang,
+            "new_head": False,
+            "freeze": freeze,
+            "frozen_layers": frozen,
+            "out_of_vocabulary": coverage,
+        }
+
+        def prepare(run_dir: str) -> Prepared:
+            # prepare() reuses vocabularies found in the run dir instead of learning new ones.
+            names = (
+                ["shared", "shared"]
+                if config.shared_vocabulary
+                else [config.source_lang, config.target_lang]
+            )
+            for name, path in zip(names, vocabulary_files):
+                shutil.copyfile(path, os.path.join(run_dir, f"vocabulary.{name}.txt"))
+            prepared = self.prepare(config, data, run_dir)
+            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
+            return prepared
+
+        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
 
     # --- model ---------------------------------------------------------------------------
 
@@ -630,6 +760,47 @@ class TranslationRecipe(Recipe):
 
 
 # --- building blocks ---------------------------------------------------------------------
+
+
+def export_language_pair(metadata: dict) -> tuple[str, str] | None:
+    """``(source_lang, target_lang)`` of a translation export, or None if it has none."""
+    source, target = metadata.get("source_lang"), metadata.get("target_lang")
+    if isinstance(source, str) and isinstance(target, str):
+        return source, target
+    return None
+
+
+def check_language_pair(pair: tuple[str, str], source_lang: str, target_lang: str) -> None:
+    """Raise :class:`ConfigError` unless ``source_lang``-``target_lang`` is the export's ``pair``."""
+    if (source_lang, target_lang) != tuple(pair):
+        raise ConfigError(
+            f"config fields 'source_lang' and 'target_lang': the model translates {pair[0]} to "
+            f"{pair[1]}; received: {source_lang} to {target_lang} (fine-tuning keeps the "
+            "model's language pair; train a new model for another)"
+        )
+
+
+def report_coverage(what: str, coverage: dict, training_pieces_per_word: float | None) -> None:
+    """Log how a fixed WordPiece vocabulary covers new text; warn when it covers it poorly."""
+    message = "%s: %.1f%% of the new data's %d subword tokens are [UNK]; %.2f pieces per word"
+    args = [what, 100 * coverage["share"], coverage["tokens"], coverage["pieces_per_word"]]
+    if training_pieces_per_word:
+        message += " (training data: %.2f)"
+        args.append(training_pieces_per_word)
+    poor = coverage["share"] > UNK_WARNING or bool(
+        training_pieces_per_word
+        and coverage["pieces_per_word"] > PIECES_PER_WORD_WARNING * training_pieces_per_word
+    )
+    if poor:
+        log.warning(
+            message + " (above %d%% [UNK] or %.1fx the training pieces per word: the vocabulary "
+            "fits this text poorly; consider training from scratch with `train`)",
+            *args,
+            round(100 * UNK_WARNING),
+            PIECES_PER_WORD_WARNING,
+        )
+    else:
+        log.info(message, *args)
 
 
 def build_seq2seq(

@@ -478,3 +478,57 @@ class TransformerSeq2Seq(keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
         }
+
+
+FREEZE_CHOICES = ("encoder", "embeddings", "none")
+
+
+def freeze(model: keras.Model, part: str) -> list[str]:
+    """Make ``part`` of a seq2seq or captioning model non-trainable (fine-tuning).
+
+    Translation models (:class:`TransformerSeq2Seq`, :class:`RNNAttentionSeq2Seq`):
+
+    - ``encoder``: the source embedding and every encoder layer (the decoder,
+      its cross-attention and, for RNN models, the bridge to the decoder's
+      initial state keep training);
+    - ``embeddings``: the source and target token embeddings (Transformers:
+      with their position embeddings).
+
+    Captioning decoders (:mod:`seqtasks.models.captioning`, whose encoder
+    input is ``image_features``):
+
+    - ``encoder``: the image side of the decoder: the feature projection (and
+      Transformer: its normalisation, position embedding and encoder blocks;
+      RNN: the bridge from the mean feature to the initial state);
+    - ``embeddings``: the word embedding (Transformer: with positions) and the
+      feature position embedding.
+
+    ``none`` freezes nothing.
+
+    Returns:
+        Names of the layers made non-trainable that hold weights, in model order.
+
+    Raises:
+        ValueError: for another ``part``.
+    """
+    if part not in FREEZE_CHOICES:
+        raise ValueError(f"`part` must be one of {FREEZE_CHOICES}. Received: part={part!r}")
+    if part == "none":
+        return []
+    images = getattr(model, "encoder_input_name", "") == "image_features"
+    if part == "embeddings":
+        names = {"target_embedding", "feature_positions" if images else "source_embedding"}
+    elif images:
+        names = {"feature_projection", "feature_norm", "feature_positions"}
+    else:
+        names = {"source_embedding"}
+    frozen = []
+    for layer in model.layers:
+        encoder_side = part == "encoder" and (
+            layer.name.startswith("encoder_") or (images and layer.name.startswith("bridge_"))
+        )
+        if layer.name in names or encoder_side:
+            layer.trainable = False
+            if layer.weights:
+                frozen.append(layer.name)
+    return frozen
