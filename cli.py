@@ -642,19 +642,22 @@ def finetune(
     if not data and not data_options.get("source_file"):
         raise UserError("no data: pass --data PATH (the new training data)")
     fields = {f.name for f in dataclasses.fields(task.config_class)}
-    options = {}
-    for name, value in data_options.items():
-        field = "format" if name == "format_" else name
-        if value is None:
-            continue
-        if field not in fields:
-            flag = "--" + field.replace("_", "-")
-            raise UserError(f"{flag}: does not apply to {task.name} models")
-        options[field] = value
+    options = {
+        "format" if name == "format_" else name: value
+        for name, value in data_options.items()
+        if value is not None
+    }
+    if split is not None:
+        options["split"] = split
+    foreign = sorted("--" + field.replace("_", "-") for field in options if field not in fields)
+    if foreign:
+        raise UserError(
+            f"{', '.join(foreign)}: {'does' if len(foreign) == 1 else 'do'} not apply to "
+            f"{task.name} models"
+        )
     flags = {
         "data": data,
         **options,
-        "split": split,
         "epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": batch_size,
@@ -663,8 +666,6 @@ def finetune(
         "export_dir": export_dir or os.path.dirname(os.path.abspath(version_dir)),
         "run_dir": run_dir,
     }
-    if split is not None and "split" not in fields:
-        raise UserError(f"--split: does not apply to {task.name} models")
     config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:

@@ -131,3 +131,60 @@ def trained(tmp_path_factory, sst2_sample):
     )
     result = train(recipe, config, verbose=0)
     return result
+
+
+MULTI30K = os.path.join(SHARED_DATA, "multi30k")
+
+
+@pytest.fixture(scope="session")
+def translation(tmp_path_factory):
+    """A tiny Transformer trained on 200 real Multi30k pairs and exported, once per session
+    (test_translation.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    root = tmp_path_factory.mktemp("translation")
+    recipe = get_recipe("translation")
+    config = recipe.make_config(
+        data=MULTI30K,
+        export_dir=str(root / "export"),
+        run_dir=str(root / "run"),
+        **TINY_TRANSLATION,
+    )
+    return train(recipe, config, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def overfit(tmp_path_factory):
+    """An attention captioner trained until it knows 5 real images' captions by heart, once
+    per session (test_captioning.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    root = tmp_path_factory.mktemp("overfit")
+    names, captions = flickr_images(root / "images", 5, start=10)
+    csv = caption_csv(root / "images" / "captions.csv", names, captions, per_image=1, repeat=20)
+    recipe = get_recipe("captioning")
+    config = recipe.make_config(
+        **{
+            **TINY_CAPTIONING,
+            "hidden_dim": 64,
+            "embedding_dim": 32,
+            "epochs": 60,
+            "batch_size": 20,
+        },
+        data=csv,
+        validation_data=csv,
+        learning_rate=3e-3,
+        dropout=0.0,
+        label_smoothing=0.0,
+        patience=60,
+        reduce_lr_factor=1.0,
+        feature_cache=str(root / "cache"),
+        export_dir=str(root / "export"),
+        run_dir=str(root / "run"),
+    )
+    result = train(recipe, config, verbose=0)
+    images = [open(root / "images" / n, "rb").read() for n in names]
+    return {"result": result, "recipe": recipe, "names": names, "captions": captions,
+            "images": images, "root": root, "csv": csv}  # fmt: skip

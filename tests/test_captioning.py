@@ -149,41 +149,6 @@ def test_feature_cache_is_hit_only_for_the_same_images_and_encoder(tmp_path):
 # --- training and export -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def overfit(tmp_path_factory):
-    """An attention captioner trained until it knows 5 real images' captions by heart."""
-    from seqtasks.training import train
-    from tasks import get_recipe
-
-    root = tmp_path_factory.mktemp("overfit")
-    names, captions = flickr_images(root / "images", 5, start=10)
-    csv = caption_csv(root / "images" / "captions.csv", names, captions, per_image=1, repeat=20)
-    recipe = get_recipe("captioning")
-    config = recipe.make_config(
-        **{
-            **TINY_CAPTIONING,
-            "hidden_dim": 64,
-            "embedding_dim": 32,
-            "epochs": 60,
-            "batch_size": 20,
-        },
-        data=csv,
-        validation_data=csv,
-        learning_rate=3e-3,
-        dropout=0.0,
-        label_smoothing=0.0,
-        patience=60,
-        reduce_lr_factor=1.0,
-        feature_cache=str(root / "cache"),
-        export_dir=str(root / "export"),
-        run_dir=str(root / "run"),
-    )
-    result = train(recipe, config, verbose=0)
-    images = [open(root / "images" / n, "rb").read() for n in names]
-    return {"result": result, "recipe": recipe, "names": names, "captions": captions,
-            "images": images, "root": root, "csv": csv}  # fmt: skip
-
-
 def test_overfit_model_returns_its_training_captions(overfit):
     recipe, result = overfit["recipe"], overfit["result"]
     expected = [normalize_caption(c[0]) for c in overfit["captions"]]

@@ -182,8 +182,7 @@ BAD = [
         "{tmp}/translation",
         "{tmp}/ok.csv",
         [],
-        "error: {tmp}/translation/1: a translation model; finetune supports sentiment "
-        "models for now",
+        "error: --label-column, --text-column: do not apply to translation models",
     ),
     ("{model}", "{tmp}/nothing.csv", [], "error: {tmp}/nothing.csv: no such file"),
     ("{model}", "{tmp}/ok.csv", ["--text-column", "text"], "'text'"),

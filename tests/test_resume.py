@@ -4,7 +4,9 @@ same command is run again, and ends with an uninterrupted run's metrics."""
 import csv
 import dataclasses
 import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +19,8 @@ from click.testing import CliRunner
 from cli import cli
 from conftest import ROOT, TINY
 from seqtasks.errors import ConfigError
-from seqtasks.training import lock_run, train
+from seqtasks.export import read_metadata
+from seqtasks.training import finetune, lock_run, run_differences, train
 from tasks import get_recipe
 
 # gru, seed 4, learning rate 0.01: validation loss gets worse after epoch 1 (the learning
@@ -169,3 +172,48 @@ def test_same_command_resumes_the_newest_unfinished_run_and_no_resume_starts_fre
     assert resumed.run_dir == os.path.join("runs", unfinished)
     assert resumed.metrics["epochs_run"] == 3
     assert [row["epoch"] for row in history(resumed.run_dir)] == ["0", "1", "2"]
+
+
+def test_interrupted_finetune_resumes_with_the_same_command(
+    tmp_path, trained, sst2_sample, monkeypatch, caplog
+):
+    monkeypatch.chdir(tmp_path)  # default run dirs: runs/sentiment-finetune-<time>
+    model_dir = shutil.copytree(os.path.dirname(trained.export_path), tmp_path / "model")
+    recipe, version_dir = get_recipe("sentiment"), str(model_dir / "1")
+    metadata = read_metadata(version_dir)
+    config = recipe.finetune_config(
+        metadata, data=sst2_sample, epochs=3, learning_rate=1e-3, export_dir=str(model_dir)
+    )
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C when epoch 2 begins
+        finetune(recipe, config, version_dir, metadata, freeze="embeddings", verbose=0,
+                 callbacks=[Interrupt(1)])  # fmt: skip
+    (name,) = os.listdir("runs")
+    unfinished = os.path.join("runs", name)
+    assert name.startswith("sentiment-finetune-")
+    assert json.load(open(os.path.join(unfinished, "resume", "state.json")))["epoch"] == 1
+
+    # Matched on the source version and --freeze too; `train` never resumes it.
+    settings = json.loads(json.dumps(config.to_dict()))
+    source = {"finetuned_from": os.path.abspath(version_dir), "freeze": "embeddings"}
+    assert run_differences(unfinished, "sentiment-finetune", settings, None, source) == []
+    assert run_differences(
+        unfinished, "sentiment-finetune", settings, None, {**source, "freeze": "none"}
+    ) == ["freeze: 'embeddings' there, 'none' here"]
+    assert run_differences(unfinished, "sentiment", settings)[0].startswith("recipe: ")
+
+    cli_args = ["finetune", str(model_dir), "--data", sst2_sample, "--run-dir", unfinished]
+    result = CliRunner().invoke(cli, [*cli_args, "--epochs", "3", "--no-resume"])
+    assert result.exit_code == 2
+    assert f"{unfinished} already holds a run; choose another --run-dir" in result.stderr
+    result = CliRunner().invoke(cli, [*cli_args, "--epochs", "4", "--learning-rate", "1e-3"])
+    assert result.exit_code == 2 and "(epochs: 3 there, 4 here)" in result.stderr
+
+    with caplog.at_level(logging.INFO, logger="seqtasks.training"):
+        resumed = finetune(recipe, config, version_dir, metadata, freeze="embeddings", verbose=0)
+    assert resumed.run_dir == unfinished
+    assert f"resuming {unfinished} at epoch 2 of 3" in caplog.text
+    assert resumed.metrics["epochs_run"] == 3
+    assert [row["epoch"] for row in history(unfinished)] == ["0", "1", "2"]
+    assert resumed.export_path == str(model_dir / "2")
+    assert read_metadata(resumed.export_path)["finetuned_from"] == os.path.abspath(version_dir)
+    assert not os.path.exists(os.path.join(unfinished, "resume"))

@@ -19,23 +19,6 @@ from seqtasks.text import END_ID, PAD_ID
 MULTI30K = os.path.join(SHARED_DATA, "multi30k")
 
 
-@pytest.fixture(scope="module")
-def translation(tmp_path_factory):
-    """A tiny Transformer trained on 200 real Multi30k pairs and exported, once per module."""
-    from seqtasks.training import train
-    from tasks import get_recipe
-
-    root = tmp_path_factory.mktemp("translation")
-    recipe = get_recipe("translation")
-    config = recipe.make_config(
-        data=MULTI30K,
-        export_dir=str(root / "export"),
-        run_dir=str(root / "run"),
-        **TINY_TRANSLATION,
-    )
-    return train(recipe, config, verbose=0)
-
-
 def test_training_reports_bleu_perplexity_and_exports(translation):
     metrics = translation.metrics
     assert metrics["epochs_run"] == 1
