@@ -1,0 +1,344 @@
+"""The HTTP server: TensorFlow Serving's REST API on FastAPI and uvicorn.
+
+Routes (TF Serving's; ``[/versions/V|/labels/L]`` optional, newest version if omitted)::
+
+    GET  /v1/models/NAME[/versions/V|/labels/L]             model version status
+    GET  /v1/models/NAME[/versions/V|/labels/L]/metadata    signatures (signature_def)
+    POST /v1/models/NAME[/versions/V|/labels/L]:predict     {"instances"|"inputs": ...}
+    GET  /openapi.json, /docs                               the API description
+
+Errors are ``{"error": "<message>"}`` with 400 (bad request), 404 (unknown model,
+version or label), 413 (body over ``max_body_bytes``) or 500 (a failure inside the
+model that is not the request's fault); the server stays up after any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from seqtasks.serving.codec import (
+    DEFAULT_SIGNATURE,
+    Limits,
+    RequestError,
+    format_outputs,
+    parse_predict,
+)
+from seqtasks.serving.models import VERSION_PATTERN, Registry, valid_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerSettings:
+    """What ``cli.py serve`` configures (defaults are its defaults)."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_size: int = 64
+    max_text_length: int = 10_000
+    batch_timeout_ms: float = 5.0
+    poll_seconds: float = 10.0
+    num_versions: int = 1
+    labels: dict = field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What was wrong with the request, or what failed.")
+
+
+class PredictBody(BaseModel):
+    """TF Serving's predict request: exactly one of ``instances`` or ``inputs``."""
+
+    signature_name: str | None = Field(
+        None, description="Signature to call (default serving_default)."
+    )
+    instances: list[Any] | None = Field(
+        None,
+        description="Row format: one element per example; a value when the signature has "
+        'one input, else an object of input name to value. Bytes as {"b64": "..."}.',
+        examples=[["great film", "dull"]],
+    )
+    inputs: Any = Field(
+        None,
+        description="Columnar format: a value (one input) or an object of input name to "
+        "values, each with the examples on its first axis.",
+        examples=[{"text": ["A dog runs."]}],
+    )
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any] | None = Field(None, description="Answer to the row format.")
+    outputs: Any = Field(None, description="Answer to the columnar format.")
+
+
+class VersionStatus(BaseModel):
+    version: str
+    state: str = Field(description="AVAILABLE (serving) or END (failed to load).")
+    status: dict[str, str] = Field(description="error_code (OK or UNKNOWN) and error_message.")
+
+
+class StatusResponse(BaseModel):
+    model_version_status: list[VersionStatus]
+
+
+class MetadataResponse(BaseModel):
+    model_spec: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "Malformed request or a limit exceeded."},
+    404: {"model": ErrorBody, "description": "No such model, version or label."},
+}
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _json(value, status: int = 200) -> Response:
+    # TF Serving writes NaN and Infinity as bare tokens, as Python's json module reads them
+    body = json.dumps(value, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _version(version: str | None) -> int | None:
+    if version is None:
+        return None
+    if not VERSION_PATTERN.fullmatch(version):
+        raise RequestError(f"version {version!r} is not valid (expected a positive integer)")
+    return int(version)
+
+
+def create_app(root: str, settings: ServerSettings | None = None) -> FastAPI:
+    """The ASGI app serving every export under ``root`` (models load at startup)."""
+    settings = settings or ServerSettings()
+    registry = Registry(root, settings.num_versions, settings.labels)
+    limits = Limits(settings.max_batch_size, settings.max_text_length)
+
+    async def refresh() -> None:
+        models, unloaded = await asyncio.to_thread(registry.scan)
+        registry.apply(models, unloaded)
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(settings.poll_seconds)
+            try:
+                await refresh()
+            except Exception:  # keep polling; the models already loaded keep serving
+                log.exception("scanning %s failed", root)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await refresh()
+        if not registry.models:
+            log.warning("no models under %s yet (expected <name>/<version>/ folders)", root)
+        task = asyncio.create_task(poll()) if settings.poll_seconds > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    app = FastAPI(
+        title="seqtasks serving",
+        summary="TensorFlow Serving's REST API for seqtasks exports.",
+        version=__import__("seqtasks").__version__,
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    app.state.settings = settings
+    app.state.refresh = refresh
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, e: RequestError):
+        return _error(str(e), e.status)
+
+    @app.exception_handler(LookupError)
+    async def not_found(request, e: LookupError):
+        return _error(e.args[0] if e.args else "not found", 404)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, e: HTTPException):
+        message = e.detail if isinstance(e.detail, str) else json.dumps(e.detail)
+        if e.status_code == 404:
+            message = f"no route {request.method} {request.url.path} (see /openapi.json)"
+        return _error(message, e.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, e: RequestValidationError):
+        return _error(f"invalid request: {e.errors()[0].get('msg', '')}", 400)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request, e: Exception):
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _error(f"internal error: {type(e).__name__}: {e}", 500)
+
+    def lookup(name: str, version: str | None, label: str | None):
+        if not valid_name(name):
+            raise RequestError(
+                f"model name {name!r} is not valid (letters, digits, '_', '-', '.'; "
+                "not starting with '.')"
+            )
+        return registry.resolve(name, _version(version), label)
+
+    def status(name: str, version: str | None, label: str | None):
+        if not valid_name(name):
+            lookup(name, None, None)
+        model = registry.models.get(name)
+        if version is not None or label is not None:
+            loaded = lookup(name, version, label)
+            versions = {loaded.version: None}
+        elif model is None:
+            raise LookupError(f"Could not find any versions of model {name}")
+        else:
+            versions = {v: None for v in model.loaded} | {
+                v: f.message for v, f in model.failed.items()
+            }
+        entries = []
+        for v in sorted(versions, reverse=True):
+            message = versions[v]
+            entries.append(
+                {
+                    "version": str(v),
+                    "state": "END" if message else "AVAILABLE",
+                    "status": {"error_code": "UNKNOWN" if message else "OK"}
+                    | ({"error_message": message} if message else {"error_message": ""}),
+                }
+            )
+        return _json({"model_version_status": entries})
+
+    def metadata(name: str, version: str | None, label: str | None):
+        loaded = lookup(name, version, label)
+        signature_def = {
+            key: {
+                "inputs": {n: t.proto_json(n) for n, t in sig.inputs.items()},
+                "outputs": {n: t.proto_json(n) for n, t in sig.outputs.items()},
+                "method_name": sig.method_name,
+            }
+            for key, sig in loaded.signatures.items()
+        }
+        return _json(
+            {
+                "model_spec": {"name": name, "signature_name": "", "version": str(loaded.version)},
+                "metadata": {"signature_def": {"signature_def": signature_def}},
+            }
+        )
+
+    async def read_body(request: Request) -> bytes:
+        limit = settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_big = f"request body over {limit} bytes (--max-body-bytes)"
+        if declared.isdigit() and int(declared) > limit:
+            raise RequestError(too_big, 413)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(too_big, 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def predict(request: Request, name: str, version: str | None, label: str | None):
+        raw = await read_body(request)
+        loaded = lookup(name, version, label)
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            raise RequestError(f"the request body is not valid JSON: {e}") from None
+        key = body.get("signature_name") if isinstance(body, dict) else None
+        key = DEFAULT_SIGNATURE if key in (None, "") else key
+        if not isinstance(key, str) or key not in loaded.signatures:
+            raise RequestError(
+                f"signature_name {key!r} not found (the model has: {', '.join(loaded.signatures)})"
+            )
+        signature = loaded.signatures[key]
+        arrays, row_format = parse_predict(body, signature.inputs, limits)
+        batcher = loaded.batcher(key, settings.max_batch_size, settings.batch_timeout_ms / 1000)
+        try:
+            outputs = await batcher.submit(arrays)
+        except Exception as e:
+            raise _model_error(e) from None
+        return _json(format_outputs(outputs, row_format))
+
+    # --- routes ----------------------------------------------------------------------
+    # Separate routes per URL form, so that the OpenAPI description lists each one.
+    model_path = "/v1/models/{name}"
+    status_kw = {"responses": ERRORS, "response_model": StatusResponse, "tags": ["models"]}
+    meta_kw = {"responses": ERRORS, "response_model": MetadataResponse, "tags": ["models"]}
+    predict_kw = {
+        "responses": {**ERRORS, 413: {"model": ErrorBody, "description": "Body too large."}},
+        "response_model": PredictResponse,
+        "tags": ["predict"],
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictBody.model_json_schema()}},
+            }
+        },
+    }
+
+    @app.get(model_path, summary="Status of a model's versions", **status_kw)
+    async def get_status(name: str):
+        return status(name, None, None)
+
+    @app.get(model_path + "/versions/{version}", summary="Status of one version", **status_kw)
+    async def get_version_status(name: str, version: str):
+        return status(name, version, None)
+
+    @app.get(model_path + "/labels/{label}", summary="Status of a labelled version", **status_kw)
+    async def get_label_status(name: str, label: str):
+        return status(name, None, label)
+
+    @app.get(model_path + "/metadata", summary="Signatures of the newest version", **meta_kw)
+    async def get_metadata(name: str):
+        return metadata(name, None, None)
+
+    @app.get(model_path + "/versions/{version}/metadata", summary="Signatures", **meta_kw)
+    async def get_version_metadata(name: str, version: str):
+        return metadata(name, version, None)
+
+    @app.get(model_path + "/labels/{label}/metadata", summary="Signatures", **meta_kw)
+    async def get_label_metadata(name: str, label: str):
+        return metadata(name, None, label)
+
+    @app.post(model_path + ":predict", summary="Predict with the newest version", **predict_kw)
+    async def post_predict(name: str, request: Request):
+        return await predict(request, name, None, None)
+
+    @app.post(model_path + "/versions/{version}:predict", summary="Predict", **predict_kw)
+    async def post_version_predict(name: str, version: str, request: Request):
+        return await predict(request, name, version, None)
+
+    @app.post(model_path + "/labels/{label}:predict", summary="Predict", **predict_kw)
+    async def post_label_predict(name: str, label: str, request: Request):
+        return await predict(request, name, None, label)
+
+    return app
+
+
+def _model_error(e: Exception) -> Exception:
+    """A TensorFlow error as a RequestError: 400 for invalid arguments, else 500."""
+    import tensorflow as tf
+
+    message = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if isinstance(e, (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError)):
+        return RequestError(f"the model rejected the input: {message}", 400)
+    if isinstance(e, tf.errors.OpError):
+        return RequestError(f"the model failed: {type(e).__name__}: {message}", 500)
+    return e
+
+
+def serve(root: str, host: str, port: int, settings: ServerSettings, log_level: str = "info"):
+    """Run the server until interrupted (uvicorn; models load before the port opens)."""
+    import uvicorn
+
+    uvicorn.run(create_app(root, settings), host=host, port=port, log_level=log_level)

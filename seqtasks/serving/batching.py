@@ -1,0 +1,146 @@
+"""Server-side batching: concurrent requests to one signature share one TensorFlow call.
+
+Each :class:`Batcher` owns an asyncio queue. Its worker takes the first waiting
+request, then keeps taking requests for up to ``timeout`` seconds or until the
+examples reach ``max_batch_size``, concatenates their inputs along the first axis,
+runs the signature once in the model's single worker thread (one TensorFlow call at
+a time per model version) and hands each request its rows of the outputs. If the
+batched call fails, the requests are run one by one, so a request that TensorFlow
+rejects (say, an image that does not decode) fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+class Batcher:
+    """Groups the requests to one signature of one model version.
+
+    Args:
+        run: called in ``executor`` with input name to array (first axis: examples);
+            returns output name to array with the same first axis.
+        executor: the model version's single-thread executor.
+        max_batch_size: most examples per call (a request is never split).
+        timeout: seconds to wait for more requests after the first one (0: none).
+    """
+
+    def __init__(
+        self,
+        run: RunFn,
+        executor: concurrent.futures.Executor,
+        max_batch_size: int,
+        timeout: float,
+    ):
+        self.run = run
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.timeout = timeout
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.closed = False
+        self.batches = 0  # calls made, for tests and logs
+        self.task = asyncio.get_running_loop().create_task(self._work())
+
+    async def submit(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The outputs for one request's inputs (its rows only).
+
+        Raises:
+            Exception: whatever the signature raised for this request.
+        """
+        if self.closed:  # unloaded meanwhile: run alone, on the old model
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, self.run, arrays)
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((arrays, future))
+        return await future
+
+    def close(self) -> None:
+        """Stop after the requests already queued are answered."""
+        self.closed = True
+        self.queue.put_nowait(None)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        pending = None
+        while True:
+            first = pending or await self.queue.get()
+            pending = None
+            if first is None:
+                return
+            batch = [first]
+            size = _count(first[0])
+            deadline = loop.time() + self.timeout
+            stop = False
+            while size < self.max_batch_size:
+                try:
+                    if self.queue.empty():
+                        left = deadline - loop.time()
+                        if left <= 0:
+                            break
+                        item = await asyncio.wait_for(self.queue.get(), left)
+                    else:
+                        item = self.queue.get_nowait()
+                except TimeoutError:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                if size + _count(item[0]) > self.max_batch_size:
+                    pending = item
+                    break
+                batch.append(item)
+                size += _count(item[0])
+            await self._run(loop, batch)
+            if stop:
+                return
+
+    async def _run(self, loop, batch) -> None:
+        batch = [(arrays, future) for arrays, future in batch if not future.cancelled()]
+        if not batch:
+            return
+        self.batches += 1
+        if len(batch) == 1:
+            arrays, future = batch[0]
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.run, arrays)
+            except Exception as e:
+                _set(future, exception=e)
+            else:
+                _set(future, result=outputs)
+            return
+        names = list(batch[0][0])
+        try:
+            joined = {name: np.concatenate([arrays[name] for arrays, _ in batch]) for name in names}
+            outputs = await loop.run_in_executor(self.executor, self.run, joined)
+        except Exception:
+            log.debug("batched call failed; running its %d requests one by one", len(batch))
+            for item in batch:
+                await self._run(loop, [item])
+            return
+        start = 0
+        for arrays, future in batch:
+            stop = start + _count(arrays)
+            _set(future, result={name: value[start:stop] for name, value in outputs.items()})
+            start = stop
+
+
+def _count(arrays: dict[str, np.ndarray]) -> int:
+    return len(next(iter(arrays.values())))
+
+
+def _set(future: asyncio.Future, result=None, exception=None) -> None:
+    if future.done():  # the client went away
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)
