@@ -854,9 +854,11 @@ def _parse_labels(values: tuple[str, ...]) -> dict:
 @click.option(
     "--batch-timeout-ms",
     type=click.FloatRange(min=0),
-    default=5.0,
+    default=0.0,
     show_default=True,
-    help="How long a request waits for others to share its model call.",
+    help="Extra wait for more requests before a model call. Requests that arrive while "
+    "the model is busy share its next call anyway, so 0 batches under load without "
+    "delaying a lone request.",
 )
 @click.option(
     "--poll-seconds",

@@ -367,6 +367,9 @@ def test_bad_names_versions_and_routes_are_4xx_and_the_server_stays_healthy(serv
     assert message == "version 'x1' is not valid (expected a positive integer)"
     assert error_of(requests.get(f"{base}/v1/nothing"), 404).startswith("no route GET /v1/nothing")
     assert error_of(requests.delete(f"{base}/v1/models/sentiment"), 405) == "Method Not Allowed"
+    wrong_method = requests.get(f"{base}/v1/models/sentiment:predict")
+    assert error_of(wrong_method, 405) == "Method Not Allowed"
+    assert wrong_method.headers["allow"] == "POST"
     chunked = requests.post(
         f"{base}/v1/models/sentiment:predict", data=iter([b'{"inputs": ["', b"a" * 25_000, b'"]}'])
     )

@@ -21,10 +21,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
 from seqtasks.serving.codec import (
@@ -34,9 +35,24 @@ from seqtasks.serving.codec import (
     format_outputs,
     parse_predict,
 )
-from seqtasks.serving.models import VERSION_PATTERN, Registry, valid_name
+from seqtasks.serving.models import NAME_PATTERN, VERSION_PATTERN, Registry, valid_name
 
 log = logging.getLogger(__name__)
+
+
+class _Segment(Convertor):
+    """A path segment without ':' so that ``NAME:predict`` never routes to ``{name}``."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("segment", _Segment())
 
 
 @dataclass
@@ -46,7 +62,7 @@ class ServerSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_batch_size: int = 64
     max_text_length: int = 10_000
-    batch_timeout_ms: float = 5.0
+    batch_timeout_ms: float = 0.0
     poll_seconds: float = 10.0
     num_versions: int = 1
     labels: dict = field(default_factory=dict)
@@ -95,6 +111,36 @@ class MetadataResponse(BaseModel):
     model_spec: dict[str, Any]
     metadata: dict[str, Any]
 
+
+NAME = Path(
+    pattern=f"^{NAME_PATTERN.pattern}$",
+    description="Model name: a folder under the served root.",
+    examples=["sentiment"],
+)
+VERSION = Path(
+    pattern=f"^{VERSION_PATTERN.pattern}$",
+    description="Model version: an integer folder under the model's folder.",
+    examples=["1"],
+)
+LABEL = Path(
+    pattern=f"^{NAME_PATTERN.pattern}$",
+    description="A version label given with --label.",
+    examples=["stable"],
+)
+PATH_ERRORS = {
+    "name": "model name {!r} is not valid (letters, digits, '_', '-', '.'; not starting with '.')",
+    "version": "version {!r} is not valid (expected a positive integer)",
+    "label": "label {!r} is not valid (letters, digits, '_', '-', '.'; not starting with '.')",
+}
+# The predict body as a JSON schema: exactly one of instances or inputs.
+PREDICT_SCHEMA = {
+    **PredictBody.model_json_schema(),
+    "additionalProperties": False,
+    "oneOf": [
+        {"required": ["instances"], "not": {"required": ["inputs"]}},
+        {"required": ["inputs"], "not": {"required": ["instances"]}},
+    ],
+}
 
 ERRORS = {
     400: {"model": ErrorBody, "description": "Malformed request or a limit exceeded."},
@@ -171,11 +217,18 @@ def create_app(root: str, settings: ServerSettings | None = None) -> FastAPI:
         message = e.detail if isinstance(e.detail, str) else json.dumps(e.detail)
         if e.status_code == 404:
             message = f"no route {request.method} {request.url.path} (see /openapi.json)"
-        return _error(message, e.status_code)
+        response = _error(message, e.status_code)
+        response.headers.update(e.headers or {})  # e.g. Allow on 405
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, e: RequestValidationError):
-        return _error(f"invalid request: {e.errors()[0].get('msg', '')}", 400)
+        error = e.errors()[0]
+        loc = error.get("loc", ())
+        if len(loc) == 2 and loc[0] == "path" and loc[1] in PATH_ERRORS:
+            return _error(PATH_ERRORS[loc[1]].format(error.get("input")), 400)
+        where = ".".join(str(part) for part in loc)
+        return _error(f"invalid request: {where}: {error.get('msg', '')}", 400)
 
     @app.exception_handler(Exception)
     async def internal_error(request, e: Exception):
@@ -271,55 +324,63 @@ def create_app(root: str, settings: ServerSettings | None = None) -> FastAPI:
 
     # --- routes ----------------------------------------------------------------------
     # Separate routes per URL form, so that the OpenAPI description lists each one.
-    model_path = "/v1/models/{name}"
+    model_path = "/v1/models/{name:segment}"
     status_kw = {"responses": ERRORS, "response_model": StatusResponse, "tags": ["models"]}
     meta_kw = {"responses": ERRORS, "response_model": MetadataResponse, "tags": ["models"]}
     predict_kw = {
-        "responses": {**ERRORS, 413: {"model": ErrorBody, "description": "Body too large."}},
+        "responses": {
+            **ERRORS,
+            413: {"model": ErrorBody, "description": "Body over --max-body-bytes."},
+            500: {"model": ErrorBody, "description": "The model failed (not the input's fault)."},
+        },
         "response_model": PredictResponse,
         "tags": ["predict"],
         "openapi_extra": {
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": PredictBody.model_json_schema()}},
+                "content": {"application/json": {"schema": PREDICT_SCHEMA}},
             }
         },
     }
 
     @app.get(model_path, summary="Status of a model's versions", **status_kw)
-    async def get_status(name: str):
+    async def get_status(name: str = NAME):
         return status(name, None, None)
 
-    @app.get(model_path + "/versions/{version}", summary="Status of one version", **status_kw)
-    async def get_version_status(name: str, version: str):
+    @app.get(
+        model_path + "/versions/{version:segment}", summary="Status of one version", **status_kw
+    )
+    async def get_version_status(name: str = NAME, version: str = VERSION):
         return status(name, version, None)
 
-    @app.get(model_path + "/labels/{label}", summary="Status of a labelled version", **status_kw)
-    async def get_label_status(name: str, label: str):
+    @app.get(
+        model_path + "/labels/{label:segment}", summary="Status of a labelled version", **status_kw
+    )
+    async def get_label_status(name: str = NAME, label: str = LABEL):
         return status(name, None, label)
 
     @app.get(model_path + "/metadata", summary="Signatures of the newest version", **meta_kw)
-    async def get_metadata(name: str):
+    async def get_metadata(name: str = NAME):
         return metadata(name, None, None)
 
-    @app.get(model_path + "/versions/{version}/metadata", summary="Signatures", **meta_kw)
-    async def get_version_metadata(name: str, version: str):
+    @app.get(model_path + "/versions/{version:segment}/metadata", summary="Signatures", **meta_kw)
+    async def get_version_metadata(name: str = NAME, version: str = VERSION):
         return metadata(name, version, None)
 
-    @app.get(model_path + "/labels/{label}/metadata", summary="Signatures", **meta_kw)
-    async def get_label_metadata(name: str, label: str):
+    @app.get(model_path + "/labels/{label:segment}/metadata", summary="Signatures", **meta_kw)
+    async def get_label_metadata(name: str = NAME, label: str = LABEL):
         return metadata(name, None, label)
 
     @app.post(model_path + ":predict", summary="Predict with the newest version", **predict_kw)
-    async def post_predict(name: str, request: Request):
+    async def post_predict(request: Request, name: str = NAME):
         return await predict(request, name, None, None)
 
-    @app.post(model_path + "/versions/{version}:predict", summary="Predict", **predict_kw)
-    async def post_version_predict(name: str, version: str, request: Request):
+    @app.post(model_path + "/versions/{version:segment}:predict", summary="Predict", **predict_kw)
+    async def post_version_predict(request: Request, name: str = NAME, version: str = VERSION):
         return await predict(request, name, version, None)
 
-    @app.post(model_path + "/labels/{label}:predict", summary="Predict", **predict_kw)
-    async def post_label_predict(name: str, label: str, request: Request):
+    @app.post(model_path + "/labels/{label:segment}:predict", summary="Predict", **predict_kw)
+    async def post_label_predict(request: Request, name: str = NAME, label: str = LABEL):
         return await predict(request, name, None, label)
 
     return app
