@@ -74,7 +74,8 @@ def describe_signature(fn) -> Signature:
 def _stamp(path: str) -> tuple:
     """Changes when a version folder's files change (to retry a failed load)."""
     stamp = []
-    for name in ("", "saved_model.pb", METADATA_FILE):
+    files = ("saved_model.pb", METADATA_FILE, os.path.join("variables", "variables.index"))
+    for name in ("", *files):
         try:
             stamp.append(os.stat(os.path.join(path, name)).st_mtime_ns)
         except OSError:
