@@ -170,10 +170,11 @@ def test_metadata_gives_signature_defs(server):
     assert meta["model_spec"] == {"name": "translation", "signature_name": "", "version": "1"}
     defs = meta["metadata"]["signature_def"]["signature_def"]
     assert sorted(defs) == ["score", "serving_default"]
-    text = {"dtype": "DT_STRING", "name": "text", "tensor_shape": {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}}  # fmt: skip
+    text = {"dtype": "DT_STRING", "name": "serving_default_text:0", "tensor_shape": {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}}  # fmt: skip
     assert defs["serving_default"]["inputs"] == {"text": text}
     assert sorted(defs["serving_default"]["outputs"]) == ["score", "translation"]
     assert sorted(defs["score"]["inputs"]) == ["target", "text"]
+    assert defs["score"]["inputs"]["target"]["name"] == "score_target:0"
     assert defs["serving_default"]["method_name"] == "tensorflow/serving/predict"
     probs = requests.get(f"{base}/v1/models/sentiment/versions/1/metadata").json()
     outputs = probs["metadata"]["signature_def"]["signature_def"]["serving_default"]["outputs"]

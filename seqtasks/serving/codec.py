@@ -38,15 +38,18 @@ class RequestError(Exception):
 class TensorInfo:
     """One input or output of a signature: ``dtype`` a NumPy-style name (``"string"``,
     ``"float32"``, ...), ``shape`` with ``None`` for unknown sizes (``None`` for unknown rank),
-    ``proto_dtype`` the DataType enum name (``"DT_STRING"``)."""
+    ``proto_dtype`` the DataType enum name (``"DT_STRING"``), ``tensor_name`` the graph
+    tensor's name in the SignatureDef (``"serving_default_text:0"``)."""
 
     dtype: str
     shape: tuple[int | None, ...] | None
     proto_dtype: str = ""
+    tensor_name: str = ""
 
     def proto_json(self, name: str) -> dict:
         """The TensorInfo protobuf's JSON form as TF Serving's metadata API writes it."""
-        info: dict = {"dtype": self.proto_dtype or "DT_" + self.dtype.upper(), "name": name}
+        dtype = self.proto_dtype or "DT_" + self.dtype.upper()
+        info: dict = {"dtype": dtype, "name": self.tensor_name or name}
         if self.shape is None:
             info["tensor_shape"] = {"dim": [], "unknown_rank": True}
         else:

@@ -52,23 +52,48 @@ class Signature:
     method_name: str = "tensorflow/serving/predict"
 
 
-def _tensor_info(spec) -> TensorInfo:
+def _tensor_info(spec, tensor_name: str = "") -> TensorInfo:
     from tensorflow.core.framework import types_pb2
 
     shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
     proto = types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
-    return TensorInfo(dtype=spec.dtype.name, shape=shape, proto_dtype=proto)
+    return TensorInfo(spec.dtype.name, shape, proto_dtype=proto, tensor_name=tensor_name)
 
 
-def describe_signature(fn) -> Signature:
-    """Input and output names, dtypes and shapes of a SavedModel signature function."""
+def describe_signature(fn, signature_def=None) -> Signature:
+    """Input and output names, dtypes and shapes of a SavedModel signature function.
+
+    ``signature_def`` (the SignatureDef protobuf, optional) adds the graph tensor names
+    and the method name that TF Serving's metadata API reports.
+    """
     _, kwargs = fn.structured_input_signature
     outputs = fn.structured_outputs
+    names_in = {k: v.name for k, v in signature_def.inputs.items()} if signature_def else {}
+    names_out = {k: v.name for k, v in signature_def.outputs.items()} if signature_def else {}
     return Signature(
         fn=fn,
-        inputs={name: _tensor_info(spec) for name, spec in sorted(kwargs.items())},
-        outputs={name: _tensor_info(spec) for name, spec in sorted(outputs.items())},
+        inputs={n: _tensor_info(spec, names_in.get(n, "")) for n, spec in sorted(kwargs.items())},
+        outputs={
+            n: _tensor_info(spec, names_out.get(n, "")) for n, spec in sorted(outputs.items())
+        },
+        method_name=(signature_def.method_name if signature_def else "")
+        or "tensorflow/serving/predict",
     )
+
+
+def _signature_defs(path: str) -> dict:
+    """The SignatureDef protobufs of ``path/saved_model.pb`` by key ({} if unreadable)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            saved_model.ParseFromString(f.read())
+    except Exception:  # already loaded by TensorFlow; the names are only informative
+        return {}
+    if not saved_model.meta_graphs:
+        return {}
+    return dict(saved_model.meta_graphs[0].signature_def)
 
 
 def _stamp(path: str) -> tuple:
@@ -109,8 +134,10 @@ class LoadedVersion:
             self.loaded = tf.saved_model.load(path)
         except Exception as e:  # corrupt, incompatible or needing unregistered ops
             raise ExportError(f"{path}: cannot load the SavedModel: {_first_line(e)}") from None
+        defs = _signature_defs(path)
         self.signatures = {
-            key: describe_signature(fn) for key, fn in sorted(self.loaded.signatures.items())
+            key: describe_signature(fn, defs.get(key))
+            for key, fn in sorted(self.loaded.signatures.items())
         }
         if not self.signatures:
             raise ExportError(f"{path}: the SavedModel has no signatures")
