@@ -116,24 +116,6 @@ def sst2_sample(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def translation(tmp_path_factory):
-    """A tiny Transformer trained on 200 real Multi30k pairs and exported, once per session
-    (tests/test_translation.py, tests/test_serving.py)."""
-    from seqtasks.training import train
-    from tasks import get_recipe
-
-    root = tmp_path_factory.mktemp("translation")
-    recipe = get_recipe("translation")
-    config = recipe.make_config(
-        data=os.path.join(SHARED_DATA, "multi30k"),
-        export_dir=str(root / "export"),
-        run_dir=str(root / "run"),
-        **TINY_TRANSLATION,
-    )
-    return train(recipe, config, verbose=0)
-
-
-@pytest.fixture(scope="session")
 def trained(tmp_path_factory, sst2_sample):
     """A tiny bilstm sentiment model trained and exported once for the session."""
     from seqtasks.training import train
@@ -157,7 +139,8 @@ MULTI30K = os.path.join(SHARED_DATA, "multi30k")
 @pytest.fixture(scope="session")
 def translation(tmp_path_factory):
     """A tiny Transformer trained on 200 real Multi30k pairs and exported, once per session
-    (test_translation.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
+    (test_translation.py, test_serving.py; test_finetune_seq2seq.py fine-tunes a copy of
+    its export)."""
     from seqtasks.training import train
     from tasks import get_recipe
 
