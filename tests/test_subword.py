@@ -36,15 +36,15 @@ def test_vocabulary_has_reserved_ids_first(german):
     assert any(token.startswith("##") for token in vocabulary)
 
 
-def test_default_min_frequency_is_keras_hubs_vocabulary(german):
+def test_default_min_frequency_is_keras_hubs_vocabulary():
     import keras_hub
 
-    _, vocabulary = german
-    dataset = tf.data.Dataset.from_tensor_slices(read_lines("train.de.gz", 3000)).batch(1000)
+    texts = read_lines("train.de.gz", 800)
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(1000)
     expected = keras_hub.tokenizers.compute_word_piece_vocabulary(
-        dataset, 2000, reserved_tokens=list(RESERVED_TOKENS)
+        dataset, 600, reserved_tokens=list(RESERVED_TOKENS)
     )
-    assert vocabulary == expected
+    assert len(expected) > 300 and learn_vocabulary(texts, 600) == expected
 
 
 def test_min_frequency_keeps_words_seen_that_often_whole():
