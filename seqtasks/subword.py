@@ -135,7 +135,7 @@ class SubwordTokenizer(tf.Module):
     def __call__(self, text: tf.Tensor) -> tf.RaggedTensor:
         return self.tokenizer(text)[:, : self.sequence_length]
 
-    @tf.function
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def untruncated(self, text: tf.Tensor) -> tf.RaggedTensor:
         """All ids of each text (no ``sequence_length`` limit), int32 ``(batch, None)``."""
         return self.tokenizer(text)

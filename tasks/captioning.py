@@ -315,9 +315,11 @@ class CaptioningRecipe(Recipe):
             train, val = data.subset(train_idx), data.subset(val_idx)
 
         start = time.perf_counter()
+        reused = os.path.isfile(os.path.join(run_dir, "vocabulary.txt"))
         tokenizer = self._learn_tokenizer(config, train, run_dir)
         log.info(
-            "learned a vocabulary of %d tokens in %.1f s",
+            "%s a vocabulary of %d tokens in %.1f s",
+            "reused" if reused else "learned",
             tokenizer.vocabulary_size,
             time.perf_counter() - start,
         )

@@ -276,8 +276,13 @@ class TranslationRecipe(Recipe):
             )
 
         start = time.perf_counter()
+        reused = any(name.startswith("vocabulary.") for name in os.listdir(run_dir))
         tokenizers = self._learn_tokenizers(config, train, run_dir)
-        log.info("learned vocabularies in %.1f s", time.perf_counter() - start)
+        log.info(
+            "%s vocabularies in %.1f s",
+            "reused the" if reused else "learned",
+            time.perf_counter() - start,
+        )
         source_tokenizer, target_tokenizer = tokenizers
         train_ds, dropped = pair_batches(
             train, source_tokenizer, target_tokenizer, config, shuffle=True
