@@ -128,6 +128,12 @@ class Recipe(abc.ABC):
         "validation_data",
         "image_dir",
         "captions_file",
+        "source_column",
+        "target_column",
+        "image_column",
+        "caption_column",
+        "on_bad_rows",
+        "reverse",
     )
 
     def finetune_config(self, metadata: dict, **overrides: Any) -> TrainConfig:

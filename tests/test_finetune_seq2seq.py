@@ -181,3 +181,29 @@ def test_captioning_finetune_on_a_csv_captions_images_in_a_fresh_process(tmp_pat
     image = str(tmp_path / "photos" / names[0])
     (row,) = predict_in_fresh_process(model_dir, image, cwd=tmp_path)
     assert row["image"] == image and isinstance(row["caption"], str) and row["score"] <= 0
+
+
+def test_the_exports_data_options_do_not_follow_it_into_finetuning():
+    """Column options, --on-bad-rows and reverse describe the old data, not the model."""
+    from tasks import get_recipe
+
+    translation = get_recipe("translation")
+    saved = {
+        "source_lang": "en",
+        "target_lang": "de",
+        "source_column": "english",
+        "target_column": "german",
+        "on_bad_rows": "skip",
+        "reverse": True,
+        "hidden_dim": 32,
+    }
+    config = translation.finetune_config({"config": saved}, data=MULTI30K, max_examples=5)
+    assert (config.source_column, config.target_column, config.on_bad_rows) == (None, None, "error")
+    assert config.reverse is False and config.hidden_dim == 32  # the model's fields stay
+    data = translation.load_data(config)  # a folder: column options would be refused
+    assert data.sources[0] == multi30k_pairs("train", 1)[0][0]
+
+    captioning = get_recipe("captioning")
+    saved = {"image_column": "file", "caption_column": "text", "hidden_dim": 32}
+    config = captioning.finetune_config({"config": saved}, data="x.csv")
+    assert (config.image_column, config.caption_column, config.hidden_dim) == (None, None, 32)
