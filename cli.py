@@ -69,7 +69,7 @@ def _data_options(command):
             type=click.Choice(["error", "skip"]),
             help="Any recipe's data: error (default) stops at the first malformed row "
             "(wrong number of fields or no tab, empty or null field, invalid JSON, bad "
-            "UTF-8, a missing image file); skip drops such rows, warns with their count "
+            "UTF-8, a caption file row whose image file is missing); skip drops such rows, warns with their count "
             "and first line numbers, and records the count as data.skipped_bad_rows.",
         ),
     ]
