@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -282,6 +283,64 @@ def test_concurrent_requests_share_batches(server):
     assert [a.json()["predictions"][0] for a in answers[:8]] == pytest.approx(alone)
     calls = loaded.batchers["serving_default"].batches - before - 1
     assert 1 <= calls < 12
+
+
+# --- batching (fake functions, no model) -----------------------------------------------
+
+
+def _batch(run, requests_, max_batch_size=8):
+    """Submit ``requests_`` at once to a Batcher of ``run``; their outcomes (result or
+    exception) and the batch sizes ``run`` was called with."""
+    import asyncio
+
+    from seqtasks.serving.batching import Batcher
+
+    calls = []
+
+    def counted(arrays):
+        calls.append(len(next(iter(arrays.values()))))
+        return run(arrays)
+
+    async def main():
+        with concurrent.futures.ThreadPoolExecutor(1) as executor:
+            batcher = Batcher(counted, executor, max_batch_size, timeout=0.05)
+            answers = asyncio.gather(
+                *(batcher.submit(r) for r in requests_), return_exceptions=True
+            )
+            outcomes = await asyncio.wait_for(answers, 10)  # the bug hung here
+            after = await asyncio.wait_for(batcher.submit({"x": np.ones(1, "f4")}), 10)
+            batcher.close()
+            return outcomes, after
+
+    outcomes, after = asyncio.run(main())
+    return outcomes, after, calls
+
+
+def test_batcher_runs_requests_alone_when_an_output_has_no_batch_axis():
+    xs = [np.full(1, i, "f4") for i in range(3)]
+    outcomes, after, calls = _batch(
+        lambda a: {"y": np.float32(len(a["x"])), "z": a["x"] * 2}, [{"x": x} for x in xs]
+    )
+    assert calls == [3, 1, 1, 1, 1]  # batched, then one by one; the worker still serves
+    assert [o["y"] for o in outcomes] == [1.0, 1.0, 1.0]
+    assert [o["z"].tolist() for o in outcomes] == [[0.0], [2.0], [4.0]]
+    assert after["y"] == 1.0
+    # an output whose first axis is not the batch's examples is not split either
+    outcomes, _, calls = _batch(lambda a: {"y": a["x"][:1]}, [{"x": x} for x in xs])
+    assert calls == [3, 1, 1, 1, 1] and [o["y"].tolist() for o in outcomes] == [[0], [1], [2]]
+
+
+def test_batcher_fails_the_batch_on_a_bug_and_keeps_serving():
+    from seqtasks.serving.app import _model_error
+    from seqtasks.serving.batching import BatchingError
+
+    # a request without inputs trips the batcher's own code while it collects a batch
+    outcomes, after, calls = _batch(lambda a: {"y": a["x"]}, [{"x": np.zeros(2, "f4")}, {}])
+    assert [type(o) for o in outcomes] == [BatchingError, BatchingError]
+    assert str(outcomes[0]) == "batching failed: RuntimeError: coroutine raised StopIteration"
+    assert after["y"].tolist() == [1.0] and calls == [1]
+    error = _model_error(outcomes[0])
+    assert (error.status, str(error)) == (500, f"internal error: {outcomes[0]}")
 
 
 # --- versions --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
+from seqtasks.serving.batching import BatchingError
 from seqtasks.serving.codec import (
     DEFAULT_SIGNATURE,
     Limits,
@@ -390,6 +391,8 @@ def _model_error(e: Exception) -> Exception:
     """A TensorFlow error as a RequestError: 400 for invalid arguments, else 500."""
     import tensorflow as tf
 
+    if isinstance(e, BatchingError):
+        return RequestError(f"internal error: {e}", 500)
     message = (str(e).strip().splitlines() or [type(e).__name__])[0]
     if isinstance(e, (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError)):
         return RequestError(f"the model rejected the input: {message}", 400)

@@ -5,8 +5,10 @@ request, then keeps taking requests for up to ``timeout`` seconds or until the
 examples reach ``max_batch_size``, concatenates their inputs along the first axis,
 runs the signature once in the model's single worker thread (one TensorFlow call at
 a time per model version) and hands each request its rows of the outputs. If the
-batched call fails, the requests are run one by one, so a request that TensorFlow
-rejects (say, an image that does not decode) fails alone.
+batched call fails, or an output lacks the batch's examples on its first axis (a
+scalar output, say), the requests are run one by one, so a request that TensorFlow
+rejects (say, an image that does not decode) fails alone. Any other failure while
+batching fails that batch's requests with :class:`BatchingError`; the worker goes on.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class Batcher:
 
     Args:
         run: called in ``executor`` with input name to array (first axis: examples);
-            returns output name to array with the same first axis.
+            returns output name to array with the same first axis (when an output
+            has not, the batch's requests are run one at a time).
         executor: the model version's single-thread executor.
         max_batch_size: most examples per call (a request is never split).
         timeout: seconds to wait for more requests after the first one (0: none).
@@ -55,6 +58,7 @@ class Batcher:
 
         Raises:
             Exception: whatever the signature raised for this request.
+            BatchingError: batching itself failed (a bug; logged with its traceback).
         """
         if self.closed:  # unloaded meanwhile: run alone, on the old model
             loop = asyncio.get_running_loop()
@@ -77,31 +81,45 @@ class Batcher:
             if first is None:
                 return
             batch = [first]
-            size = _count(first[0])
-            deadline = loop.time() + self.timeout
             stop = False
-            while size < self.max_batch_size:
-                try:
-                    if self.queue.empty():
-                        left = deadline - loop.time()
-                        if left <= 0:
-                            break
-                        item = await asyncio.wait_for(self.queue.get(), left)
-                    else:
-                        item = self.queue.get_nowait()
-                except TimeoutError:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                if size + _count(item[0]) > self.max_batch_size:
-                    pending = item
-                    break
-                batch.append(item)
-                size += _count(item[0])
-            await self._run(loop, batch)
+            try:
+                pending, stop = await self._collect(loop, batch)
+                await self._run(loop, batch)
+            except Exception as e:  # a bug here fails its batch, never the worker
+                log.exception("batching %d requests failed", len(batch))
+                error = BatchingError(f"batching failed: {type(e).__name__}: {e}")
+                for _, future in batch:
+                    _set(future, exception=error)
             if stop:
                 return
+
+    async def _collect(self, loop, batch: list) -> tuple:
+        """Add waiting requests to ``batch``; returns ``(pending, stop)``.
+
+        ``pending`` is a request that did not fit (it starts the next batch) and
+        ``stop`` says whether :meth:`close` was called meanwhile.
+        """
+        size = _count(batch[0][0])
+        deadline = loop.time() + self.timeout
+        while size < self.max_batch_size:
+            try:
+                if self.queue.empty():
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    item = await asyncio.wait_for(self.queue.get(), left)
+                else:
+                    item = self.queue.get_nowait()
+            except TimeoutError:
+                break
+            if item is None:
+                return None, True
+            batch.append(item)  # first, so that a failure below fails it too
+            count = _count(item[0])
+            if size + count > self.max_batch_size:
+                return batch.pop(), False
+            size += count
+        return None, False
 
     async def _run(self, loop, batch) -> None:
         batch = [(arrays, future) for arrays, future in batch if not future.cancelled()]
@@ -118,11 +136,22 @@ class Batcher:
                 _set(future, result=outputs)
             return
         names = list(batch[0][0])
+        total = sum(_count(arrays) for arrays, _ in batch)
         try:
             joined = {name: np.concatenate([arrays[name] for arrays, _ in batch]) for name in names}
             outputs = await loop.run_in_executor(self.executor, self.run, joined)
         except Exception:
             log.debug("batched call failed; running its %d requests one by one", len(batch))
+            outputs = None
+        if outputs is not None and not _batched(outputs, total):
+            log.debug(
+                "outputs of a batched call do not have its %d examples on their first axis; "
+                "running its %d requests one by one",
+                total,
+                len(batch),
+            )
+            outputs = None
+        if outputs is None:
             for item in batch:
                 await self._run(loop, [item])
             return
@@ -131,6 +160,17 @@ class Batcher:
             stop = start + _count(arrays)
             _set(future, result={name: value[start:stop] for name, value in outputs.items()})
             start = stop
+
+
+class BatchingError(RuntimeError):
+    """A failure of the batching itself, not of the model (the server answers 500)."""
+
+
+def _batched(outputs, total: int) -> bool:
+    """Whether every output has ``total`` examples on its first axis (so rows can be split)."""
+    return isinstance(outputs, dict) and all(
+        np.ndim(value) >= 1 and len(value) == total for value in outputs.values()
+    )
 
 
 def _count(arrays: dict[str, np.ndarray]) -> int:
