@@ -110,7 +110,7 @@ class Batcher:
                     item = await asyncio.wait_for(self.queue.get(), left)
                 else:
                     item = self.queue.get_nowait()
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # two classes before Python 3.11
                 break
             if item is None:
                 return None, True
