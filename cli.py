@@ -878,7 +878,8 @@ def _parse_labels(values: tuple[str, ...]) -> dict:
     "--label",
     "labels",
     multiple=True,
-    help="MODEL:LABEL=VERSION for /v1/models/MODEL/labels/LABEL URLs (repeatable).",
+    help="MODEL:LABEL=VERSION for /v1/models/MODEL/labels/LABEL URLs (repeatable); "
+    "the version is loaded besides the --num-versions newest.",
 )
 @_reports_user_errors
 def serve(

@@ -365,20 +365,54 @@ def test_version_and_label_selection_then_hot_reload_of_a_new_version(server, ex
         post(f"{base}/v1/models/sentiment/versions/7:predict", {"inputs": ["x"]}), 404
     )
     assert message == "Servable not found for request: Specific(sentiment, 7)"
-    # a new version appears (written atomically, as exports are): served without restart,
-    # the oldest of the num_versions=2 window is unloaded
-    tmp = root / "sentiment" / ".tmp-3"
-    shutil.copytree(exports["sentiment"], tmp)
-    os.rename(tmp, root / "sentiment" / "3")
+    # new versions appear (written atomically, as exports are): served without restart;
+    # version 2 leaves the num_versions=2 window and is unloaded, version 1 is labelled: kept
+    for version in ("3", "4"):
+        tmp = root / "sentiment" / f".tmp-{version}"
+        shutil.copytree(exports["sentiment"], tmp)
+        os.rename(tmp, root / "sentiment" / version)
     deadline = time.time() + 60
-    while version_of(f"{base}/v1/models/sentiment") != "3":
-        assert time.time() < deadline, "version 3 was not picked up"
+    while version_of(f"{base}/v1/models/sentiment") != "4":
+        assert time.time() < deadline, "version 4 was not picked up"
         time.sleep(0.2)
     status = requests.get(f"{base}/v1/models/sentiment").json()["model_version_status"]
-    assert [(v["version"], v["state"]) for v in status] == [("3", "AVAILABLE"), ("2", "AVAILABLE")]
+    assert [(v["version"], v["state"]) for v in status] == [("4", "AVAILABLE"), ("3", "AVAILABLE"), ("1", "AVAILABLE")]  # fmt: skip
     assert post(f"{base}/v1/models/sentiment:predict", {"instances": ["good"]}).status_code == 200
-    gone = post(f"{base}/v1/models/sentiment/versions/1:predict", {"instances": ["good"]})
-    assert error_of(gone, 404) == "Servable not found for request: Specific(sentiment, 1)"
+    assert version_of(f"{base}/v1/models/sentiment/labels/stable") == "1"
+    gone = post(f"{base}/v1/models/sentiment/versions/2:predict", {"instances": ["good"]})
+    assert error_of(gone, 404) == "Servable not found for request: Specific(sentiment, 2)"
+
+
+def test_a_labelled_old_version_is_loaded_beside_the_newest_num_versions(tmp_path, caplog):
+    import tensorflow as tf
+
+    from seqtasks.serving.models import Registry
+
+    for version in (1, 2):  # plain SavedModels: y = x * version
+        module = tf.Module()
+        module.f = tf.function(
+            lambda x, v=float(version): {"y": x * v},
+            input_signature=[tf.TensorSpec([None], tf.float32, name="x")],
+        )
+        tf.saved_model.save(module, str(tmp_path / "m" / str(version)), signatures=module.f)
+    labels = {("m", "stable"): 1, ("m", "gone"): 7, ("absent", "stable"): 1}
+    registry = Registry(str(tmp_path), num_versions=1, labels=labels)
+    with caplog.at_level("WARNING", logger="seqtasks.serving.models"):
+        registry.apply(*registry.scan())
+        registry.apply(*registry.scan())  # warned once, not at every poll
+    assert sorted(registry.models["m"].loaded) == [1, 2]
+    x = {"x": np.array([3.0], "f4")}
+    assert registry.resolve("m").run("serving_default", x)["y"].tolist() == [6.0]
+    stable = registry.resolve("m", label="stable")
+    assert stable.run("serving_default", x)["y"].tolist() == [3.0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"label absent:stable=1: no folder {tmp_path / 'absent' / '1'} (its URLs answer 404)",
+        f"label m:gone=7: no folder {tmp_path / 'm' / '7'} (its URLs answer 404)",
+    ]
+    # without the label, version 1 is outside the --num-versions 1 window: unloaded
+    registry.labels = {}
+    models, unloaded = registry.scan()
+    assert sorted(models["m"].loaded) == [2] and [v.version for v in unloaded] == [1]
 
 
 # --- bad requests and limits -------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The models a server serves: every ``<root>/<name>/<version>/`` SavedModel.
 
 :class:`Registry` scans the root (at start and then every ``poll_seconds``), keeps the
-newest ``num_versions`` versions of each model that load loaded, and unloads the
-others. A version that fails to load (no ``saved_model.pb``, corrupt graph, unknown
-requirement) is reported in the model's status with the reason and is not retried
-until its files change; the model's older good version, if any, keeps serving, and
-other models are not affected.
+newest ``num_versions`` versions of each model that load loaded, plus the versions
+that labels name, and unloads the others. A version that fails to load (no
+``saved_model.pb``, corrupt graph, unknown requirement) is reported in the model's
+status with the reason and is not retried until its files change; the model's older
+good version, if any, keeps serving, and other models are not affected.
 
 Loading uses ``tf.saved_model.load`` only: graphs and weights, no pickle, no Keras
 objects, no Python code from the model folder. The only modules imported on an
@@ -217,7 +217,8 @@ class Registry:
     Args:
         root: folder of ``<name>/<version>/`` exports.
         num_versions: newest versions of each model kept loaded (default 1).
-        labels: ``{(model, label): version}`` for ``/labels/<label>`` URLs.
+        labels: ``{(model, label): version}`` for ``/labels/<label>`` URLs; these
+            versions are loaded too, however old (a missing one is logged once).
     """
 
     def __init__(self, root: str, num_versions: int = 1, labels: dict | None = None):
@@ -235,6 +236,7 @@ class Registry:
         """
         current = self.models
         models: dict[str, Model] = {}
+        found: dict[str, set[int]] = {}  # versions under each model folder
         try:
             entries = sorted(os.scandir(self.root), key=lambda e: e.name)
         except OSError as e:
@@ -244,9 +246,9 @@ class Registry:
             if not entry.is_dir() or entry.name.startswith("."):
                 continue
             if not valid_name(entry.name):
-                if entry.name not in self._warned:
-                    self._warned.add(entry.name)
-                    log.warning("%s: not served (model names use letters, digits, _ - .)", entry)
+                self._warn(
+                    entry.name, "%s: not served (model names use letters, digits, _ - .)", entry
+                )
                 continue
             folders = {}
             for sub in os.scandir(entry.path):
@@ -257,6 +259,14 @@ class Registry:
             models[entry.name] = self._scan_model(
                 entry.name, folders, current.get(entry.name, Model())
             )
+            found[entry.name] = set(folders)
+        for (name, label), version in sorted(self.labels.items()):
+            key = f"{name}:{label}={version}"
+            if version in found.get(name, ()):
+                self._warned.discard(key)  # warn again should it go
+            else:
+                where = os.path.join(self.root, name, str(version))
+                self._warn(key, "label %s: no folder %s (its URLs answer 404)", key, where)
         kept = {id(loaded) for model in models.values() for loaded in model.loaded.values()}
         unloaded = [
             loaded
@@ -266,14 +276,21 @@ class Registry:
         ]
         return models, unloaded
 
+    def _warn(self, key: str, message: str, *args) -> None:
+        """Log a warning once per ``key`` (scans repeat every ``poll_seconds``)."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
+
     def _scan_model(self, name: str, folders: dict[int, str], old: Model) -> Model:
         model = Model()
+        labelled = {v for (m, _), v in self.labels.items() if m == name}
         for version in sorted(folders, reverse=True):
             path = folders[version]
             stamp = _stamp(path)
             previous = old.loaded.get(version)
             failure = old.failed.get(version)
-            if len(model.loaded) >= self.num_versions:
+            if len(model.loaded) >= self.num_versions and version not in labelled:
                 if failure is not None:
                     model.failed[version] = failure
                 continue
