@@ -910,7 +910,7 @@ def serve(
     if not os.path.isdir(root):
         raise ConfigError(f"{root}: no such folder (expected a folder of NAME/VERSION/ exports)")
     _setup_logging(quiet=False)
-    from seqtasks.serving.app import ServerSettings
+    from seqtasks.serving.app import ServerSettings, bind
     from seqtasks.serving.app import serve as run_server
 
     settings = ServerSettings(
@@ -922,7 +922,8 @@ def serve(
         num_versions=num_versions,
         labels=_parse_labels(labels),
     )
-    run_server(root, host, port, settings)
+    sock = bind(host, port)  # before the models load, so that a busy port fails at once
+    run_server(sock, root, settings)
 
 
 @cli.command()

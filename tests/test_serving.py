@@ -504,3 +504,17 @@ def test_serve_refuses_a_missing_root(tmp_path):
     assert result.output == (
         f"error: {tmp_path / 'none'}: no such folder (expected a folder of NAME/VERSION/ exports)\n"
     )
+
+
+def test_serve_reports_a_busy_port_before_loading_anything(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.output == f"error: --port {port}: address already in use on 127.0.0.1\n"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 
+from seqtasks.errors import UserError
 from seqtasks.serving.batching import BatchingError
 from seqtasks.serving.codec import (
     DEFAULT_SIGNATURE,
@@ -401,8 +404,45 @@ def _model_error(e: Exception) -> Exception:
     return e
 
 
-def serve(root: str, host: str, port: int, settings: ServerSettings, log_level: str = "info"):
-    """Run the server until interrupted (uvicorn; models load before the port opens)."""
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for :func:`serve`, so that a busy port is reported
+    before the models load (TCP; IPv6 when ``host`` is an IPv6 address; port 0: any free one).
+
+    Raises:
+        UserError: the address cannot be bound (in use, not this machine's, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn does
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        reason = e.strerror or str(e)
+        reason = reason[:1].lower() + reason[1:]
+        if isinstance(e, socket.gaierror):
+            raise UserError(f"--host {host}: cannot resolve it ({reason})") from None
+        if e.errno == errno.EADDRNOTAVAIL:
+            raise UserError(f"--host {host}: not an address of this machine ({reason})") from None
+        raise UserError(f"--port {port}: {reason} on {host}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    sock: socket.socket, root: str, settings: ServerSettings, log_level: str = "info"
+) -> None:
+    """Run the server on ``sock`` (from :func:`bind`) until interrupted (uvicorn; the
+    models load before the socket listens)."""
     import uvicorn
 
-    uvicorn.run(create_app(root, settings), host=host, port=port, log_level=log_level)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started:
+                host, port = sock.getsockname()[:2]
+                host = f"[{host}]" if ":" in host else host
+                log.info("serving on http://%s:%d (press Ctrl+C to stop)", host, port)
+
+    config = uvicorn.Config(create_app(root, settings), log_level=log_level)
+    Server(config).run(sockets=[sock])
