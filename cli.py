@@ -838,6 +838,14 @@ def _parse_labels(values: tuple[str, ...]) -> dict:
     help="Larger request bodies get 413.",
 )
 @click.option(
+    "--max-concurrent-requests",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Most connections served at once (idle keep-alive ones count); a request on "
+    "one more gets 503 Service Unavailable.",
+)
+@click.option(
     "--max-batch-size",
     type=click.IntRange(min=1),
     default=64,
@@ -887,6 +895,7 @@ def serve(
     host,
     port,
     max_body_bytes,
+    max_concurrent_requests,
     max_batch_size,
     max_text_length,
     batch_timeout_ms,
@@ -915,6 +924,7 @@ def serve(
 
     settings = ServerSettings(
         max_body_bytes=max_body_bytes,
+        max_concurrent_requests=max_concurrent_requests,
         max_batch_size=max_batch_size,
         max_text_length=max_text_length,
         batch_timeout_ms=batch_timeout_ms,

@@ -71,18 +71,32 @@ def exports(tmp_path_factory, trained, translation):
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _start(root, settings):
+    """``cli.py serve``'s server (uvicorn in a thread) on a free 127.0.0.1 port, started;
+    returns (base URL, server, thread)."""
+    from seqtasks.serving.app import bind, make_server
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = make_server(str(root), settings, log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server, thread
+
+
+def _stop(server, thread) -> None:
+    server.should_exit = True
+    thread.join(10)
 
 
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     """The server on a free loopback port; yields (base URL, app, models root)."""
-    import uvicorn
-
-    from seqtasks.serving.app import ServerSettings, create_app
+    from seqtasks.serving.app import ServerSettings
 
     root = tmp_path_factory.mktemp("served")
     for name in ("sentiment", "translation", "captioning"):
@@ -102,19 +116,9 @@ def server(exports, tmp_path_factory):
         num_versions=2,
         labels={("sentiment", "stable"): 1},
     )
-    app = create_app(str(root), settings)
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not uv.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app, root
-    uv.should_exit = True
-    thread.join(10)
+    base, uv, thread = _start(root, settings)
+    yield base, uv.config.app, root
+    _stop(uv, thread)
 
 
 def post(url, body, **kwargs):
@@ -518,3 +522,26 @@ def test_serve_reports_a_busy_port_before_loading_anything(tmp_path):
         result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--port", str(port)])
     assert result.exit_code == 2
     assert result.output == f"error: --port {port}: address already in use on 127.0.0.1\n"
+
+
+def test_requests_over_max_concurrent_requests_get_503(tmp_path):
+    import http.client
+
+    from seqtasks.serving.app import ServerSettings
+
+    base, uv, thread = _start(tmp_path, ServerSettings(max_concurrent_requests=2, poll_seconds=0))
+    try:
+        port = int(base.rsplit(":", 1)[1])
+        first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        first.request("GET", "/v1/models/m")
+        assert first.getresponse().read() == b'{"error":"Could not find any versions of model m"}'
+        over = requests.get(f"{base}/v1/models/m", timeout=10)  # while `first` stays open
+        assert (over.status_code, over.text) == (503, "Service Unavailable")
+        first.close()
+        deadline = time.time() + 10
+        while (again := requests.get(f"{base}/v1/models/m", timeout=10)).status_code == 503:
+            assert time.time() < deadline, "still 503 after the other connection closed"
+            time.sleep(0.05)
+        assert error_of(again, 404) == "Could not find any versions of model m"
+    finally:
+        _stop(uv, thread)

@@ -9,7 +9,8 @@ Routes (TF Serving's; ``[/versions/V|/labels/L]`` optional, newest version if om
 
 Errors are ``{"error": "<message>"}`` with 400 (bad request), 404 (unknown model,
 version or label), 413 (body over ``max_body_bytes``) or 500 (a failure inside the
-model that is not the request's fault); the server stays up after any of them.
+model that is not the request's fault); the server stays up after any of them. Over
+``max_concurrent_requests`` open connections, uvicorn answers 503 (plain text).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class ServerSettings:
     """What ``cli.py serve`` configures (defaults are its defaults)."""
 
     max_body_bytes: int = 10 * 1024 * 1024
+    max_concurrent_requests: int = 256
     max_batch_size: int = 64
     max_text_length: int = 10_000
     batch_timeout_ms: float = 0.0
@@ -429,20 +431,27 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    sock: socket.socket, root: str, settings: ServerSettings, log_level: str = "info"
-) -> None:
-    """Run the server on ``sock`` (from :func:`bind`) until interrupted (uvicorn; the
-    models load before the socket listens)."""
+def make_server(root: str, settings: ServerSettings, log_level: str = "info"):
+    """The uvicorn server of :func:`create_app`; ``settings.max_concurrent_requests`` is
+    its ``limit_concurrency``. Run it with ``.run(sockets=[bind(host, port)])``."""
     import uvicorn
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):
             await super().startup(sockets=sockets)
-            if self.started:
-                host, port = sock.getsockname()[:2]
+            if self.started and sockets:  # uvicorn logs no address for given sockets
+                host, port = sockets[0].getsockname()[:2]
                 host = f"[{host}]" if ":" in host else host
                 log.info("serving on http://%s:%d (press Ctrl+C to stop)", host, port)
 
-    config = uvicorn.Config(create_app(root, settings), log_level=log_level)
-    Server(config).run(sockets=[sock])
+    app = create_app(root, settings)
+    limit = settings.max_concurrent_requests
+    return Server(uvicorn.Config(app, log_level=log_level, limit_concurrency=limit))
+
+
+def serve(
+    sock: socket.socket, root: str, settings: ServerSettings, log_level: str = "info"
+) -> None:
+    """Run the server on ``sock`` (from :func:`bind`) until interrupted (the models load
+    before the socket listens)."""
+    make_server(root, settings, log_level).run(sockets=[sock])
