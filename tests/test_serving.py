@@ -462,7 +462,10 @@ def test_bad_names_versions_and_routes_are_4xx_and_the_server_stays_healthy(serv
     message = error_of(
         post(f"{base}/v1/models/sentiment/versions/x1:predict", {"inputs": ["a"]}), 400
     )
-    assert message == "version 'x1' is not valid (expected a positive integer)"
+    assert message == "version 'x1' is not valid (expected a non-negative integer)"
+    # 0 is a version, as in TF Serving (whose version folders are any int64)
+    message = error_of(requests.get(f"{base}/v1/models/sentiment/versions/0"), 404)
+    assert message == "Servable not found for request: Specific(sentiment, 0)"
     assert error_of(requests.get(f"{base}/v1/nothing"), 404).startswith("no route GET /v1/nothing")
     assert error_of(requests.delete(f"{base}/v1/models/sentiment"), 405) == "Method Not Allowed"
     wrong_method = requests.get(f"{base}/v1/models/sentiment:predict")

@@ -125,7 +125,7 @@ NAME = Path(
 )
 VERSION = Path(
     pattern=f"^{VERSION_PATTERN.pattern}$",
-    description="Model version: an integer folder under the model's folder.",
+    description="Model version: a non-negative integer folder under the model's folder.",
     examples=["1"],
 )
 LABEL = Path(
@@ -135,7 +135,7 @@ LABEL = Path(
 )
 PATH_ERRORS = {
     "name": "model name {!r} is not valid (letters, digits, '_', '-', '.'; not starting with '.')",
-    "version": "version {!r} is not valid (expected a positive integer)",
+    "version": "version {!r} is not valid (expected a non-negative integer)",
     "label": "label {!r} is not valid (letters, digits, '_', '-', '.'; not starting with '.')",
 }
 # The predict body as a JSON schema: exactly one of instances or inputs.
@@ -168,7 +168,7 @@ def _version(version: str | None) -> int | None:
     if version is None:
         return None
     if not VERSION_PATTERN.fullmatch(version):
-        raise RequestError(f"version {version!r} is not valid (expected a positive integer)")
+        raise RequestError(f"version {version!r} is not valid (expected a non-negative integer)")
     return int(version)
 
 

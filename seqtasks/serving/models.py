@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # A model name: a folder name made of letters, digits, '_', '-', '.', not starting with '.'.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# A version: a non-negative integer folder name (TF Serving reads any int64 folder name).
 VERSION_PATTERN = re.compile(r"[0-9]{1,18}")
 # metadata "requires" entry -> module imported before loading (None: nothing to import)
 KNOWN_REQUIREMENTS = {"tensorflow": None, "tensorflow_text": "tensorflow_text"}
