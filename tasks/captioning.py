@@ -982,6 +982,9 @@ def caption_batches(
         ``(dataset, dropped)``: batches ``({"image_features" | "images": ...,
         "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
         and the number of captions dropped for being over ``sequence_length``.
+
+    Raises:
+        DataError: if every caption is over ``sequence_length``.
     """
     image_index, texts = [], []
     for i, captions in enumerate(data.captions):
@@ -991,6 +994,12 @@ def caption_batches(
     lengths = tokenizer.untruncated(tf.constant(texts)).row_lengths().numpy() + 2
     keep = np.flatnonzero(lengths <= config.sequence_length)
     dropped = len(texts) - len(keep)
+    if not len(keep):
+        raise DataError(
+            f"{data.source}: all {len(texts)} captions are longer than sequence_length="
+            f"{config.sequence_length} subword tokens ([START]/[END] included); raise it with "
+            "--set sequence_length=N"
+        )
     tokens = tokenizer.with_boundaries(tf.constant([texts[i] for i in keep]))
     index = np.asarray(image_index, np.int32)[keep]
     ds = tf.data.Dataset.from_tensor_slices((index, tokens.to_tensor(), tokens.row_lengths())).map(

@@ -242,3 +242,23 @@ def test_bad_captioning_data_is_one_line_exit_2_and_writes_nothing(tmp_path, cas
     assert re.search(message, lines[0]), lines[0]
     assert not export_dir.exists() and not run_dir.exists()
     assert not (tmp_path / "cache").exists()
+
+
+def test_captions_all_over_sequence_length_are_one_line_exit_2(tmp_path):
+    folder = tmp_path / "photos"
+    names, captions = flickr_images(folder, 2)
+    data = caption_csv(folder / "c.csv", names, captions)
+    result = run(
+        "train", "captioning", "--data", data, "--export-dir", str(tmp_path / "export"),
+        "--run-dir", str(tmp_path / "run"), "--set", f"feature_cache={tmp_path / 'cache'}",
+        *TINY_SETS, "--set", "sequence_length=4", "--set", "encoder=cnn",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert re.fullmatch(
+        r"error: .*c\.csv: all \d+ captions are longer than sequence_length=4 subword tokens "
+        r"\(\[START\]/\[END\] included\); raise it with --set sequence_length=N",
+        lines[0],
+    ), lines[0]
+    assert not (tmp_path / "export").exists()
