@@ -318,7 +318,7 @@ def test_caption_missing_columns_npz_and_flickr8k_token_file(tmp_path, caplog, f
     with raises(f"{path}: cannot find an image column (tried image); the columns are: file, text; "
                 "pass --image-column"):  # fmt: skip
         load_captions(path, image_dir=IMAGES, on_bad_rows="skip")
-    with raises(f"{path}: no caption column 'caption'; the columns are: file, text"):
+    with raises(f"{path}:1: no caption column 'caption'; the columns are: file, text"):
         load_captions(path, image_dir=IMAGES, image_column="file", caption_column="caption")
     # Feature vectors: a caption row whose vector is missing is a bad row.
     np.savez(tmp_path / "f.npz", a=np.zeros(4), b=np.ones(4))
@@ -432,3 +432,33 @@ def test_recipes_record_the_skipped_count_and_pass_options_on(tmp_path, anki_pai
         get_recipe("captioning").evaluate_export(
             str(tmp_path / "no-export"), {}, data=captions, image_dir=IMAGES
         )
+
+
+def test_jsonl_whose_first_object_lacks_a_column(tmp_path, caplog):
+    """JSONL objects carry their own keys: a first object without a column is one bad row."""
+    from seqtasks.data.classification import load_text_classification
+
+    def jsonl(name, rows):
+        return write_file(tmp_path / name, "".join(json.dumps(r) + "\n" for r in rows))
+
+    pairs = jsonl("p.jsonl", [{"en": "Hi."}, {"en": "A dog.", "de": "Ein Hund."}])
+    texts = jsonl("t.jsonl", [{"text": "x"}, {"text": "good", "label": "a"}, {"text": "b", "label": "b"}])  # fmt: skip
+    folder = tmp_path / "photos"
+    names, _ = flickr_images(folder, 1)
+    captions = jsonl("photos/c.jsonl", [{"image": names[0]}, {"image": names[0], "caption": "a dog"}])  # fmt: skip
+
+    with caplog.at_level(logging.WARNING):
+        data = load_parallel(pairs, source_lang="en", target_lang="de", on_bad_rows="skip")
+        assert (data.sources, data.targets, data.skipped_bad_rows) == (["A dog."], ["Ein Hund."], 1)
+        data = load_text_classification(texts, on_bad_rows="skip")
+        assert (data.texts, data.labels, data.skipped_bad_rows) == (["good", "b"], ["a", "b"], 1)
+        data = load_captions(captions, on_bad_rows="skip")
+        assert (data.ids, data.captions, data.skipped_bad_rows) == (names, [["a dog"]], 1)
+    assert f"skipped 1 bad row of {pairs} (line 1): missing field" in caplog.text
+
+    with raises(f"{pairs}:1: cannot find a target column (tried de, target); the columns are: en; pass --target-column"):  # fmt: skip
+        load_parallel(pairs, source_lang="en", target_lang="de")
+    with raises(f"{texts}:1: cannot find a label column (tried label, labels, sentiment, class, target); the columns are: text; pass --label-column"):  # fmt: skip
+        load_text_classification(texts)
+    with raises(f"{captions}:1: cannot find a caption column (tried caption); the columns are: image; pass --caption-column"):  # fmt: skip
+        load_captions(captions)

@@ -75,6 +75,7 @@ from seqtasks.data.records import (
     parquet_columns,
     pick_column,
     read_records,
+    with_columns,
 )
 from seqtasks.errors import DataError
 from seqtasks.io import read_text, text_lines
@@ -556,9 +557,12 @@ def _read_caption_records(
         read_only = list(keys)
     captions: dict[str, list[str]] = {}
     lines: dict[str, list[int]] = {}
-    for record in read_records(path, format, bad_rows, read_only):
-        if keys is None:
-            keys = pick(record.fields)
+    records = read_records(path, format, bad_rows, read_only)
+    if keys is not None:
+        chosen = ((keys, record) for record in records)
+    else:
+        chosen = with_columns(records, pick, bad_rows, format)
+    for keys, record in chosen:
         pair = _caption_row(record, keys, bad_rows)
         if pair is not None:
             captions.setdefault(pair[0], []).append(pair[1])

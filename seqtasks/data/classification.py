@@ -41,6 +41,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
+from functools import partial
 
 from seqtasks.data.records import (
     BadRows,
@@ -48,6 +49,7 @@ from seqtasks.data.records import (
     parquet_columns,
     pick_column,
     read_records,
+    with_columns,
 )
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.io import decode_utf8
@@ -236,9 +238,13 @@ def _record_examples(
         names = parquet_columns(path)
         text_key, label_key = _pick_columns(path, text_column, label_column, names)
         columns = [text_key, label_key]
-    for record in read_records(path, format, bad_rows, columns):
-        if text_key is None:
-            text_key, label_key = _pick_columns(path, text_column, label_column, record.fields)
+    records = read_records(path, format, bad_rows, columns)
+    if text_key is not None:
+        chosen = (((text_key, label_key), record) for record in records)
+    else:
+        pick = partial(_pick_columns, path, text_column, label_column)
+        chosen = with_columns(records, pick, bad_rows, format)
+    for (text_key, label_key), record in chosen:
         example = _example(record, text_key, label_key, bad_rows, separator)
         if example is not None:
             yield example

@@ -71,6 +71,7 @@ from seqtasks.data.records import (
     parquet_columns,
     pick_column,
     read_records,
+    with_columns,
 )
 from seqtasks.errors import DataError
 from seqtasks.io import decode_utf8, read_text, text_lines
@@ -354,9 +355,12 @@ def _record_pairs(path: str, format: str, columns, bad_rows: BadRows) -> Pairs:
         bad_rows.unit = "row"
         keys = pick(parquet_columns(path))
         read_only = list(keys)
-    for record in read_records(path, format, bad_rows, read_only):
-        if keys is None:
-            keys = pick(record.fields)
+    records = read_records(path, format, bad_rows, read_only)
+    if keys is not None:
+        chosen = ((keys, record) for record in records)
+    else:
+        chosen = with_columns(records, pick, bad_rows, format)
+    for keys, record in chosen:
         pair = _record_pair(record, keys, bad_rows)
         if pair is not None:
             yield pair

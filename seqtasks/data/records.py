@@ -28,7 +28,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from seqtasks.errors import DataError
@@ -321,3 +321,38 @@ def _read_parquet(path: str, bad_rows: BadRows, columns: list[str] | None) -> It
         raise DataError(
             f"{bad_rows.where(row)}: cannot read Parquet data: {_first_line(e)}"
         ) from None
+
+
+def with_columns(
+    records: Iterable[Record],
+    pick: Callable[[Any], tuple[str, ...]],
+    bad_rows: BadRows,
+    format: str,
+) -> Iterator[tuple[tuple[str, ...], Record]]:
+    """Yield ``(keys, record)``: the columns ``pick`` chooses from the first record's fields.
+
+    A TSV/CSV record's fields are the header, so the first record decides for all.
+    A JSONL object has its own keys: when the first one lacks a column, that line
+    is a bad row (skipped with ``skip``, and the next object is tried) and with
+    ``error`` the message names its line.
+
+    Raises:
+        DataError: from ``pick`` (a missing column), with ``file:line`` for JSONL; with
+            ``skip``, pick's first error when no object has the columns.
+    """
+    keys = None
+    first_error: DataError | None = None
+    for record in records:
+        if keys is None:
+            try:
+                keys = pick(record.fields)
+            except DataError as e:
+                if format != "jsonl":
+                    raise
+                first_error = first_error or e
+                message = str(e).split(": ", 1)[-1]
+                bad_rows.report(record.line, "missing field", message)
+                continue
+        yield keys, record
+    if keys is None and first_error is not None:
+        raise first_error  # no object has the column: name it, and the flag that picks another
