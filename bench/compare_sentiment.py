@@ -1,0 +1,292 @@
+#!/usr/bin/env python
+"""Benchmark: seqtasks' default sentiment model side by side with a plain Keras script
+and a PyTorch one (``bench/reference/``), on the same data, batch size and steps.
+
+Each repetition runs, each in its own process (so peak RSS is per run): seqtasks
+(the recipe's own steps: ``load_data``, ``prepare`` with its length-bucketed
+``tf.data`` pipeline, ``build_model``, ``compile_model``, then ``model.fit`` for
+``--steps`` batches), the Keras reference (``TextVectorization``, fixed-length
+padding) and the PyTorch reference (packed sequences, on the Keras reference's
+ids). Then it prints a table of training throughput (examples/s, real tokens/s:
+padding excluded), time to the end of the first step (from the process launch, and
+the first step alone), peak RSS after training, and the ratio seqtasks/reference
+(min/median/max over the repetitions); and one of inference: the exported
+SavedModel (raw text in), the in-memory Keras models and the PyTorch model (token
+ids in), p50 latency at batch 1 and examples/s at batch 64.
+
+    python bench/compare_sentiment.py --repeats 3 --json
+    python bench/compare_sentiment.py --dataset sst2 --sequence-length 64 --steps 300
+
+Run by hand, never in CI. Needs ``pip install -r bench/requirements.txt`` (PyTorch CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REFERENCE = os.path.join(HERE, "reference")
+DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+DATASETS = {
+    "imdb": os.path.join(DATA, "imdb", "aclImdb_v1_train.tar.gz"),
+    "sst2": os.path.join(DATA, "sst2", "train.tsv"),
+}
+SYSTEMS = ("seqtasks", "keras", "torch")
+
+
+# --- the seqtasks worker (its own process) ------------------------------------------------
+
+
+def seqtasks_worker(argv: list[str]) -> None:
+    """Train seqtasks' default sentiment model for ``--steps`` batches through the recipe's
+    steps, time it, export it and time the export and the in-memory model."""
+    sys.path.insert(0, REFERENCE)
+    sys.path.insert(0, ROOT)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import common
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import tasks
+    from seqtasks.data.pipeline import split_indices
+    from seqtasks.training import seed_everything
+
+    args = common.parser("seqtasks worker").parse_args(argv)
+    recipe = tasks.get_recipe("sentiment")
+    with tempfile.TemporaryDirectory(prefix="compare-sentiment-") as tmp:
+        config = recipe.make_config(
+            data=args.data,
+            max_examples=args.max_examples,
+            batch_size=args.batch_size,
+            sequence_length=args.sequence_length,
+            vocabulary_size=args.vocabulary_size,
+            seed=args.seed,
+            export_dir=os.path.join(tmp, "export"),
+        ).validate()
+        seed_everything(config.seed)
+        data = recipe.load_data(config)
+        prepared = recipe.prepare(config, data, tmp)
+        model = recipe.build_model(config, prepared)
+        recipe.compile_model(model, config)
+        params = model.count_params()
+        print(f"seqtasks: {params:,} parameters")
+        train = prepared.train.repeat()
+        sizes, real, padded = [], [], []
+        for ids, _ in train.take(args.steps):  # the batches fit will see (same seeded order)
+            sizes.append(int(ids.shape[0]))
+            real.append(int(tf.math.count_nonzero(ids)))
+            padded.append(int(ids.shape[0] * ids.shape[1]))
+        clock = common.StepClock()
+
+        class Clock(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                clock.begin()
+
+            def on_train_batch_end(self, batch, logs=None):
+                clock.tick()
+
+        model.fit(train, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
+        result = {
+            "system": "seqtasks",
+            "parameters": params,
+            "vocabulary_size": prepared.info["vectorizer"].vocabulary_size,
+            **common.training_figures(clock, sizes, real, padded, args.t0),
+        }
+
+        vectorizer = prepared.info["vectorizer"]
+        _, val_idx = split_indices(len(data), config.validation_split, config.seed)
+        texts = [data.texts[i] for i in val_idx[: common.INFERENCE_TEXTS]]  # as the references
+        singles = [texts[i : i + 1] for i in range(common.SINGLE_CALLS)]
+        export = recipe.export(model, prepared, config, {})
+        serve = tf.saved_model.load(export).signatures["serving_default"]
+        ids = [vectorizer.pad(vectorizer(tf.constant(t))).numpy() for t in singles]
+        batch_ids = vectorizer.pad(vectorizer(tf.constant(texts))).numpy()
+        result["inference"] = {
+            "savedmodel": common.time_calls(
+                lambda t: serve(text=tf.constant(t)),
+                singles,
+                texts,
+            ),
+            "keras_in_memory": common.time_calls(model.predict_on_batch, ids, batch_ids),
+        }
+        result["inference_mean_tokens"] = round(float(np.count_nonzero(batch_ids)) / len(texts), 1)
+    common.write_result(args.result, result)
+
+
+# --- the runner ---------------------------------------------------------------------------
+
+
+def run_worker(system: str, common_args: list[str], tmp: str, extra: list[str]) -> dict:
+    result = os.path.join(tmp, f"{system}.json")
+    if system == "seqtasks":
+        command = [sys.executable, os.path.abspath(__file__), "--worker", "seqtasks"]
+    else:
+        command = [sys.executable, os.path.join(REFERENCE, f"sentiment_{system}.py")]
+    command += [*common_args, *extra, "--t0", repr(time.time()), "--result", result]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: {system} run failed (exit status {done.returncode}): {command}")
+    with open(result, encoding="utf-8") as f:
+        out = json.load(f)
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def median(runs: list[dict], *keys):
+    values = []
+    for run in runs:
+        for key in keys:
+            run = run[key]
+        values.append(run)
+    return statistics.median(values)
+
+
+TRAINING_ROWS = (
+    ("examples/s", ("examples_per_s",), True),
+    ("real tokens/s", ("real_tokens_per_s",), True),
+    ("tokens computed/s (padding incl.)", ("processed_tokens_per_s",), True),
+    ("padding share", ("padding_share",), None),
+    ("launch to end of first step (s)", ("launch_to_first_step_s",), False),
+    ("first step alone (s)", ("first_step_s",), False),
+    ("peak RSS after training (MB)", ("peak_rss_mb_after_training",), False),
+)
+
+
+def table(runs: dict[str, list[dict]]) -> str:
+    """Markdown tables: medians per system and seqtasks/reference ratios (min/median/max)."""
+    references = [s for s in ("keras", "torch") if runs.get(s)]
+    head = ["", *[s for s in SYSTEMS if runs.get(s)]]
+    if runs.get("seqtasks"):
+        head += [f"seqtasks/{r} (min/med/max)" for r in references]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, keys, _ in TRAINING_ROWS:
+        row = [label]
+        for system in SYSTEMS:
+            if runs.get(system):
+                row.append(f"{median(runs[system], *keys):g}")
+        if runs.get("seqtasks"):
+            for ref in references:
+                ratios = [
+                    s_run[keys[0]] / r_run[keys[0]] if r_run[keys[0]] else float("nan")
+                    for s_run, r_run in zip(runs["seqtasks"], runs[ref])
+                ]
+                row.append(spread(ratios))
+        lines.append("| " + " | ".join(row) + " |")
+    params = ["parameters", *[f"{runs[s][0]['parameters']:,}" for s in SYSTEMS if runs.get(s)]]
+    lines.append("| " + " | ".join(params + [""] * (len(head) - len(params))) + " |")
+
+    lines += [
+        "",
+        "| inference (median of runs) | batch 1 p50 ms | batch 64 p50 ms | batch 64 examples/s |",
+    ]
+    lines.append("|---|---|---|---|")
+    for system in SYSTEMS:
+        if not runs.get(system):
+            continue
+        for kind in runs[system][0]["inference"]:
+            b1 = median(runs[system], "inference", kind, "batch_1", "p50_ms")
+            b64 = median(runs[system], "inference", kind, "batch_64", "p50_ms")
+            eps = median(runs[system], "inference", kind, "batch_64", "examples_per_s")
+            lines.append(f"| {system}: {kind} | {b1:g} | {b64:g} | {eps:g} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        return seqtasks_worker(sys.argv[3:])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="imdb", help="default imdb")
+    p.add_argument("--data", default=None, help="other training data (overrides --dataset)")
+    p.add_argument("--max-examples", type=int, default=8000, help="first N examples (8000)")
+    p.add_argument("--steps", type=int, default=200, help="training steps per run (200)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--sequence-length", type=int, default=1000, help="tokens kept (seqtasks' default 1000)"
+    )
+    p.add_argument("--vocabulary-size", type=int, default=30000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
+    p.add_argument("--json", action="store_true", help="write bench/results/compare_sentiment.json")
+    p.add_argument("--output", default=os.path.join(HERE, "results", "compare_sentiment.json"))
+    args = p.parse_args()
+    systems = [s for s in SYSTEMS if s in args.systems.split(",")]
+    data = args.data or DATASETS[args.dataset]
+    common_args = [
+        "--data",
+        data,
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--sequence-length",
+        str(args.sequence_length),
+    ]
+    if args.max_examples:
+        common_args += ["--max-examples", str(args.max_examples)]
+    runs: dict[str, list[dict]] = {s: [] for s in systems}
+    vocabulary = {"seqtasks": args.vocabulary_size}
+    with tempfile.TemporaryDirectory(prefix="compare-sentiment-") as tmp:
+        ids = os.path.join(tmp, "ids.npz")
+        for repeat in range(args.repeats):
+            for system in systems:
+                if system == "keras":
+                    # as many embedding rows as seqtasks' vocabulary: same parameter count
+                    size = runs["seqtasks"][-1]["vocabulary_size"] if runs.get("seqtasks") else None
+                    extra = [
+                        "--vocabulary-size",
+                        str(size or args.vocabulary_size),
+                        "--save-ids",
+                        ids,
+                    ]
+                elif system == "torch":
+                    if not os.path.exists(ids):
+                        sys.exit("error: the torch reference needs the keras one's ids (--systems)")
+                    size = runs["keras"][-1]["vocabulary_size"]
+                    extra = ["--ids", ids, "--vocabulary-size", str(size)]
+                else:
+                    extra = ["--vocabulary-size", str(vocabulary["seqtasks"])]
+                out = run_worker(system, common_args, tmp, extra)
+                runs[system].append(out)
+                print(
+                    f"repeat {repeat + 1}/{args.repeats} {system}: "
+                    f"{out['examples_per_s']} examples/s, {out['wall_s']} s",
+                    file=sys.stderr,
+                )
+    print(table(runs))
+    if args.json:
+        result = {
+            "command": "python bench/compare_sentiment.py " + " ".join(sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+            },
+            "data": data,
+            "settings": vars(args),
+            "runs": runs,
+            "table": table(runs),
+        }
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
+        with open(args.output, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
