@@ -1,6 +1,8 @@
 #!/usr/bin/env python
-"""Benchmark: seqtasks' default sentiment model side by side with a plain Keras script
-and a PyTorch one (``bench/reference/``), on the same data, batch size and steps.
+"""Benchmark: seqtasks' sentiment model against a plain Keras and a PyTorch script.
+
+The references are in ``bench/reference/``; all three get the same data, batch size
+and number of steps.
 
 Each repetition runs, each in its own process (so peak RSS is per run): seqtasks
 (the recipe's own steps: ``load_data``, ``prepare`` with its length-bucketed
@@ -214,7 +216,7 @@ def main() -> None:
     p.add_argument("--dataset", choices=sorted(DATASETS), default="imdb", help="default imdb")
     p.add_argument("--data", default=None, help="other training data (overrides --dataset)")
     p.add_argument("--max-examples", type=int, default=8000, help="first N examples (8000)")
-    p.add_argument("--steps", type=int, default=200, help="training steps per run (200)")
+    p.add_argument("--steps", type=int, default=100, help="training steps per run (100)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
         "--sequence-length", type=int, default=1000, help="tokens kept (seqtasks' default 1000)"
@@ -268,24 +270,30 @@ def main() -> None:
                     f"{out['examples_per_s']} examples/s, {out['wall_s']} s",
                     file=sys.stderr,
                 )
+                if args.json:  # after every run: an interrupted benchmark keeps what it measured
+                    save(args, data, runs)
     print(table(runs))
-    if args.json:
-        result = {
-            "command": "python bench/compare_sentiment.py " + " ".join(sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "data": data,
-            "settings": vars(args),
-            "runs": runs,
-            "table": table(runs),
-        }
-        os.makedirs(os.path.dirname(args.output), exist_ok=True)
-        with open(args.output, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+
+
+def save(args, data: str, runs: dict[str, list[dict]]) -> None:
+    """Write the settings, every run's figures and the tables to ``args.output``."""
+    result = {
+        "command": "python bench/compare_sentiment.py " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "data": data,
+        "settings": vars(args),
+        "runs": runs,
+        "table": table(runs) if all(runs.values()) else None,
+    }
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(args.output + ".tmp", args.output)
 
 
 if __name__ == "__main__":
