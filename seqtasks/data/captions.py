@@ -72,10 +72,9 @@ from seqtasks.data.records import (
     BadRows,
     detect_format,
     has_bad_bytes,
-    parquet_columns,
     pick_column,
-    read_records,
-    with_columns,
+    read_columns,
+    string_fields,
 )
 from seqtasks.errors import DataError
 from seqtasks.io import read_text, text_lines
@@ -550,19 +549,9 @@ def _read_caption_records(
             raise DataError(f"{path}: column {keys[0]!r} cannot be both the image and the caption")
         return keys
 
-    keys = read_only = None
-    if format == "parquet":  # the schema names the columns: read only the two needed
-        bad_rows.unit = "row"
-        keys = pick(parquet_columns(path))
-        read_only = list(keys)
     captions: dict[str, list[str]] = {}
     lines: dict[str, list[int]] = {}
-    records = read_records(path, format, bad_rows, read_only)
-    if keys is not None:
-        chosen = ((keys, record) for record in records)
-    else:
-        chosen = with_columns(records, pick, bad_rows, format)
-    for keys, record in chosen:
+    for keys, record in read_columns(path, format, bad_rows, pick):
         pair = _caption_row(record, keys, bad_rows)
         if pair is not None:
             captions.setdefault(pair[0], []).append(pair[1])
@@ -572,28 +561,14 @@ def _read_caption_records(
 
 def _caption_row(record, keys: tuple[str, str], bad_rows: BadRows) -> tuple[str, str] | None:
     """``(image, caption)`` of a record, stripped, or ``None`` after reporting why it is bad."""
-    values = []
-    for key, kind in zip(keys, ("image", "caption")):
-        if key not in record.fields:
-            bad_rows.report(record.line, f"missing {kind}", f"missing field {key!r}")
-            return None
-        value = record.fields[key]
-        if value is None:
-            bad_rows.report(record.line, f"null {kind}", f"field {key!r} is null")
-            return None
-        if not isinstance(value, str):
-            bad_rows.report(
-                record.line,
-                f"{kind} not a string",
-                f"field {key!r}: expected a string; received: {value!r}",
-            )
-            return None
-        if not value.strip():
-            message = "empty image name" if kind == "image" else "empty caption"
-            bad_rows.report(record.line, f"empty {kind}", message)
-            return None
-        values.append(value.strip())
-    return values[0], values[1]
+    values = string_fields(
+        record,
+        keys,
+        ("image", "caption"),
+        bad_rows,
+        lambda key, kind: "empty image name" if kind == "image" else "empty caption",
+    )
+    return None if values is None else (values[0].strip(), values[1].strip())
 
 
 # --- feature vectors --------------------------------------------------------------------

@@ -46,10 +46,8 @@ from functools import partial
 from seqtasks.data.records import (
     BadRows,
     detect_format,
-    parquet_columns,
     pick_column,
-    read_records,
-    with_columns,
+    read_columns,
 )
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.io import decode_utf8
@@ -231,20 +229,8 @@ def _record_examples(
     separator: str | None = None,
 ) -> Iterator[tuple[str, str | tuple[str, ...]]]:
     """``(text, label)`` per good record; ``(text, labels tuple)`` when ``separator`` is set."""
-    text_key = label_key = None
-    columns = None
-    if format == "parquet":  # the schema names the columns: read only the two needed
-        bad_rows.unit = "row"
-        names = parquet_columns(path)
-        text_key, label_key = _pick_columns(path, text_column, label_column, names)
-        columns = [text_key, label_key]
-    records = read_records(path, format, bad_rows, columns)
-    if text_key is not None:
-        chosen = (((text_key, label_key), record) for record in records)
-    else:
-        pick = partial(_pick_columns, path, text_column, label_column)
-        chosen = with_columns(records, pick, bad_rows, format)
-    for (text_key, label_key), record in chosen:
+    pick = partial(_pick_columns, path, text_column, label_column)
+    for (text_key, label_key), record in read_columns(path, format, bad_rows, pick):
         example = _example(record, text_key, label_key, bad_rows, separator)
         if example is not None:
             yield example

@@ -68,10 +68,9 @@ from seqtasks.data.records import (
     BadRows,
     detect_format,
     has_bad_bytes,
-    parquet_columns,
     pick_column,
-    read_records,
-    with_columns,
+    read_columns,
+    string_fields,
 )
 from seqtasks.errors import DataError
 from seqtasks.io import decode_utf8, read_text, text_lines
@@ -349,18 +348,7 @@ def _record_pairs(path: str, format: str, columns, bad_rows: BadRows) -> Pairs:
             raise DataError(f"{path}: column {keys[0]!r} cannot be both the source and the target")
         return keys
 
-    keys = None
-    read_only = None
-    if format == "parquet":  # the schema names the columns: read only the two needed
-        bad_rows.unit = "row"
-        keys = pick(parquet_columns(path))
-        read_only = list(keys)
-    records = read_records(path, format, bad_rows, read_only)
-    if keys is not None:
-        chosen = ((keys, record) for record in records)
-    else:
-        chosen = with_columns(records, pick, bad_rows, format)
-    for keys, record in chosen:
+    for keys, record in read_columns(path, format, bad_rows, pick):
         pair = _record_pair(record, keys, bad_rows)
         if pair is not None:
             yield pair
@@ -368,29 +356,14 @@ def _record_pairs(path: str, format: str, columns, bad_rows: BadRows) -> Pairs:
 
 def _record_pair(record, keys: tuple[str, str], bad_rows: BadRows) -> tuple[str, str] | None:
     """``(source, target)`` of a record, or ``None`` after reporting why it is bad."""
-    pair = []
-    for key, kind in zip(keys, ("source", "target")):
-        if key not in record.fields:
-            bad_rows.report(record.line, f"missing {kind}", f"missing field {key!r}")
-            return None
-        value = record.fields[key]
-        if value is None:
-            bad_rows.report(record.line, f"null {kind}", f"field {key!r} is null")
-            return None
-        if not isinstance(value, str):
-            bad_rows.report(
-                record.line,
-                f"{kind} not a string",
-                f"field {key!r}: expected a string; received: {value!r}",
-            )
-            return None
-        if not value.strip():
-            bad_rows.report(
-                record.line, f"empty {kind}", f"field {key!r} is empty (empty {kind} sentence)"
-            )
-            return None
-        pair.append(value)
-    return pair[0], pair[1]
+    values = string_fields(
+        record,
+        keys,
+        ("source", "target"),
+        bad_rows,
+        lambda key, kind: f"field {key!r} is empty (empty {kind} sentence)",
+    )
+    return None if values is None else (values[0], values[1])
 
 
 def _zip_pairs(path: str, reverse: bool, on_bad_rows: str) -> tuple[Pairs, BadRows]:

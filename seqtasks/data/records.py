@@ -356,3 +356,58 @@ def with_columns(
         yield keys, record
     if keys is None and first_error is not None:
         raise first_error  # no object has the column: name it, and the flag that picks another
+
+
+def read_columns(
+    path: str, format: str, bad_rows: BadRows, pick: Callable[[Any], tuple[str, ...]]
+) -> Iterator[tuple[tuple[str, ...], Record]]:
+    """Yield ``(keys, record)`` for the records of ``path``, ``keys`` chosen by ``pick``.
+
+    Parquet: ``pick`` sees the schema and only those columns are read; other
+    formats: see :func:`with_columns`.
+
+    Raises:
+        DataError: as :func:`read_records`, and from ``pick`` (a missing column).
+    """
+    if format == "parquet":
+        keys = pick(parquet_columns(path))
+        for record in read_records(path, format, bad_rows, list(keys)):
+            yield keys, record
+    else:
+        yield from with_columns(read_records(path, format, bad_rows), pick, bad_rows, format)
+
+
+def string_fields(
+    record: Record,
+    keys: tuple[str, ...],
+    kinds: tuple[str, ...],
+    bad_rows: BadRows,
+    empty: Callable[[str, str], str],
+) -> list[str] | None:
+    """The values of ``keys`` in ``record``, or ``None`` after reporting why the row is bad.
+
+    A missing, null, non-string or blank field is a bad row (reason ``missing <kind>``,
+    ``null <kind>``, ``<kind> not a string``, ``empty <kind>``); ``empty(key, kind)``
+    gives the message of a blank one. Values are returned as they are (not stripped).
+    """
+    values = []
+    for key, kind in zip(keys, kinds):
+        if key not in record.fields:
+            bad_rows.report(record.line, f"missing {kind}", f"missing field {key!r}")
+            return None
+        value = record.fields[key]
+        if value is None:
+            bad_rows.report(record.line, f"null {kind}", f"field {key!r} is null")
+            return None
+        if not isinstance(value, str):
+            bad_rows.report(
+                record.line,
+                f"{kind} not a string",
+                f"field {key!r}: expected a string; received: {value!r}",
+            )
+            return None
+        if not value.strip():
+            bad_rows.report(record.line, f"empty {kind}", empty(key, kind))
+            return None
+        values.append(value)
+    return values
