@@ -444,6 +444,65 @@ def _in_use(run_dir: str) -> ConfigError:
     return ConfigError(f"config field 'run_dir': {run_dir} is in use by another training process")
 
 
+def _check_run_dir(explicit: str, name: str, config_dict: dict, resume: bool) -> None:
+    """Before the data is read: an explicit run dir must be empty or an unfinished run like this.
+
+    Raises:
+        ConfigError: a finished run (or any run with ``resume`` off), or other settings.
+    """
+    if not explicit or not os.path.exists(os.path.join(explicit, "config.json")):
+        return
+    if not resume or not is_unfinished(explicit):
+        raise ConfigError(
+            f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
+        )
+    diffs = run_differences(explicit, name, config_dict)
+    if diffs:
+        raise _mismatch(explicit, diffs)
+
+
+def _load_data(recipe: Recipe, config: TrainConfig):
+    """The recipe's data and its fingerprint (path, size, hash, examples, skipped bad rows)."""
+    data = recipe.load_data(config)
+    check_split_size(len(data), config.data)
+    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
+        data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
+    return data, data_fingerprint
+
+
+def _choose_run_dir(
+    explicit: str,
+    name: str,
+    config_dict: dict,
+    data_fingerprint: dict,
+    resume: bool,
+    finetune: dict | None = None,
+):
+    """``(run_dir, lock, continuing)``: the explicit run dir (locked, if it holds a run
+    like this one), else with ``resume`` the newest matching unfinished run under
+    ``runs/``, else a new ``runs/<name>-<time>``.
+
+    Raises:
+        ConfigError: the explicit run's data or source differ, or another process holds it.
+    """
+    if explicit and os.path.exists(os.path.join(explicit, "config.json")):
+        diffs = run_differences(explicit, name, config_dict, data_fingerprint, finetune)
+        if diffs:
+            raise _mismatch(explicit, diffs)
+        lock = lock_run(explicit)
+        if lock is None:
+            raise _in_use(explicit)
+        return explicit, lock, True
+    if not explicit and resume:
+        for candidate in unfinished_runs(name):
+            if not run_differences(candidate, name, config_dict, data_fingerprint, finetune):
+                lock = lock_run(candidate)
+                if lock is not None:
+                    return candidate, lock, True
+    return explicit or default_run_dir(name), None, False
+
+
 def train(
     recipe: Recipe,
     config: TrainConfig,
@@ -480,44 +539,14 @@ def train(
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    explicit = config.run_dir
-    continuing = bool(explicit) and os.path.exists(os.path.join(explicit, "config.json"))
-    if continuing:
-        if not resume or not is_unfinished(explicit):
-            raise ConfigError(
-                f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
-            )
-        diffs = run_differences(explicit, recipe.name, config_dict)
-        if diffs:
-            raise _mismatch(explicit, diffs)
+    _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
-    data = recipe.load_data(config)
-    check_split_size(len(data), config.data)
-    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
-    if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
-        data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
-
-    lock = None
-    run_dir = None
-    if continuing:
-        diffs = run_differences(explicit, recipe.name, config_dict, data_fingerprint)
-        if diffs:
-            raise _mismatch(explicit, diffs)
-        lock = lock_run(explicit)
-        if lock is None:
-            raise _in_use(explicit)
-        run_dir = explicit
-    elif not explicit and resume:
-        for candidate in unfinished_runs(recipe.name):
-            if not run_differences(candidate, recipe.name, config_dict, data_fingerprint):
-                lock = lock_run(candidate)
-                if lock is not None:
-                    run_dir, continuing = candidate, True
-                    break
-    if run_dir is None:
-        run_dir = explicit or default_run_dir(recipe.name)
+    data, data_fingerprint = _load_data(recipe, config)
+    run_dir, lock, continuing = _choose_run_dir(
+        config.run_dir, recipe.name, config_dict, data_fingerprint, resume
+    )
     return _train_locked(
         recipe,
         config,
@@ -765,24 +794,11 @@ def finetune(
     check_output_dir(config.run_dir or "runs", "run_dir")
     name = f"{recipe.name}-finetune"
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    explicit = config.run_dir
-    continuing = bool(explicit) and os.path.exists(os.path.join(explicit, "config.json"))
-    if continuing:
-        if not resume or not is_unfinished(explicit):
-            raise ConfigError(
-                f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
-            )
-        diffs = run_differences(explicit, name, config_dict)
-        if diffs:
-            raise _mismatch(explicit, diffs)
+    _check_run_dir(config.run_dir, name, config_dict, resume)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data or labels happens before anything is written.
-    data = recipe.load_data(config)
-    check_split_size(len(data), config.data)
-    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
-    if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
-        data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
+    data, data_fingerprint = _load_data(recipe, config)
     plan = recipe.plan_finetune(
         config, data, version_dir, metadata, new_head=new_head, freeze=freeze
     )
@@ -791,26 +807,9 @@ def finetune(
         "freeze": plan.metadata["freeze"],
         "new_head": plan.metadata["new_head"],
     }
-
-    lock = None
-    run_dir = None
-    if continuing:
-        diffs = run_differences(explicit, name, config_dict, data_fingerprint, source)
-        if diffs:
-            raise _mismatch(explicit, diffs)
-        lock = lock_run(explicit)
-        if lock is None:
-            raise _in_use(explicit)
-        run_dir = explicit
-    elif not explicit and resume:
-        for candidate in unfinished_runs(name):
-            if not run_differences(candidate, name, config_dict, data_fingerprint, source):
-                lock = lock_run(candidate)
-                if lock is not None:
-                    run_dir, continuing = candidate, True
-                    break
-    if run_dir is None:
-        run_dir = explicit or default_run_dir(name)
+    run_dir, lock, continuing = _choose_run_dir(
+        config.run_dir, name, config_dict, data_fingerprint, resume, source
+    )
     return _train_locked(
         recipe,
         config,
