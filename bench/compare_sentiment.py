@@ -55,7 +55,6 @@ def seqtasks_worker(argv: list[str]) -> None:
     sys.path.insert(0, ROOT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import common
-    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -90,14 +89,13 @@ def seqtasks_worker(argv: list[str]) -> None:
             padded.append(int(ids.shape[0] * ids.shape[1]))
         clock = common.StepClock()
 
-        class Clock(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                clock.begin()
-
-            def on_train_batch_end(self, batch, logs=None):
-                clock.tick()
-
-        model.fit(train, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
+        model.fit(
+            train,
+            epochs=1,
+            steps_per_epoch=args.steps,
+            callbacks=[common.keras_clock(clock)],
+            verbose=0,
+        )
         result = {
             "system": "seqtasks",
             "parameters": params,

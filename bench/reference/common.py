@@ -95,6 +95,20 @@ class StepClock:
         self.ends.append(time.perf_counter())
 
 
+def keras_clock(clock: StepClock):
+    """A Keras callback that starts ``clock`` with training and ticks it after each step."""
+    import keras
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            clock.begin()
+
+        def on_train_batch_end(self, batch, logs=None):
+            clock.tick()
+
+    return Clock()
+
+
 def training_figures(clock: StepClock, sizes: list[int], real: list[int], padded: list[int], t0):
     """Throughput over steps 2..N (the first step, with its tracing, is time to first step).
 

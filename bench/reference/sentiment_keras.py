@@ -83,14 +83,9 @@ def main() -> None:
     print(f"keras reference: {params:,} parameters")
     clock = common.StepClock()
 
-    class Clock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            clock.begin()
-
-        def on_train_batch_end(self, batch, logs=None):
-            clock.tick()
-
-    model.fit(ds, epochs=1, steps_per_epoch=args.steps, callbacks=[Clock()], verbose=0)
+    model.fit(
+        ds, epochs=1, steps_per_epoch=args.steps, callbacks=[common.keras_clock(clock)], verbose=0
+    )
     sizes = [len(b) for b in batches]
     real = [int(np.count_nonzero(x_train[b])) for b in batches]
     padded = [len(b) * args.sequence_length for b in batches]
