@@ -36,7 +36,7 @@ from seqtasks.data.classification import (
 from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError, ExportError
-from seqtasks.inference import call_in_batches, load_serving_fn
+from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.metrics import (
     classification_report,
     format_multilabel_report,
@@ -348,13 +348,7 @@ class SentimentRecipe(Recipe):
             )
         else:
             log.info(message, 100 * share, oov["tokens"], oov["total"])
-        try:
-            model = keras.saving.load_model(model_file, compile=False)
-        except Exception as e:  # noqa: BLE001 - any failure means an unusable file
-            raise ExportError(
-                f"{model_file}: cannot load the Keras model ({type(e).__name__}: "
-                f"{str(e).splitlines()[0] if str(e) else ''})"
-            ) from None
+        model = load_keras_model(model_file)
         if new_head:
             model = replace_head(model, len(labels), multi_label=config.multi_label)
         frozen = freeze_layers(model, freeze)
