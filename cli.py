@@ -131,6 +131,16 @@ def _caption_options(command):
     return command
 
 
+def _given(data_options: dict) -> dict:
+    """The data options (``_data_options``, ``_parallel_options``, ``_caption_options``)
+    that were given, keyed by config field (``format_`` is ``format``)."""
+    return {
+        "format" if name == "format_" else name: value
+        for name, value in data_options.items()
+        if value is not None
+    }
+
+
 def _read_inputs(texts: tuple[str, ...]) -> list[str]:
     """Command-line texts, with ``-`` replaced by stdin's lines; all must be UTF-8."""
     inputs = []
@@ -248,20 +258,6 @@ def train(
     export_dir,
     run_dir,
     resume,
-    format_,
-    text_column,
-    label_column,
-    on_bad_rows,
-    source_lang,
-    target_lang,
-    source_column,
-    target_column,
-    source_file,
-    target_file,
-    image_column,
-    caption_column,
-    image_dir,
-    captions_file,
     split,
     beam_size,
     multi_label,
@@ -269,6 +265,7 @@ def train(
     assignments,
     as_json,
     quiet,
+    **data_options,
 ):
     """Train RECIPE, evaluate on held-out data and export a SavedModel.
 
@@ -317,20 +314,7 @@ def train(
         "seed": seed,
         "export_dir": export_dir,
         "run_dir": run_dir,
-        "format": format_,
-        "text_column": text_column,
-        "label_column": label_column,
-        "on_bad_rows": on_bad_rows,
-        "source_lang": source_lang,
-        "target_lang": target_lang,
-        "source_column": source_column,
-        "target_column": target_column,
-        "source_file": source_file,
-        "target_file": target_file,
-        "image_column": image_column,
-        "caption_column": caption_column,
-        "image_dir": image_dir,
-        "captions_file": captions_file,
+        **_given(data_options),
         "split": split,
         "beam_size": beam_size,
         "multi_label": True if multi_label else None,
@@ -418,24 +402,11 @@ def predict(model_dir, texts, as_json):
 def evaluate(
     model_dir,
     data,
-    format_,
-    text_column,
-    label_column,
-    on_bad_rows,
-    source_lang,
-    target_lang,
-    source_column,
-    target_column,
-    source_file,
-    target_file,
-    image_column,
-    caption_column,
-    image_dir,
-    captions_file,
     split,
     label_map,
     max_examples,
     as_json,
+    **data_options,
 ):
     """Score an exported model on held-out data.
 
@@ -472,20 +443,7 @@ def evaluate(
         mapping = parse_assignments(label_map.split(","), "--label-map", "0=neg,1=pos")
     version_dir, metadata, task = _load_export(model_dir)
     options = {
-        "format": format_,
-        "text_column": text_column,
-        "label_column": label_column,
-        "on_bad_rows": on_bad_rows,
-        "source_lang": source_lang,
-        "target_lang": target_lang,
-        "source_column": source_column,
-        "target_column": target_column,
-        "source_file": source_file,
-        "target_file": target_file,
-        "image_column": image_column,
-        "caption_column": caption_column,
-        "image_dir": image_dir,
-        "captions_file": captions_file,
+        **_given(data_options),
         "split": split,
         "label_map": mapping,
         "max_examples": max_examples,
@@ -493,9 +451,9 @@ def evaluate(
     options = {k: v for k, v in options.items() if v is not None}
     unsupported = sorted(set(options) - set(task.evaluate_options))
     if unsupported:
-        flag = "--" + unsupported[0].replace("_", "-").replace("format", "format")
+        flag = "--" + unsupported[0].replace("_", "-")
         raise UserError(f"{flag} does not apply to {task.name} models")
-    if not data and not source_file:
+    if not data and not options.get("source_file"):
         raise UserError(
             "no data: pass --data PATH"
             + (
@@ -509,7 +467,7 @@ def evaluate(
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"model     {version_dir}\ndata      {data or source_file}")
+        click.echo(f"model     {version_dir}\ndata      {data or options['source_file']}")
         click.echo(task.format_report(report))
 
 
@@ -642,11 +600,7 @@ def finetune(
     if not data and not data_options.get("source_file"):
         raise UserError("no data: pass --data PATH (the new training data)")
     fields = {f.name for f in dataclasses.fields(task.config_class)}
-    options = {
-        "format" if name == "format_" else name: value
-        for name, value in data_options.items()
-        if value is not None
-    }
+    options = _given(data_options)
     if split is not None:
         options["split"] = split
     foreign = sorted("--" + field.replace("_", "-") for field in options if field not in fields)
