@@ -43,18 +43,26 @@ def classification_report(
         "examples": n,
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, actual),
         "labels": list(labels),
         "confusion_matrix": m.tolist(),
     }
+
+
+def _per_class(labels, precision, recall, f1, actual, predicted=None) -> dict:
+    """``{label: {"precision", "recall", "f1", "support"[, "predicted"]}}`` as Python types."""
+    rows = {}
+    for i, label in enumerate(labels):
+        row = {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(actual[i]),
+        }
+        if predicted is not None:
+            row["predicted"] = int(predicted[i])
+        rows[label] = row
+    return rows
 
 
 def precision_recall_f1(
@@ -119,16 +127,7 @@ def multilabel_report(
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
-        "per_class": {
-            label: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(actual[i]),
-                "predicted": int(predicted[i]),
-            }
-            for i, label in enumerate(labels)
-        },
+        "per_class": _per_class(labels, precision, recall, f1, actual, predicted),
         "labels": list(labels),
     }
 
