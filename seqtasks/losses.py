@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seqtasks.text import PAD_ID
+from seqtasks.tokens import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")

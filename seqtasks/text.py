@@ -23,10 +23,17 @@ from collections.abc import Iterable
 import tensorflow as tf
 
 from seqtasks.io import write_text_atomic
-
-PAD, UNK, START, END = "[PAD]", "[UNK]", "[START]", "[END]"
-RESERVED_TOKENS = (PAD, UNK, START, END)
-PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+from seqtasks.tokens import (  # noqa: F401  (re-exported)
+    END,
+    END_ID,
+    PAD,
+    PAD_ID,
+    RESERVED_TOKENS,
+    START,
+    START_ID,
+    UNK,
+    UNK_ID,
+)
 
 # Characters other than letters, digits, combining marks, whitespace and the
 # apostrophe become tokens of their own ("great!" -> "great !").
