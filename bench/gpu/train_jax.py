@@ -283,6 +283,8 @@ def main() -> None:
         help="Make `import tensorflow` fail (simulates the GPU machine) and check it stayed out.",
     )
     args = parser.parse_args()
+    if args.steps < 1 or (args.batch_size is not None and args.batch_size < 1):
+        sys.exit("error: --steps and --batch-size: expected a positive integer")
     for path in (args.data, os.path.splitext(args.data)[0] + ".json"):
         if not os.path.isfile(path):
             sys.exit(f"error: --data: no file {path}; make it with bench/gpu/prepare.py")
