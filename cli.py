@@ -214,6 +214,16 @@ def cli():
     help="Continue an unfinished run with the same settings and data: --run-dir's, else the "
     "newest under runs/ (default); --no-resume starts a fresh run.",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]),
+    default="auto",
+    show_default=True,
+    help="tf.distribute data parallelism: one-device; mirrored (the GPUs of this host); "
+    "multi-worker (the hosts in the TF_CONFIG environment variable; worker 0 writes the run "
+    "and the export; batch size is per worker); auto: multi-worker if TF_CONFIG names several "
+    "tasks, mirrored if several GPUs, else one device.",
+)
 @_data_options
 @_parallel_options
 @_caption_options
@@ -258,6 +268,7 @@ def train(
     export_dir,
     run_dir,
     resume,
+    strategy,
     split,
     beam_size,
     multi_label,
@@ -325,13 +336,19 @@ def train(
     # With --json, stdout carries only the JSON result: progress goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
-            result = run_training(task, config, verbose=0 if quiet else None, resume=resume)
+            result = run_training(
+                task, config, verbose=0 if quiet else None, resume=resume, strategy=strategy
+            )
         except KeyboardInterrupt:
             click.echo("interrupted; run the same command again to resume", err=True)
             sys.exit(130)
     summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
+        return
+    if result.run_dir is None:  # a multi-worker run's worker other than the chief
+        index = result.metrics["distribution"]["worker_index"]
+        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
         return
     m = result.metrics
     scores = "  ".join(
@@ -653,6 +670,10 @@ def finetune(
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    if result.run_dir is None:  # a multi-worker run's worker other than the chief
+        index = result.metrics["distribution"]["worker_index"]
+        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
         return
     m = result.metrics
     scores = "  ".join(

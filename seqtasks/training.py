@@ -54,6 +54,7 @@ import os
 import resource
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from typing import Any
@@ -61,6 +62,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from seqtasks import distribute
 from seqtasks.config import TrainConfig
 from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.fingerprint import fingerprint
@@ -77,8 +79,8 @@ RESUME_DIR = "resume"  # <run_dir>/resume/: state.json and epoch-<n>.weights.h5
 class TrainResult:
     """What a training run produced."""
 
-    run_dir: str
-    export_path: str | None  # None when the backend cannot write SavedModels
+    run_dir: str | None  # None on a multi-worker run's workers other than the chief
+    export_path: str | None  # None when the backend cannot write SavedModels, or not the chief
     metrics: dict[str, Any]
     model: Any = None  # the trained keras.Model (best weights)
     prepared: Any = None  # the recipe's Prepared (vectorizer, datasets, labels)
@@ -509,6 +511,7 @@ def train(
     verbose: int | None = None,
     callbacks: list | None = None,
     resume: bool = True,
+    strategy: str = "auto",
 ) -> TrainResult:
     """Train ``recipe`` with ``config``, evaluate on validation data and export.
 
@@ -524,6 +527,10 @@ def train(
         callbacks: extra Keras callbacks for ``fit`` (e.g. a time limit in benchmarks).
         resume: False to start a fresh run even when a matching unfinished one
             exists (an explicit ``run_dir`` that holds a run is then refused).
+        strategy: ``auto``, ``one-device``, ``mirrored`` or ``multi-worker``
+            (see :mod:`seqtasks.distribute`). A ``multi-worker`` run never
+            resumes; only its chief (worker 0) writes the run directory and
+            the export, the other workers return ``export_path`` None.
 
     Returns:
         :class:`TrainResult` with the run directory, the export version folder
@@ -536,14 +543,39 @@ def train(
             fields), or a run another process is training.
     """
     config = config.validate()
+    # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    distribution = distribute.choose(strategy)
+    if distribution.workers > 1 and resume:
+        log.info("multi-worker runs start fresh (every worker would need the same saved state)")
+        resume = False
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
+    if distribution.is_chief:
+        _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
     data, data_fingerprint = _load_data(recipe, config)
+    if not distribution.is_chief:
+        # TensorFlow's convention: workers other than the chief write to a temporary folder.
+        run_dir = tempfile.mkdtemp(prefix=f"seqtasks-worker-{distribution.worker_index}-")
+        try:
+            return _train_locked(
+                recipe,
+                config,
+                run_dir,
+                data,
+                data_fingerprint,
+                lock=None,
+                continuing=False,
+                verbose=0,
+                callbacks=callbacks,
+                start=start,
+                distribution=distribution,
+            )
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
     run_dir, lock, continuing = _choose_run_dir(
         config.run_dir, recipe.name, config_dict, data_fingerprint, resume
     )
@@ -558,6 +590,7 @@ def train(
         verbose=verbose,
         callbacks=callbacks,
         start=start,
+        distribution=distribution,
     )
 
 
@@ -598,14 +631,18 @@ def _train_in(
     prepare=None,
     build_model=None,
     record: dict | None = None,
+    distribution: distribute.Distribution | None = None,
 ) -> TrainResult:
     """:func:`train`'s steps in the chosen (and locked) run directory.
 
     ``prepare(run_dir)`` and ``build_model(prepared)`` replace the recipe's
     steps when given (fine-tuning: the source model's vocabulary and weights);
     ``record`` replaces or adds ``config.json`` entries (e.g. ``recipe``).
+    ``distribution``: the strategy to train under (default: none).
     """
     from seqtasks.data.pipeline import data_epoch
+
+    distribution = distribution or distribute.Distribution("none")
 
     state = None
     if continuing:
@@ -627,6 +664,7 @@ def _train_in(
                 "config": config.to_dict(),
                 "data": data_fingerprint,
                 "versions": package_versions(),
+                "distribution": distribution.describe(),
                 **(record or {}),
             },
         )
@@ -643,11 +681,12 @@ def _train_in(
         raise
     log.info("prepared data in %.1f s", time.perf_counter() - start)
 
-    if build_model is not None:
-        model = build_model(prepared)
-    else:
-        model = recipe.build_model(config, prepared)
-    recipe.compile_model(model, config)
+    with distribution.scope():
+        if build_model is not None:
+            model = build_model(prepared)
+        else:
+            model = recipe.build_model(config, prepared)
+        recipe.compile_model(model, config)
     timer = EpochTimer()
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -692,15 +731,37 @@ def _train_in(
     with warnings.catch_warnings():
         # Length-bucketed datasets have unknown cardinality; Keras warns once per run.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        model.fit(
-            prepared.train,
-            validation_data=prepared.validation,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the tf.data pipeline shuffles (seeded by epoch)
-        )
+        if distribution.workers > 1:  # Keras fit fails here (keras-team/keras#20585)
+            distribute.distributed_fit(
+                model,
+                distribution,
+                prepared.train,
+                prepared.validation,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        else:
+            model.fit(
+                prepared.train,
+                validation_data=prepared.validation,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the tf.data pipeline shuffles (seeded by epoch)
+            )
+        if distribution.strategy is not None:
+            # Evaluate and export a single-device copy: no collective runs on one worker alone.
+            trained = model
+            model = recipe.build_model(config, prepared)
+            recipe.compile_model(model, config)
+            model.set_weights(trained.get_weights())
+        if not distribution.is_chief:
+            # Its run dir is a temporary folder, removed by `train`.
+            metrics = {"distribution": distribution.describe()}
+            return TrainResult(None, None, metrics, model=model, prepared=prepared)
         metrics = recipe.evaluate(model, prepared)
     val_losses = resume_state.history.get("val_loss", [])
     metrics.update(
@@ -712,6 +773,7 @@ def _train_in(
             "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
             "train_seconds": round(sum(timer.seconds), 2),
             "peak_rss_mb": round(peak_rss_mb(), 1),
+            "distribution": distribution.describe(),
         }
     )
     if keras.backend.backend() != "tensorflow":
