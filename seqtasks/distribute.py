@@ -38,7 +38,10 @@ same way and its loss summed across workers, so every worker makes the same
 early-stopping and learning-rate decisions. Worker 0 is the chief: it alone
 writes the run directory (config, checkpoints, logs, resume state), the
 export and ``metrics.json``; the other workers work in a temporary folder
-that is removed at the end.
+that is removed at the end. An interrupted multi-worker run resumes from an
+explicit ``run_dir`` that every worker sees: the chief continues it and the
+other workers restore its saved state read-only; all of them check before the
+first step that they start at the same epoch with the same weights.
 """
 
 from __future__ import annotations
@@ -259,6 +262,29 @@ def _shards(dataset, distribution: Distribution, steps: int):
     return strategy.distribute_datasets_from_function(per_worker)
 
 
+def _check_same_start(model, distribution: Distribution, steps: _Steps, initial_epoch: int):
+    """Check that every worker starts at the same epoch with the same weights.
+
+    Raises:
+        ConfigError: they differ (a resumed run whose saved state not every worker sees).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    checksum = float(sum(np.sum(w, dtype=np.float64) for w in model.get_weights()))
+    mine = np.array([initial_epoch, checksum, 1.0])
+    total = steps.all_sum(tf.constant(mine, tf.float64)).numpy()
+    workers = total[2]
+    if total[0] != initial_epoch * workers or not np.isclose(
+        total[1], checksum * workers, rtol=1e-9, atol=1e-9
+    ):
+        raise ConfigError(
+            f"config field 'run_dir': worker {distribution.worker_index} starts at epoch "
+            f"{initial_epoch + 1} with other weights than the rest of the cluster; to resume a "
+            "multi-worker run, every worker needs the chief's --run-dir (a shared folder)"
+        )
+
+
 def distributed_fit(
     model,
     distribution: Distribution,
@@ -313,7 +339,8 @@ def distributed_fit(
     )
     model.stop_training = False
     history: dict[str, list[float]] = {"loss": [], "val_loss": []}
-    callback_list.on_train_begin()
+    callback_list.on_train_begin()  # a resumed run restores its saved state here
+    _check_same_start(model, distribution, steps, initial_epoch)
     logs: dict[str, float] = {}
     replicas = distribution.replicas
     for epoch in range(initial_epoch, epochs):

@@ -167,11 +167,16 @@ class ResumeState(keras.callbacks.Callback):
             ``EarlyStopping`` (with ``restore_best_weights``) and ``ModelCheckpoint``.
         plateau: the ``ReduceLROnPlateau`` callback, or None.
         state: a ``state.json`` to restore when training begins, or None.
+        source: the folder ``state``'s weight files are read from (default:
+            ``folder``; a multi-worker run's other workers read the chief's).
     """
 
-    def __init__(self, folder, *, timer, early_stopping, checkpoint, plateau, state=None):
+    def __init__(
+        self, folder, *, timer, early_stopping, checkpoint, plateau, state=None, source=None
+    ):
         super().__init__()
         self.folder = folder
+        self.source = source or folder
         self.timer = timer
         self.early_stopping = early_stopping
         self.checkpoint = checkpoint
@@ -231,7 +236,7 @@ class ResumeState(keras.callbacks.Callback):
             self._load(state)
         except (OSError, KeyError, TypeError, ValueError) as e:
             raise ConfigError(
-                f"config field 'run_dir': cannot resume {os.path.dirname(self.folder)}: its "
+                f"config field 'run_dir': cannot resume {os.path.dirname(self.source)}: its "
                 f"saved state is unreadable ({type(e).__name__}: {e}); use --no-resume or "
                 "another --run-dir"
             ) from None
@@ -243,17 +248,17 @@ class ResumeState(keras.callbacks.Callback):
         es = self.early_stopping
         best = state.get("best_weights")
         if best:
-            model.load_weights(os.path.join(self.folder, best))
+            model.load_weights(os.path.join(self.source, best))
             es.best_weights = model.get_weights()
             # ModelCheckpoint writes best.weights.h5 in place: a kill may have torn it.
             tmp = f"{self.checkpoint.filepath}.tmp-{os.getpid()}"
-            shutil.copyfile(os.path.join(self.folder, best), tmp)
+            shutil.copyfile(os.path.join(self.source, best), tmp)
             os.replace(tmp, self.checkpoint.filepath)
-        model.load_weights(os.path.join(self.folder, state["weights"]))
+        model.load_weights(os.path.join(self.source, state["weights"]))
         seeds = seed_generator_states(model)
         if len(seeds) != len(state["seed_generators"]):
             raise ConfigError(
-                f"config field 'run_dir': {os.path.dirname(self.folder)}: the saved state does "
+                f"config field 'run_dir': {os.path.dirname(self.source)}: the saved state does "
                 "not fit this model; choose another --run-dir"
             )
         for variable, value in zip(seeds, state["seed_generators"]):
@@ -528,9 +533,10 @@ def train(
         resume: False to start a fresh run even when a matching unfinished one
             exists (an explicit ``run_dir`` that holds a run is then refused).
         strategy: ``auto``, ``one-device``, ``mirrored`` or ``multi-worker``
-            (see :mod:`seqtasks.distribute`). A ``multi-worker`` run never
-            resumes; only its chief (worker 0) writes the run directory and
-            the export, the other workers return ``export_path`` None.
+            (see :mod:`seqtasks.distribute`). A ``multi-worker`` run resumes
+            only from an explicit ``config.run_dir`` that every worker sees;
+            only its chief (worker 0) writes the run directory and the export,
+            the other workers return ``run_dir`` and ``export_path`` None.
 
     Returns:
         :class:`TrainResult` with the run directory, the export version folder
@@ -545,20 +551,27 @@ def train(
     config = config.validate()
     # First: MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     distribution = distribute.choose(strategy)
-    if distribution.workers > 1 and resume:
-        log.info("multi-worker runs start fresh (every worker would need the same saved state)")
+    if distribution.workers > 1 and resume and not config.run_dir:
+        # Every worker must restore the same state: the chief's, in a folder they all see.
+        log.info("multi-worker runs resume only from an explicit --run-dir; starting fresh")
         resume = False
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    if distribution.is_chief:
-        _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
+    _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
     seed_everything(config.seed)
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
     data, data_fingerprint = _load_data(recipe, config)
     if not distribution.is_chief:
         # TensorFlow's convention: workers other than the chief write to a temporary folder.
+        # It resumes (read-only) the chief's unfinished run in the shared --run-dir.
+        explicit = config.run_dir
+        continuing = bool(
+            resume
+            and is_unfinished(explicit)
+            and not run_differences(explicit, recipe.name, config_dict, data_fingerprint)
+        )
         run_dir = tempfile.mkdtemp(prefix=f"seqtasks-worker-{distribution.worker_index}-")
         try:
             return _train_locked(
@@ -568,7 +581,8 @@ def train(
                 data,
                 data_fingerprint,
                 lock=None,
-                continuing=False,
+                continuing=continuing,
+                resume_from=explicit if continuing else None,
                 verbose=0,
                 callbacks=callbacks,
                 start=start,
@@ -632,13 +646,16 @@ def _train_in(
     build_model=None,
     record: dict | None = None,
     distribution: distribute.Distribution | None = None,
+    resume_from: str | None = None,
 ) -> TrainResult:
     """:func:`train`'s steps in the chosen (and locked) run directory.
 
     ``prepare(run_dir)`` and ``build_model(prepared)`` replace the recipe's
     steps when given (fine-tuning: the source model's vocabulary and weights);
     ``record`` replaces or adds ``config.json`` entries (e.g. ``recipe``).
-    ``distribution``: the strategy to train under (default: none).
+    ``distribution``: the strategy to train under (default: none);
+    ``resume_from``: the run whose saved state a continuing run restores
+    (default: ``run_dir``).
     """
     from seqtasks.data.pipeline import data_epoch
 
@@ -646,16 +663,18 @@ def _train_in(
 
     state = None
     if continuing:
-        state = _read_json(os.path.join(run_dir, RESUME_DIR, "state.json"))
+        state = _read_json(os.path.join(resume_from or run_dir, RESUME_DIR, "state.json"))
         done = state["epoch"] if state else 0
         if state and (state["stopped"] or done >= config.epochs):
             log.info(
                 "resuming %s after training (%d epochs done): evaluating and exporting",
-                run_dir,
+                resume_from or run_dir,
                 done,
             )
         else:
-            log.info("resuming %s at epoch %d of %d", run_dir, done + 1, config.epochs)
+            log.info(
+                "resuming %s at epoch %d of %d", resume_from or run_dir, done + 1, config.epochs
+            )
     else:
         write_json_atomic(
             os.path.join(run_dir, "config.json"),
@@ -712,6 +731,7 @@ def _train_in(
         checkpoint=checkpoint,
         plateau=plateau,
         state=state,
+        source=os.path.join(resume_from or run_dir, RESUME_DIR),
     )
     callbacks = [
         DataEpoch(data_epoch()),

@@ -20,13 +20,15 @@ from seqtasks.errors import ConfigError
 # One worker: trains the tiny sentiment model with --strategy given on the command line and
 # saves the weights it ends with (the chief's export holds the same weights).
 WORKER = """
-import json, os, sys
+import json, logging, os, sys
 sys.path.insert(0, {root!r})
+logging.basicConfig(level=logging.INFO, force=True)
 strategy, data, out = sys.argv[1:4]
 if strategy == "mirrored":  # two CPU devices in this process
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
 import numpy as np
 from seqtasks.training import train
 from tasks import get_recipe
@@ -35,7 +37,18 @@ config = recipe.make_config(
     data=data, export_dir=os.path.join(out, "export"), run_dir=os.path.join(out, "run"),
     **{tiny!r}
 )
-result = train(recipe, config, verbose=0, strategy=strategy)
+
+class StopAtSecondEpoch(keras.callbacks.Callback):  # like Ctrl-C, after epoch 1 is saved
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1 and os.environ.get("STOP_AT_SECOND_EPOCH"):
+            raise KeyboardInterrupt
+
+
+try:
+    result = train(recipe, config, verbose=0, strategy=strategy, callbacks=[StopAtSecondEpoch()])
+except KeyboardInterrupt:
+    print("INTERRUPTED")
+    sys.exit(0)
 index = result.metrics["distribution"]["worker_index"]
 np.savez(os.path.join(out, f"weights-{{index}}.npz"), *result.model.get_weights())
 print("RESULT", json.dumps({{"export": result.export_path, "run_dir": result.run_dir,
@@ -63,8 +76,8 @@ def worker_script(tmp_path_factory):
     return str(script), data
 
 
-def run_workers(commands: list[tuple[list[str], dict]], timeout: float = 300) -> list[str]:
-    """Start every ``(argv, env)`` at once; wait for all; return their stdout (asserting rc 0)."""
+def run_workers(commands: list[tuple[list[str], dict]], timeout: float = 300) -> list[tuple]:
+    """Start every ``(argv, env)`` at once; wait for all; their (stdout, stderr); rc 0 each."""
     processes = [
         subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
@@ -76,7 +89,7 @@ def run_workers(commands: list[tuple[list[str], dict]], timeout: float = 300) ->
         for p in processes:
             out, err = p.communicate(timeout=timeout)
             assert p.returncode == 0, err[-3000:]
-            outputs.append(out)
+            outputs.append((out, err))
     finally:
         for p in processes:
             p.kill()
@@ -88,24 +101,42 @@ def result_of(stdout: str) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
-def test_two_workers_on_loopback_end_with_identical_weights_and_one_export(worker_script, tmp_path):
+def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_export(
+    worker_script, tmp_path
+):
     script, data = worker_script
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    commands = []
-    for index in range(2):
-        scratch = tmp_path / f"tmp-{index}"
-        scratch.mkdir()
-        env = {
-            **os.environ,
-            "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            ),
-            "TMPDIR": str(scratch),  # where a worker other than the chief keeps its run dir
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-        }
-        commands.append(([sys.executable, script, "multi-worker", data, str(tmp_path)], env))
-    chief, worker = (result_of(out) for out in run_workers(commands))
+
+    def launch(**extra_env):
+        ports = free_ports(2)
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+        commands = []
+        for index in range(2):
+            scratch = tmp_path / f"tmp-{index}"
+            scratch.mkdir(exist_ok=True)
+            task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            env = {
+                **os.environ,
+                "TF_CONFIG": json.dumps(task),
+                "TMPDIR": str(scratch),  # where a worker other than the chief keeps its files
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                **extra_env,
+            }
+            commands.append(([sys.executable, script, "multi-worker", data, str(tmp_path)], env))
+        return run_workers(commands)
+
+    # Interrupted when epoch 2 begins: epoch 1's state is saved by the chief only.
+    for out, _ in launch(STOP_AT_SECOND_EPOCH="1"):
+        assert "INTERRUPTED" in out
+    state = json.loads((tmp_path / "run" / "resume" / "state.json").read_text())
+    assert state["epoch"] == 1
+    assert not os.path.exists(tmp_path / "export")
+    assert os.listdir(tmp_path / "tmp-1") == []  # the worker's temporary run dir is gone
+
+    # The same command again: both workers continue from the chief's saved state.
+    (chief_out, chief_err), (worker_out, worker_err) = launch()
+    chief, worker = result_of(chief_out), result_of(worker_out)
+    for err in (chief_err, worker_err):
+        assert f"resuming {tmp_path / 'run'} at epoch 2 of 2" in err
 
     first = np.load(tmp_path / "weights-0.npz")
     second = np.load(tmp_path / "weights-1.npz")
@@ -161,7 +192,7 @@ def test_mirrored_strategy_trains_on_two_devices_and_exports(worker_script, tmp_
     script, data = worker_script
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    (out,) = run_workers([([sys.executable, script, "mirrored", data, str(tmp_path)], env)])
+    ((out, _),) = run_workers([([sys.executable, script, "mirrored", data, str(tmp_path)], env)])
     result = result_of(out)
     assert result["metrics"]["distribution"] == {
         "strategy": "mirrored",
