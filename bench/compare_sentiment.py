@@ -25,18 +25,17 @@ Run by hand, never in CI. Needs ``pip install -r bench/requirements.txt`` (PyTor
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REFERENCE = os.path.join(HERE, "reference")
+sys.path.insert(0, REFERENCE)
+
+import common  # noqa: E402  (bench/reference/common.py)
+
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 DATASETS = {
     "imdb": os.path.join(DATA, "imdb", "aclImdb_v1_train.tar.gz"),
@@ -51,10 +50,8 @@ SYSTEMS = ("seqtasks", "keras", "torch")
 def seqtasks_worker(argv: list[str]) -> None:
     """Train seqtasks' default sentiment model for ``--steps`` batches through the recipe's
     steps, time it, export it and time the export and the in-memory model."""
-    sys.path.insert(0, REFERENCE)
     sys.path.insert(0, ROOT)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import common
     import numpy as np
     import tensorflow as tf
 
@@ -127,84 +124,16 @@ def seqtasks_worker(argv: list[str]) -> None:
 
 
 def run_worker(system: str, common_args: list[str], tmp: str, extra: list[str]) -> dict:
-    result = os.path.join(tmp, f"{system}.json")
     if system == "seqtasks":
         command = [sys.executable, os.path.abspath(__file__), "--worker", "seqtasks"]
     else:
         command = [sys.executable, os.path.join(REFERENCE, f"sentiment_{system}.py")]
-    command += [*common_args, *extra, "--t0", repr(time.time()), "--result", result]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    if done.returncode != 0:
-        sys.exit(f"error: {system} run failed (exit status {done.returncode}): {command}")
-    with open(result, encoding="utf-8") as f:
-        out = json.load(f)
-    out["wall_s"] = round(time.perf_counter() - start, 1)
-    return out
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
-
-
-def median(runs: list[dict], *keys):
-    values = []
-    for run in runs:
-        for key in keys:
-            run = run[key]
-        values.append(run)
-    return statistics.median(values)
-
-
-TRAINING_ROWS = (
-    ("examples/s", ("examples_per_s",), True),
-    ("real tokens/s", ("real_tokens_per_s",), True),
-    ("tokens computed/s (padding incl.)", ("processed_tokens_per_s",), True),
-    ("padding share", ("padding_share",), None),
-    ("launch to end of first step (s)", ("launch_to_first_step_s",), False),
-    ("first step alone (s)", ("first_step_s",), False),
-    ("peak RSS after training (MB)", ("peak_rss_mb_after_training",), False),
-)
+    return common.run_worker([*command, *common_args, *extra], system, tmp)
 
 
 def table(runs: dict[str, list[dict]]) -> str:
     """Markdown tables: medians per system and seqtasks/reference ratios (min/median/max)."""
-    references = [s for s in ("keras", "torch") if runs.get(s)]
-    head = ["", *[s for s in SYSTEMS if runs.get(s)]]
-    if runs.get("seqtasks"):
-        head += [f"seqtasks/{r} (min/med/max)" for r in references]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, keys, _ in TRAINING_ROWS:
-        row = [label]
-        for system in SYSTEMS:
-            if runs.get(system):
-                row.append(f"{median(runs[system], *keys):g}")
-        if runs.get("seqtasks"):
-            for ref in references:
-                ratios = [
-                    s_run[keys[0]] / r_run[keys[0]] if r_run[keys[0]] else float("nan")
-                    for s_run, r_run in zip(runs["seqtasks"], runs[ref])
-                ]
-                row.append(spread(ratios))
-        lines.append("| " + " | ".join(row) + " |")
-    params = ["parameters", *[f"{runs[s][0]['parameters']:,}" for s in SYSTEMS if runs.get(s)]]
-    lines.append("| " + " | ".join(params + [""] * (len(head) - len(params))) + " |")
-
-    lines += [
-        "",
-        "| inference (median of runs) | batch 1 p50 ms | batch 64 p50 ms | batch 64 examples/s |",
-    ]
-    lines.append("|---|---|---|---|")
-    for system in SYSTEMS:
-        if not runs.get(system):
-            continue
-        for kind in runs[system][0]["inference"]:
-            b1 = median(runs[system], "inference", kind, "batch_1", "p50_ms")
-            b64 = median(runs[system], "inference", kind, "batch_64", "p50_ms")
-            eps = median(runs[system], "inference", kind, "batch_64", "examples_per_s")
-            lines.append(f"| {system}: {kind} | {b1:g} | {b64:g} | {eps:g} |")
-    return "\n".join(lines)
+    return common.table(runs, SYSTEMS)
 
 
 def main() -> None:
@@ -275,23 +204,8 @@ def main() -> None:
 
 def save(args, data: str, runs: dict[str, list[dict]]) -> None:
     """Write the settings, every run's figures and the tables to ``args.output``."""
-    result = {
-        "command": "python bench/compare_sentiment.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
-        "data": data,
-        "settings": vars(args),
-        "runs": runs,
-        "table": table(runs) if all(runs.values()) else None,
-    }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(args.output + ".tmp", args.output)
+    text = table(runs) if all(runs.values()) else None
+    common.save_results(args.output, "compare_sentiment.py", data, vars(args), runs, text)
 
 
 if __name__ == "__main__":

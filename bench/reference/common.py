@@ -1,9 +1,10 @@
-"""What the sentiment comparison's workers share: arguments, data, step timing, the result.
+"""What the comparisons' workers share: arguments, data, step timing, the result.
 
 Every worker (``bench/compare_sentiment.py --worker seqtasks``,
-``sentiment_keras.py``, ``sentiment_torch.py``) trains on the same training
-split (the data read by seqtasks' own reader, split by its seeded
-``split_indices``) for ``--steps`` batches of ``--batch-size``, then times
+``sentiment_keras.py``, ``sentiment_torch.py``; ``bench/compare_translation.py
+--worker seqtasks``, ``translation_keras.py``, ``translation_torch.py``) trains
+on the same training split (the data read by seqtasks' own reader, split by its
+seeded ``split_indices``) for ``--steps`` batches of ``--batch-size``, then times
 inference on the first 64 validation texts, and writes one JSON object to
 ``--result``. Nothing here is part of seqtasks.
 """
@@ -27,18 +28,37 @@ SINGLE_CALLS = 32  # batch-1 calls timed (one per text)
 BATCH_CALLS = 5  # batch-64 calls timed
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(
+    description: str, sequence_length: int = 1000, vocabulary_size: int = 30000
+) -> argparse.ArgumentParser:
+    """The workers' shared options; the defaults of the last two are the sentiment recipe's."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", required=True, help="training data (any layout seqtasks reads)")
     p.add_argument("--max-examples", type=int, default=None, help="first N examples only")
     p.add_argument("--steps", type=int, default=200, help="training steps (batches)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--sequence-length", type=int, default=1000, help="tokens kept per text")
-    p.add_argument("--vocabulary-size", type=int, default=30000, help="embedding rows")
+    p.add_argument(
+        "--sequence-length", type=int, default=sequence_length, help="tokens kept per text"
+    )
+    p.add_argument(
+        "--vocabulary-size", type=int, default=vocabulary_size, help="embedding rows (bound)"
+    )
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--ids", default=None, help="npz of token ids (written by the Keras reference)")
     p.add_argument("--t0", type=float, default=None, help="launch time (time.time()) of the run")
     p.add_argument("--result", required=True, help="where to write the JSON result")
+    return p
+
+
+def translation_parser(description: str) -> argparse.ArgumentParser:
+    """:func:`parser` with the translation recipe's defaults (64 tokens, WordPiece
+    vocabularies of at most 8,000 tokens) and the language pair; ``--single-calls``
+    and ``--batch-calls`` set how many inference calls are timed (decoding is slow)."""
+    p = parser(description, sequence_length=64, vocabulary_size=8000)
+    p.add_argument("--source-lang", default="en")
+    p.add_argument("--target-lang", default="de")
+    p.add_argument("--single-calls", type=int, default=SINGLE_CALLS, help="batch-1 calls timed")
+    p.add_argument("--batch-calls", type=int, default=BATCH_CALLS, help="batch-64 calls timed")
     return p
 
 
@@ -59,6 +79,36 @@ def load_split(args) -> tuple[list[str], list[int], list[str], list[int], list[s
         [ids[i] for i in val_idx],
         names,
     )
+
+
+def load_pairs(args) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(train_sources, train_targets, val_sources, val_targets)`` of ``args.data`` (a
+    folder of ``<split>.<lang>`` files, the ``train`` split), read by seqtasks'
+    ``load_parallel`` and split as its translation recipe does by default (10%
+    validation, seeded ``split_indices``)."""
+    from seqtasks.data.parallel import load_parallel
+    from seqtasks.data.pipeline import split_indices
+
+    data = load_parallel(
+        args.data,
+        source_lang=args.source_lang,
+        target_lang=args.target_lang,
+        max_examples=args.max_examples,
+    )
+    train_idx, val_idx = split_indices(len(data), 0.1, args.seed)
+    return (
+        [data.sources[i] for i in train_idx],
+        [data.targets[i] for i in train_idx],
+        [data.sources[i] for i in val_idx],
+        [data.targets[i] for i in val_idx],
+    )
+
+
+def vocabulary_digest(*vocabularies: list[str]) -> str:
+    """SHA-1 of token lists (the runner checks that every system used the same ids)."""
+    import hashlib
+
+    return hashlib.sha1("\0".join("\n".join(v) for v in vocabularies).encode()).hexdigest()
 
 
 def batch_order(n: int, steps: int, batch_size: int, seed: int):
@@ -132,9 +182,9 @@ def training_figures(clock: StepClock, sizes: list[int], real: list[int], padded
     }
 
 
-def time_calls(fn, single_inputs, batch_input) -> dict:
+def time_calls(fn, single_inputs, batch_input, batch_calls: int = BATCH_CALLS) -> dict:
     """p50 latency and examples/s of ``fn`` at batch 1 (one call per input of
-    ``single_inputs``) and at batch 64 (``BATCH_CALLS`` calls of ``batch_input``), after a
+    ``single_inputs``) and at batch 64 (``batch_calls`` calls of ``batch_input``), after a
     warm-up pass over the same inputs (tracing and retracing are not timed)."""
     for x in single_inputs:
         fn(x)
@@ -142,7 +192,7 @@ def time_calls(fn, single_inputs, batch_input) -> dict:
     result = {}
     for name, inputs, size in (
         ("batch_1", single_inputs, 1),
-        ("batch_64", [batch_input] * BATCH_CALLS, INFERENCE_TEXTS),
+        ("batch_64", [batch_input] * batch_calls, len(batch_input)),
     ):
         times = []
         for x in inputs:
@@ -156,6 +206,19 @@ def time_calls(fn, single_inputs, batch_input) -> dict:
     return result
 
 
+def output_tokens(token_ids, end_id: int) -> float:
+    """Mean tokens generated per row of decoder output ``token_ids`` int ``(B, L)`` (``[START]``
+    first): up to and including the first ``end_id``; a row without one ran to the end of
+    the buffer (``L - 1`` tokens, whatever they are: an untrained model may emit ``[PAD]``)."""
+    import numpy as np
+
+    counts = []
+    for row in np.asarray(token_ids)[:, 1:]:
+        ends = np.flatnonzero(row == end_id)
+        counts.append(int(ends[0]) + 1 if ends.size else len(row))
+    return round(float(np.mean(counts)), 1)
+
+
 def write_result(path: str, result: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp"
@@ -163,3 +226,120 @@ def write_result(path: str, result: dict) -> None:
         json.dump(result, f, indent=2)
     os.replace(tmp, path)
     print(json.dumps(result))
+
+
+# --- the runners' side (compare_sentiment.py, compare_translation.py) ----------------------
+
+
+def run_worker(command: list[str], system: str, tmp: str) -> dict:
+    """Run one worker ``command`` in its own process (``--t0`` and ``--result`` appended),
+    from the repository root; its result with ``wall_s`` added. Exits on a failed run."""
+    import subprocess
+
+    result = os.path.join(tmp, f"{system}.json")
+    command = [*command, "--t0", repr(time.time()), "--result", result]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"error: {system} run failed (exit status {done.returncode}): {command}")
+    with open(result, encoding="utf-8") as f:
+        out = json.load(f)
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def median(runs: list[dict], *keys):
+    values = []
+    for run in runs:
+        for key in keys:
+            run = run[key]
+        values.append(run)
+    return statistics.median(values)
+
+
+TRAINING_ROWS = (
+    ("examples/s", ("examples_per_s",), True),
+    ("real tokens/s", ("real_tokens_per_s",), True),
+    ("tokens computed/s (padding incl.)", ("processed_tokens_per_s",), True),
+    ("padding share", ("padding_share",), None),
+    ("launch to end of first step (s)", ("launch_to_first_step_s",), False),
+    ("first step alone (s)", ("first_step_s",), False),
+    ("peak RSS after training (MB)", ("peak_rss_mb_after_training",), False),
+)
+
+
+def table(runs: dict[str, list[dict]], systems: tuple[str, ...]) -> str:
+    """Markdown tables: medians per system and seqtasks/reference ratios (min/median/max).
+
+    ``systems``: seqtasks first, then the references. The inference table gets a
+    column "mean output tokens" when the runs record ``output_tokens`` (generation).
+    """
+    references = [s for s in systems[1:] if runs.get(s)]
+    head = ["", *[s for s in systems if runs.get(s)]]
+    if runs.get("seqtasks"):
+        head += [f"seqtasks/{r} (min/med/max)" for r in references]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, keys, _ in TRAINING_ROWS:
+        row = [label]
+        for system in systems:
+            if runs.get(system):
+                row.append(f"{median(runs[system], *keys):g}")
+        if runs.get("seqtasks"):
+            for ref in references:
+                ratios = [
+                    s_run[keys[0]] / r_run[keys[0]] if r_run[keys[0]] else float("nan")
+                    for s_run, r_run in zip(runs["seqtasks"], runs[ref])
+                ]
+                row.append(spread(ratios))
+        lines.append("| " + " | ".join(row) + " |")
+    params = ["parameters", *[f"{runs[s][0]['parameters']:,}" for s in systems if runs.get(s)]]
+    lines.append("| " + " | ".join(params + [""] * (len(head) - len(params))) + " |")
+
+    kinds = [(s, k) for s in systems if runs.get(s) for k in runs[s][0]["inference"]]
+    lengths = any("output_tokens" in runs[s][0]["inference"][k] for s, k in kinds)
+    head = "| inference (median of runs) | batch 1 p50 ms | batch 64 p50 ms | batch 64 examples/s |"
+    lines += ["", head + (" mean output tokens (batch 64) |" if lengths else "")]
+    lines.append("|---|---|---|---|" + ("---|" if lengths else ""))
+    for system, kind in kinds:
+        b1 = median(runs[system], "inference", kind, "batch_1", "p50_ms")
+        b64 = median(runs[system], "inference", kind, "batch_64", "p50_ms")
+        eps = median(runs[system], "inference", kind, "batch_64", "examples_per_s")
+        line = f"| {system}: {kind} | {b1:g} | {b64:g} | {eps:g} |"
+        if lengths:
+            tokens = runs[system][0]["inference"][kind].get("output_tokens")
+            line += (
+                f" {median(runs[system], 'inference', kind, 'output_tokens'):g} |"
+                if (tokens is not None)
+                else " |"
+            )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def save_results(path: str, script: str, data: str, settings: dict, runs, table_text) -> None:
+    """Write the command, machine, settings, every run's figures and the tables to ``path``
+    (atomically)."""
+    import platform
+
+    result = {
+        "command": f"python bench/{script} " + " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "data": data,
+        "settings": settings,
+        "runs": runs,
+        "table": table_text,
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(path + ".tmp", path)
