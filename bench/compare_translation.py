@@ -42,7 +42,7 @@ every sentence of the batch has ended, so the decoders do different amounts of
 work when their models (trained for a few steps) differ in output length.
 
     python bench/compare_translation.py --steps 100 --repeats 3 --json
-    python bench/compare_translation.py --steps 3 --repeats 1 --single-calls 4 --batch-calls 1
+    python bench/compare_translation.py --steps 3 --repeats 1 --single-calls 2 --batch-calls 1
 
 Run by hand, never in CI. Needs ``pip install -r bench/requirements.txt`` (PyTorch CPU).
 """
@@ -221,8 +221,10 @@ def main() -> None:
         default="beam",
         help="decoding of seqtasks' export (beam: the recipe's default, 4 hypotheses)",
     )
-    p.add_argument("--single-calls", type=int, default=32, help="batch-1 calls timed (32)")
-    p.add_argument("--batch-calls", type=int, default=5, help="batch-64 calls timed (5)")
+    p.add_argument(
+        "--single-calls", type=int, default=16, help="batch-1 calls timed, one sentence each (16)"
+    )
+    p.add_argument("--batch-calls", type=int, default=3, help="batch-64 calls timed (3)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset")
     p.add_argument(
