@@ -883,7 +883,7 @@ def pair_batches(
     ds = ds.map(lambda s, s_len, t, t_len: (s[:s_len], t[:t_len])).cache()
     if shuffle:
         ds = shuffle_each_epoch(ds, len(keep_idx), config.seed)
-    sizes = bucket_boundaries(config.sequence_length, smallest=16)
+    sizes = bucket_boundaries(config.sequence_length)
     ds = ds.bucket_by_sequence_length(
         element_length_func=lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
         bucket_boundaries=[s + 1 for s in sizes],

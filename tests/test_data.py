@@ -165,8 +165,37 @@ def test_split_indices_seeded_and_disjoint():
 
 
 def test_bucket_boundaries():
-    assert bucket_boundaries(400) == [16, 32, 64, 128, 256, 400]
-    assert bucket_boundaries(10) == [10]
+    assert bucket_boundaries(64) == [8, 10, 13, 17, 22, 28, 35, 44, 55, 64]
+    assert len(bucket_boundaries(1000)) == 22
+    assert bucket_boundaries(1000)[-3:] == [660, 825, 1000]
+    assert bucket_boundaries(400, smallest=16, ratio=2) == [16, 32, 64, 128, 256, 400]
+    assert bucket_boundaries(10) == [8, 10]
+    assert bucket_boundaries(8) == [8]
+    with pytest.raises(ValueError, match="`ratio` must be > 1"):
+        bucket_boundaries(10, ratio=1.0)
+
+
+def test_token_batches_pad_sst2_to_fine_buckets(tmp_path):
+    """SST-2 dev sentences: batches padded to bucket boundaries, < 15% padding in all."""
+    from seqtasks.data.pipeline import token_batches
+    from seqtasks.text import WordVectorizer, build_vocabulary, write_vocabulary
+
+    data = load_text_classification(SST2_DEV)
+    vocabulary = write_vocabulary(build_vocabulary(data.texts, 5000), str(tmp_path / "v.txt"))
+    vectorizer = WordVectorizer(vocabulary, 100)
+    batches = token_batches(
+        data.texts, np.zeros(len(data)), vectorizer, batch_size=32, shuffle=False, seed=0
+    )
+    boundaries = bucket_boundaries(100)
+    real = padded = examples = 0
+    for ids, _ in batches:
+        ids = ids.numpy()
+        lengths = (ids != 0).sum(axis=1)  # every row is in the bucket (previous, boundary]
+        assert ids.shape[1] in boundaries
+        assert lengths.max() > ([0] + boundaries)[boundaries.index(ids.shape[1])]
+        real, padded, examples = real + lengths.sum(), padded + ids.size, examples + len(ids)
+    assert examples == 872
+    assert 1 - real / padded < 0.15  # 0.099; 0.31 with the former powers of two from 16
 
 
 @pytest.mark.parametrize(
