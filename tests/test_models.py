@@ -1,9 +1,11 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
 
 from seqtasks.models.classifier import build_text_classifier
-from seqtasks.models.encoders import ENCODERS
+from seqtasks.models.encoders import ENCODERS, cudnn_blockers
 from seqtasks.models.layers import MaskedPooling
 
 TOKENS = np.array([[5, 6, 7, 8, 9], [4, 3, 0, 0, 0], [9, 0, 0, 0, 0]], dtype="int32")
@@ -63,6 +65,46 @@ def test_gated_cells_keep_cudnn_settings():
     assert cell.recurrent_dropout == 0 and cell.use_bias
     with pytest.raises(ValueError, match="applies to kind='rnn' only"):
         tiny_classifier("lstm", activation="relu")
+
+
+def gated_rnns(model):
+    """Every LSTM/GRU inside ``model`` (both directions of a Bidirectional)."""
+    for layer in model._flatten_layers(include_self=False):  # Bidirectional's included
+        if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+            yield layer
+
+
+def test_every_gated_rnn_is_cudnn_eligible_by_default(caplog):
+    from seqtasks.models.seq2seq import RNNAttentionSeq2Seq
+
+    models = [tiny_classifier(kind) for kind in ("lstm", "gru", "bilstm")]
+    for cell in ("lstm", "gru"):
+        models.append(RNNAttentionSeq2Seq(11, 12, embedding_dim=4, hidden_dim=3, cell=cell))
+    layers = [layer for model in models for layer in gated_rnns(model)]
+    assert len(layers) == 2 + 2 + 4 + 3 + 3  # 2 layers per classifier, seq2seq: 2 + decoder
+    assert [cudnn_blockers(layer) for layer in layers] == [[]] * len(layers)
+    assert not [r for r in caplog.records if "cuDNN" in r.getMessage()]
+    # The check can fail: a layer with recurrent dropout and no bias is not eligible.
+    lstm = keras.layers.LSTM(2, recurrent_dropout=0.2, use_bias=False)
+    assert cudnn_blockers(lstm) == ["recurrent_dropout=0.2", "use_bias=False"]
+    assert cudnn_blockers(keras.layers.GRU(2, reset_after=False)) == ["reset_after=False"]
+
+
+@pytest.mark.parametrize("kind, cell", [("bilstm", "LSTM"), ("gru", "GRU")])
+def test_recurrent_dropout_warns_that_it_disables_cudnn(caplog, kind, cell):
+    with caplog.at_level(logging.WARNING, logger="seqtasks.models.encoders"):
+        tiny_classifier(kind, recurrent_dropout=0.2)
+    warnings = [r.getMessage() for r in caplog.records if "cuDNN" in r.getMessage()]
+    assert warnings == [
+        f"config field 'recurrent_dropout'=0.2 disables the cuDNN kernel for {cell} on GPU; "
+        "training falls back to the generic, several times slower kernel "
+        "(recurrent_dropout=0 keeps it)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seqtasks.models.encoders"):
+        tiny_classifier(kind)
+        tiny_classifier("rnn", recurrent_dropout=0.2)  # SimpleRNN: no cuDNN kernel to lose
+    assert not [r for r in caplog.records if "cuDNN" in r.getMessage()]
 
 
 def test_masked_pooling_exact_values():

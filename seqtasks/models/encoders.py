@@ -91,7 +91,9 @@ def encode(
             for a sequence (``SpatialDropout1D``; cf. the embedding dropout of
             Gal & Ghahramani 2016, sec. 4). Default 0 (off).
         recurrent_dropout: dropout on recurrent state (default 0). Anything
-            above 0 disables the cuDNN kernel, so it is off by default.
+            above 0 disables the cuDNN kernel of LSTM/GRU layers, so it is off
+            by default; a warning naming the config field is logged when set
+            (see :func:`cudnn_blockers`).
         activation: ``tanh`` (default) or ``relu`` for ``rnn`` (IRNN).
 
     Returns:
@@ -123,10 +125,13 @@ def encode(
         summary = MaskedPooling("mean", name="encoder_summary")(x, padding_mask=padding_mask)
         return EncoderOutputs(x, padding_mask, summary)
 
-    if recurrent_dropout > 0:
+    if recurrent_dropout > 0 and kind != "rnn":  # SimpleRNN has no cuDNN kernel anyway
         log.warning(
-            "recurrent_dropout=%s disables the cuDNN LSTM/GRU kernel on GPUs (slower training)",
+            "config field 'recurrent_dropout'=%s disables the cuDNN kernel for %s on GPU; "
+            "training falls back to the generic, several times slower kernel "
+            "(recurrent_dropout=0 keeps it)",
             recurrent_dropout,
+            "GRU" if kind == "gru" else "LSTM",
         )
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(
         token_ids
@@ -142,6 +147,44 @@ def encode(
         x, *states = layer(x)  # (B, T, H) or (B, T, 2H) for bilstm
     summary = _final_state(kind, states)
     return EncoderOutputs(x, padding_mask, summary)
+
+
+def cudnn_blockers(layer) -> list[str]:
+    """The settings of a Keras ``LSTM``/``GRU`` layer that rule out its cuDNN kernel.
+
+    Keras 3 runs an LSTM/GRU on cuDNN (TensorFlow backend, GPU) only with
+    ``activation="tanh"``, ``recurrent_activation="sigmoid"``,
+    ``recurrent_dropout=0``, ``unroll=False``, ``use_bias=True``, for the GRU
+    ``reset_after=True``, ``use_cudnn`` not ``False``, and a right-padded mask
+    (the pipelines pad on the right; that part is checked at run time).
+
+    Args:
+        layer: a ``keras.layers.LSTM`` or ``GRU`` (a ``Bidirectional`` wrapper:
+            pass its ``forward_layer`` and ``backward_layer``).
+
+    Returns:
+        ``"name=value"`` for each disqualifying setting; empty when eligible.
+    """
+    cell = layer.cell
+    blockers = []
+    for name, wanted in (
+        ("activation", keras.activations.tanh),
+        ("recurrent_activation", keras.activations.sigmoid),
+    ):
+        function = getattr(cell, name)
+        if function is not wanted:
+            blockers.append(f"{name}={getattr(function, '__name__', function)}")
+    if cell.recurrent_dropout:
+        blockers.append(f"recurrent_dropout={cell.recurrent_dropout}")
+    if layer.unroll:
+        blockers.append("unroll=True")
+    if not cell.use_bias:
+        blockers.append("use_bias=False")
+    if isinstance(layer, keras.layers.GRU) and not cell.reset_after:
+        blockers.append("reset_after=False")
+    if layer.use_cudnn is False:
+        blockers.append("use_cudnn=False")
+    return blockers
 
 
 def _embedding_dropout(x, rate):
