@@ -28,7 +28,9 @@ def load_serving_fn(version_dir: str):
     return fn
 
 
-def call_in_batches(fn, input_name: str, values, batch_size: int = 64) -> dict[str, np.ndarray]:
+def call_in_batches(
+    fn, input_name: str, values, batch_size: int = 64, sort_key=None
+) -> dict[str, np.ndarray]:
     """Run ``fn(**{input_name: batch})`` over ``values`` and concatenate the outputs.
 
     Args:
@@ -36,18 +38,36 @@ def call_in_batches(fn, input_name: str, values, batch_size: int = 64) -> dict[s
         input_name: the signature's input key, e.g. ``"text"``.
         values: a list (strings or bytes) or array of inputs.
         batch_size: inputs per call (default 64).
+        sort_key: optional, e.g. ``len``: batch the inputs in ascending (stable)
+            order of ``sort_key(value)``, so that texts of similar length share a
+            call and little padding is computed (an export pads each call to
+            its longest text). The outputs are returned in the order of
+            ``values`` all the same. Default: batches in input order.
 
     Returns:
-        Output name to a NumPy array whose first axis has ``len(values)`` rows.
+        Output name to a NumPy array whose first axis has ``len(values)`` rows,
+        row ``i`` for ``values[i]``.
     """
     import tensorflow as tf
 
+    order = np.arange(len(values))
+    if sort_key is not None:
+        order = np.argsort([sort_key(v) for v in values], kind="stable")
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(values), batch_size):
-        batch = tf.constant(values[start : start + batch_size])
+        rows = order[start : start + batch_size]
+        if isinstance(values, np.ndarray):
+            batch = tf.constant(values[rows])
+        else:
+            batch = tf.constant([values[i] for i in rows])
         for name, tensor in fn(**{input_name: batch}).items():
             chunks.setdefault(name, []).append(tensor.numpy())
-    return {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}
+    outputs = {name: np.concatenate(parts, axis=0) for name, parts in chunks.items()}
+    if sort_key is not None:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        outputs = {name: array[inverse] for name, array in outputs.items()}
+    return outputs
 
 
 def load_keras_model(path: str):

@@ -515,7 +515,7 @@ class SentimentRecipe(Recipe):
         threshold, most probable first], "scores": {label: probability}}``.
         """
         labels = export_labels(version_dir, metadata)
-        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs)
+        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs, sort_key=len)
         if metadata.get("multi_label"):
             return [
                 {
@@ -580,12 +580,14 @@ class SentimentRecipe(Recipe):
             y_true = multi_hot(
                 [[mapping[label] for label in row] for row in dataset.labels], label_id
             )
-            scores = call_in_batches(fn, "text", dataset.texts)["scores"]
+            scores = call_in_batches(fn, "text", dataset.texts, sort_key=len)["scores"]
             report = multilabel_report(y_true > 0.5, scores >= threshold, labels)
             report["threshold"] = threshold
         else:
             y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
-            probabilities = call_in_batches(fn, "text", dataset.texts)["probabilities"]
+            probabilities = call_in_batches(fn, "text", dataset.texts, sort_key=len)[
+                "probabilities"
+            ]
             report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
         report["data"] = data
         if dataset.skipped_bad_rows is not None:
