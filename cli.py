@@ -52,6 +52,14 @@ def _setup_logging(quiet: bool) -> None:
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
+_mixed_precision_option = click.option(
+    "--mixed-precision",
+    is_flag=True,
+    help="Train with Keras' mixed_float16 policy (config field mixed_precision): float16 math, "
+    "float32 weights, outputs and export; for GPUs (slower on CPU).",
+)
+
+
 def _data_options(command):
     """--format, --text-column, --label-column, --on-bad-rows: how to read a data file."""
     options = [
@@ -254,6 +262,7 @@ def cli():
     metavar="KEY=VALUE",
     help="Set any config field (repeatable); `recipes RECIPE` lists them.",
 )
+@_mixed_precision_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
 @_reports_user_errors
@@ -274,6 +283,7 @@ def train(
     multi_label,
     label_separator,
     assignments,
+    mixed_precision,
     as_json,
     quiet,
     **data_options,
@@ -330,6 +340,7 @@ def train(
         "beam_size": beam_size,
         "multi_label": True if multi_label else None,
         "label_separator": label_separator,
+        "mixed_precision": True if mixed_precision else None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     config = task.make_config(**overrides)
@@ -545,6 +556,7 @@ def evaluate(
     help="Continue an unfinished fine-tuning run with the same settings, data and source "
     "version: --run-dir's, else the newest under runs/ (default); --no-resume starts over.",
 )
+@_mixed_precision_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
 @_reports_user_errors
@@ -562,6 +574,7 @@ def finetune(
     export_dir,
     run_dir,
     resume,
+    mixed_precision,
     as_json,
     quiet,
     **data_options,
@@ -636,6 +649,7 @@ def finetune(
         "seed": seed,
         "export_dir": export_dir or os.path.dirname(os.path.abspath(version_dir)),
         "run_dir": run_dir,
+        "mixed_precision": True if mixed_precision else None,
     }
     config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():

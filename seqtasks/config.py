@@ -65,6 +65,17 @@ class TrainConfig:
     seed: int = option(
         1337, "Seed for data order, the validation split and initialisation.", min=0, max=2**32 - 1
     )
+    mixed_precision: bool = option(
+        False,
+        "Train with Keras' mixed_float16 policy (float16 math, float32 weights and outputs; "
+        "for GPUs, slower on CPU).",
+    )
+    jit_compile: str = option(
+        "auto",
+        "Compile training steps with XLA: true, false, or auto (Keras: on GPUs when every layer "
+        "supports it, off on CPUs). Each padded length (bucket) is compiled separately.",
+        choices=("auto", "true", "false"),
+    )
     export_dir: str = option("", "Where versions are exported (<export_dir>/<version>/).")
     run_dir: str = option(
         "",

@@ -30,6 +30,10 @@ from typing import Any, ClassVar
 
 from seqtasks.config import TrainConfig, apply_overrides
 
+# Config fields about the machine a run uses rather than the model: fine-tuning
+# starts them from the recipe's defaults (or its flags), not from the export's config.
+MACHINE_FIELDS = ("mixed_precision", "jit_compile")
+
 
 @dataclasses.dataclass
 class Prepared:
@@ -112,7 +116,9 @@ class Recipe(abc.ABC):
             learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
         )
         loss, metrics = self.loss_and_metrics(config)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
 
     # Config fields that describe the training data rather than the model: fine-tuning
     # reads new data, so they start from the recipe's defaults (or the new flags).
@@ -140,7 +146,8 @@ class Recipe(abc.ABC):
         """The config an export was trained with, minus its data, with ``overrides`` applied.
 
         Dropped from the saved config: :attr:`data_fields`, ``run_dir``,
-        ``export_dir``, and ``source_lang``/``target_lang`` (the translation
+        ``export_dir``, :data:`MACHINE_FIELDS` (how to run on this machine,
+        not what the model is), and ``source_lang``/``target_lang`` (the translation
         recipe puts the export's language pair back, see its override).
 
         Raises:
@@ -154,6 +161,7 @@ class Recipe(abc.ABC):
             if key in fields
             and key not in self.data_fields
             and key not in ("run_dir", "export_dir", "source_lang", "target_lang")
+            and key not in MACHINE_FIELDS
         }
         base = apply_overrides(self.make_config(), keep)
         return apply_overrides(base, overrides)
@@ -200,3 +208,13 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def format_report(self, report: dict) -> str:
         """Human-readable text of an :meth:`evaluate_export` report."""
+
+
+def jit_compile(config: TrainConfig) -> bool | str:
+    """``Model.compile``'s ``jit_compile`` for the config field ``jit_compile``.
+
+    ``"true"``/``"false"`` force XLA on/off; ``"auto"`` is Keras' choice: XLA
+    on a GPU when every layer supports it (a cuDNN-eligible LSTM/GRU does
+    not, so RNN models then run without XLA), never on a CPU-only machine.
+    """
+    return {"true": True, "false": False}.get(config.jit_compile, "auto")

@@ -67,6 +67,7 @@ from seqtasks.config import TrainConfig
 from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.fingerprint import fingerprint
 from seqtasks.io import check_output_dir, write_json_atomic
+from seqtasks.precision import follow_global_policy, precision_policy
 from seqtasks.recipe import Recipe
 from seqtasks.versions import package_versions
 
@@ -276,13 +277,27 @@ class ResumeState(keras.callbacks.Callback):
         self._best_file = best
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and the backend; make TensorFlow ops deterministic.
+
+    ``deterministic=False`` (config ``jit_compile=true``) leaves TensorFlow's op
+    determinism off: under it Keras never compiles with XLA.
+    """
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.config.experimental.enable_op_determinism()
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        else:
+            # No public API turns it off again (Keras reads this module too).
+            from tensorflow.python.framework import config as tf_config
+
+            tf_config.disable_op_determinism()
+            log.warning(
+                "config field 'jit_compile'=true turns TensorFlow's op determinism off "
+                "(Keras runs no XLA under it): runs are not bit-for-bit reproducible"
+            )
 
 
 def default_run_dir(recipe_name: str) -> str:
@@ -320,8 +335,9 @@ def reduce_lr_on_plateau(model, config: TrainConfig):
     ``LearningRateSchedule`` (Keras cannot set the rate of a scheduled
     optimizer; the schedule owns it).
     """
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # loss scaling
     scheduled = isinstance(
-        getattr(model.optimizer, "_learning_rate", None),
+        getattr(optimizer, "_learning_rate", None),
         keras.optimizers.schedules.LearningRateSchedule,
     )
     if config.reduce_lr_factor >= 1 or scheduled:
@@ -559,7 +575,7 @@ def train(
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
     _check_run_dir(config.run_dir, recipe.name, config_dict, resume)
-    seed_everything(config.seed)
+    seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
     data, data_fingerprint = _load_data(recipe, config)
@@ -701,10 +717,11 @@ def _train_in(
     log.info("prepared data in %.1f s", time.perf_counter() - start)
 
     with distribution.scope():
-        if build_model is not None:
-            model = build_model(prepared)
-        else:
-            model = recipe.build_model(config, prepared)
+        with precision_policy(config.mixed_precision):
+            if build_model is not None:  # fine-tuning: a loaded model takes the policy too
+                model = follow_global_policy(build_model(prepared))
+            else:
+                model = recipe.build_model(config, prepared)
         recipe.compile_model(model, config)
     timer = EpochTimer()
     early_stopping = keras.callbacks.EarlyStopping(
@@ -775,7 +792,8 @@ def _train_in(
         if distribution.strategy is not None:
             # Evaluate and export a single-device copy: no collective runs on one worker alone.
             trained = model
-            model = recipe.build_model(config, prepared)
+            with precision_policy(config.mixed_precision):
+                model = recipe.build_model(config, prepared)
             recipe.compile_model(model, config)
             model.set_weights(trained.get_weights())
         if not distribution.is_chief:
@@ -877,7 +895,7 @@ def finetune(
     name = f"{recipe.name}-finetune"
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
     _check_run_dir(config.run_dir, name, config_dict, resume)
-    seed_everything(config.seed)
+    seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data or labels happens before anything is written.
     data, data_fingerprint = _load_data(recipe, config)

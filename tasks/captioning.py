@@ -55,7 +55,7 @@ from seqtasks.models.image_encoders import (
 )
 from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe, jit_compile
 from seqtasks.subword import (
     DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
@@ -622,7 +622,9 @@ class CaptioningRecipe(Recipe):
         """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
         loss, metrics = self.loss_and_metrics(config)
         optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
 
     def loss_and_metrics(self, config):
         return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]

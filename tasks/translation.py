@@ -49,7 +49,7 @@ from seqtasks.models.seq2seq import (
     TransformerSeq2Seq,
 )
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe, jit_compile
 from seqtasks.subword import (
     DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
@@ -506,7 +506,9 @@ class TranslationRecipe(Recipe):
         """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
         loss, metrics = self.loss_and_metrics(config)
         optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
 
     def loss_and_metrics(self, config):
         return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]

@@ -6,6 +6,15 @@ import keras
 from keras import ops
 
 
+def large_negative(dtype) -> float:
+    """A stand-in for -inf that ``dtype`` holds: -3e4 for float16 (mixed precision), else -1e9.
+
+    As ``keras.layers.MultiHeadAttention`` masks scores; -1e9 would overflow to
+    -inf in float16.
+    """
+    return -3e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1e9
+
+
 @keras.saving.register_keras_serializable(package="seqtasks")
 class MaskedPooling(keras.layers.Layer):
     """Mean or max over time that ignores padded steps.
@@ -47,7 +56,7 @@ class MaskedPooling(keras.layers.Layer):
             total = ops.sum(inputs * valid, axis=1)  # (B, D)
             count = ops.maximum(ops.sum(valid, axis=1), 1.0)  # (B, 1)
             return total / count
-        lowest = ops.convert_to_tensor(-1e9, dtype=inputs.dtype)
+        lowest = ops.convert_to_tensor(large_negative(inputs.dtype), dtype=inputs.dtype)
         pooled = ops.max(ops.where(valid > 0, inputs, lowest), axis=1)  # (B, D)
         any_valid = ops.sum(valid, axis=1) > 0  # (B, 1)
         return ops.where(any_valid, pooled, ops.zeros_like(pooled))

@@ -38,12 +38,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqtasks.models.layers import large_negative
+
 SEQ2SEQ_MODELS = ("transformer", "rnn-attention")
 RNN_CELLS = ("lstm", "gru")
 ATTENTION_SCORES = ("additive", "multiplicative")
 NO_ATTENTION = "none"
-
-_NEG_INF = -1e9
 
 
 def _source_mask(encoder_token_ids):
@@ -113,7 +113,7 @@ class SourceAttention(keras.layers.Layer):
         else:
             scores = ops.einsum("btq,bsq->bts", query, keys_projected)  # (B, T, S)
         mask = ops.cast(keys_mask, "bool")[:, None, :]  # (B, 1, S)
-        scores = ops.where(mask, scores, ops.cast(_NEG_INF, scores.dtype))
+        scores = ops.where(mask, scores, ops.cast(large_negative(scores.dtype), scores.dtype))
         weights = ops.softmax(scores, axis=-1)
         context = ops.einsum("bts,bsd->btd", weights, keys)  # (B, T, key_dim)
         return context, weights
@@ -190,7 +190,9 @@ class RNNAttentionSeq2Seq(keras.Model):
             )
         self.embedding_dropout = keras.layers.Dropout(dropout)
         self.output_dropout = keras.layers.Dropout(dropout)
-        self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
+        self.output_dense = keras.layers.Dense(
+            target_vocabulary_size, dtype="float32", name="logits"
+        )  # float32 under mixed precision too (softmax, loss)
 
     num_static_cache = 2  # encoder outputs, encoder mask
     encoder_input_name = "encoder_token_ids"  # the key of the encoder input in call()
@@ -351,7 +353,9 @@ class TransformerSeq2Seq(keras.Model):
             )
             for i in range(num_layers)
         ]
-        self.output_dense = keras.layers.Dense(target_vocabulary_size, name="logits")
+        self.output_dense = keras.layers.Dense(
+            target_vocabulary_size, dtype="float32", name="logits"
+        )  # float32 under mixed precision too (softmax, loss)
 
     num_static_cache = 3  # encoder outputs, encoder mask, cross-attention keys/values
     encoder_input_name = "encoder_token_ids"  # the key of the encoder input in call()

@@ -1,0 +1,69 @@
+"""Mixed precision (config field mixed_precision): float16 compute, float32 outputs and export."""
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from conftest import TINY
+from seqtasks.models.classifier import build_text_classifier
+from seqtasks.precision import follow_global_policy, precision_policy
+from seqtasks.training import train
+from tasks import get_recipe
+
+NO_GPU_WARNING = (
+    "mixed_precision=true but no GPU is visible: float16 is emulated on CPUs and "
+    "trains slower than float32 (leave mixed_precision off on CPU)"
+)
+
+
+def test_mixed_precision_trains_and_exports_float32(tmp_path, sst2_sample, caplog):
+    recipe = get_recipe("sentiment")
+    config = recipe.make_config(
+        data=sst2_sample,
+        export_dir=str(tmp_path / "export"),
+        run_dir=str(tmp_path / "run"),
+        mixed_precision="true",
+        **{**TINY, "model": "lstm", "max_examples": 40, "batch_size": 64},  # one batch
+    )
+    with caplog.at_level(logging.WARNING, logger="seqtasks.precision"):
+        result = train(recipe, config, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    if not tf.config.list_physical_devices("GPU"):
+        assert [r.getMessage() for r in caplog.records if "mixed_precision" in r.getMessage()] == [
+            NO_GPU_WARNING
+        ]
+    model = result.model
+    assert model.dtype_policy.name == "mixed_float16"
+    assert model.get_layer("embedding").compute_dtype == "float16"
+    assert model.get_layer("embedding").variable_dtype == "float32"
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(result.metrics["val_loss"])
+
+    serve = tf.saved_model.load(result.export_path).signatures["serving_default"]
+    assert serve.structured_input_signature[1]["text"].dtype == tf.string
+    out = serve(text=tf.constant(["a gorgeous , witty movie .", "", "dull and tedious"]))
+    probabilities = out["probabilities"]
+    assert probabilities.dtype == tf.float32 and probabilities.shape == (3, 2)
+    assert np.isfinite(probabilities.numpy()).all()
+    np.testing.assert_allclose(probabilities.numpy().sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_follow_global_policy_converts_a_loaded_model_but_its_outputs():
+    model = build_text_classifier(
+        num_classes=2, vocabulary_size=10, sequence_length=8, embedding_dim=4, hidden_dim=2
+    )
+    with precision_policy(False):
+        assert follow_global_policy(model).get_layer("embedding").compute_dtype == "float32"
+    with precision_policy(True):
+        follow_global_policy(model)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert model.dtype_policy.name == "mixed_float16"
+    assert model.get_layer("bilstm_0").forward_layer.cell.compute_dtype == "float16"
+    assert model.get_layer("probabilities").compute_dtype == "float32"
+    out = model.predict_on_batch(np.array([[3, 4, 0, 0]], "int32"))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    follow_global_policy(model)  # back to float32 outside the block
+    assert model.get_layer("embedding").compute_dtype == "float32"
