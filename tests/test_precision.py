@@ -1,4 +1,4 @@
-"""Mixed precision (config field mixed_precision): float16 compute, float32 outputs and export."""
+"""Speed settings: mixed_precision (float16 compute, float32 outputs and export), jit_compile."""
 
 import logging
 
@@ -67,3 +67,32 @@ def test_follow_global_policy_converts_a_loaded_model_but_its_outputs():
     assert out.dtype == np.float32 and np.isfinite(out).all()
     follow_global_policy(model)  # back to float32 outside the block
     assert model.get_layer("embedding").compute_dtype == "float32"
+
+
+def test_jit_compile_field_reaches_compile(caplog):
+    from tensorflow.python.framework import config as tf_config
+
+    from seqtasks.training import seed_everything
+
+    recipe = get_recipe("sentiment")
+    model = build_text_classifier(
+        num_classes=2, vocabulary_size=10, sequence_length=8, embedding_dim=4, hidden_dim=2
+    )
+    try:
+        seed_everything(0, deterministic=False)
+        assert not tf_config.is_op_determinism_enabled()
+        assert [r.getMessage() for r in caplog.records if "jit_compile" in r.getMessage()] == [
+            "config field 'jit_compile'=true turns TensorFlow's op determinism off "
+            "(Keras runs no XLA under it): runs are not bit-for-bit reproducible"
+        ]
+        cases = [("true", True), ("false", False)]
+        if not tf.config.list_physical_devices("GPU"):
+            cases.append(("auto", False))  # Keras: no XLA on CPU-only machines
+        for value, expected in cases:
+            recipe.compile_model(model, recipe.make_config(jit_compile=value))
+            assert model.jit_compile is expected, value
+    finally:
+        seed_everything(0)
+    assert tf_config.is_op_determinism_enabled()
+    recipe.compile_model(model, recipe.make_config(jit_compile="true"))
+    assert model.jit_compile is False  # Keras drops XLA under op determinism
