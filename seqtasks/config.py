@@ -71,9 +71,10 @@ class TrainConfig:
         "for GPUs, slower on CPU).",
     )
     jit_compile: str = option(
-        "auto",
-        "Compile training steps with XLA: true, false, or auto (Keras: on GPUs when every layer "
-        "supports it, off on CPUs). Each padded length (bucket) is compiled separately.",
+        "false",
+        "Compile training steps with XLA: false (default: slower on CPU, see bench/README.md), "
+        "true (also turns op determinism off), or auto (Keras' choice; never XLA under op "
+        "determinism). Each padded length (bucket) is compiled separately.",
         choices=("auto", "true", "false"),
     )
     export_dir: str = option("", "Where versions are exported (<export_dir>/<version>/).")

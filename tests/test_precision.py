@@ -96,3 +96,18 @@ def test_jit_compile_field_reaches_compile(caplog):
     assert tf_config.is_op_determinism_enabled()
     recipe.compile_model(model, recipe.make_config(jit_compile="true"))
     assert model.jit_compile is False  # Keras drops XLA under op determinism
+
+
+def test_transformer_decoding_cache_keeps_its_dtype_under_mixed_precision():
+    """Beam search's while_loop needs decode_step to return the cache in init_cache's dtypes."""
+    from seqtasks.models.seq2seq import TransformerSeq2Seq
+
+    with precision_policy(True):
+        model = TransformerSeq2Seq(20, 30, 8, hidden_dim=8, intermediate_dim=8, num_layers=1)
+    source = np.array([[5, 6, 0]], "int32")
+    model({"encoder_token_ids": source, "decoder_token_ids": source})
+    cache = model.init_cache(source, 8)
+    logits, new_cache = model.decode_step(np.array([[2]], "int32"), cache, 0)
+    assert logits.dtype == "float32"
+    assert [c.dtype for c in new_cache] == [c.dtype for c in cache]
+    assert cache[-1].dtype == "float16"  # the self-attention cache

@@ -403,10 +403,6 @@ class TransformerSeq2Seq(keras.Model):
         encoder_outputs, encoder_mask = self.encode(encoder_token_ids)
         batch = ops.shape(encoder_token_ids)[0]
         head_dim = self.hidden_dim // self.num_heads
-        # Self-attention keys/values of every layer, filled one position per step.
-        self_cache = ops.zeros(
-            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), "float32"
-        )
         # Cross-attention keys/values depend only on the source: computed once here.
         cross = []
         for layer in self.decoder_layers:
@@ -415,6 +411,11 @@ class TransformerSeq2Seq(keras.Model):
             value = attention._value_dense(encoder_outputs)
             cross.append(ops.stack([key, value], axis=1))  # (B, 2, S, H, Dh)
         cross_cache = ops.stack(cross, axis=1)  # (B, L, 2, S, H, Dh)
+        # Self-attention keys/values of every layer, filled one position per step; in
+        # the layers' compute dtype (float16 under mixed precision), as decode_step's.
+        self_cache = ops.zeros(
+            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), cross_cache.dtype
+        )
         return (encoder_outputs, ops.cast(encoder_mask, "int32"), cross_cache, self_cache)
 
     def decode_step(self, token_ids, cache, index):
