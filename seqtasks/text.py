@@ -182,3 +182,40 @@ class WordVectorizer(tf.Module):
         dense = token_ids.to_tensor(default_value=PAD_ID)  # (B, longest)
         missing = tf.maximum(1 - tf.shape(dense)[1], 0)
         return tf.pad(dense, [[0, 0], [0, missing]], constant_values=PAD_ID)
+
+
+def call_by_length(fn, token_ids: tf.RaggedTensor, width: int, rows: int = 32) -> tf.Tensor:
+    """``fn`` over the rows of ``token_ids`` grouped by length, outputs in input order.
+
+    The rows are sorted by length (stable) and ``fn`` runs on consecutive
+    chunks of ``rows`` rows, each right-padded (:meth:`WordVectorizer.pad`) to
+    its own longest row, so a batch of texts of very different lengths
+    computes little padding: the inference-time counterpart of the length
+    buckets used in training (``tf.data.Dataset.bucket_by_sequence_length``).
+    Exact for models whose output for a row does not depend on the other rows
+    or on the padding (masked models). Graph-safe (a ``tf.while_loop``).
+
+    Args:
+        fn: maps int32 ``(chunk, T)`` ids to float32 ``(chunk, width)`` outputs.
+        token_ids: int32 ragged ``(batch, None)`` ids.
+        width: the size of ``fn``'s last output axis.
+        rows: rows per call of ``fn`` (default 32).
+
+    Returns:
+        float32 ``(batch, width)``: row ``i`` is ``fn``'s output for ``token_ids[i]``.
+    """
+    order = tf.cast(tf.argsort(token_ids.row_lengths(), stable=True), tf.int32)
+    ordered = tf.gather(token_ids, order)
+    count = (tf.shape(order)[0] + rows - 1) // rows
+    outputs = tf.TensorArray(
+        tf.float32, size=count, infer_shape=False, element_shape=tf.TensorShape([None, width])
+    )
+
+    def step(i, outputs):
+        chunk = WordVectorizer.pad(ordered[i * rows : (i + 1) * rows])
+        return i + 1, outputs.write(i, fn(chunk))
+
+    _, outputs = tf.while_loop(lambda i, _: i < count, step, (tf.constant(0), outputs))
+    # An empty batch has no chunk: concat() of nothing is (0, width).
+    stacked = tf.cond(count > 0, outputs.concat, lambda: tf.zeros([0, width], tf.float32))
+    return tf.gather(stacked, tf.math.invert_permutation(order))

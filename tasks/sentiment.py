@@ -52,6 +52,7 @@ from seqtasks.text import (
     UNK_ID,
     WordVectorizer,
     build_vocabulary,
+    call_by_length,
     split_words,
     write_vocabulary,
 )
@@ -456,15 +457,20 @@ class SentimentRecipe(Recipe):
         vectorizer: WordVectorizer = prepared.info["vectorizer"]
         label_table = tf.constant(prepared.info["labels"])
 
+        width = len(prepared.info["labels"])
+
+        def run_model(token_ids):  # (chunk, T) int32 -> (chunk, width) float32
+            return model(token_ids, training=False)
+
         def serve(text):
-            token_ids = vectorizer.pad(vectorizer(text))  # (B, T) int32
-            probabilities = model(token_ids, training=False)  # (B, C) float32
+            # Texts of similar length share a model call: little padding computed.
+            probabilities = call_by_length(run_model, vectorizer(text), width)  # (B, C)
             label = tf.gather(label_table, tf.argmax(probabilities, axis=-1))  # (B,) string
             return {"probabilities": probabilities, "label": label}
 
         def serve_multi_label(text):
-            token_ids = vectorizer.pad(vectorizer(text))  # (B, T) int32
-            scores = model(token_ids, training=False)  # (B, L) float32, one sigmoid per label
+            # (B, L) float32, one sigmoid per label
+            scores = call_by_length(run_model, vectorizer(text), width)
             order = tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True)  # (B, L)
             ranked = tf.gather(scores, order, batch_dims=1)  # (B, L) float32
             names = tf.gather(label_table, order)  # (B, L) string

@@ -46,3 +46,25 @@ def test_separators_never_end_up_inside_tokens(tmp_path):
     path = write_vocabulary(vocab, str(tmp_path / "v.txt"))
     assert read_vocabulary(path) == vocab
     assert WordVectorizer(path, 8).vocabulary_size == len(vocab) == 10
+
+
+def test_call_by_length_pads_each_chunk_to_its_own_longest_row_and_keeps_order():
+    import tensorflow as tf
+
+    from seqtasks.text import call_by_length
+
+    lengths = [5, 1, 9, 0, 3, 7, 2]
+    ids = tf.ragged.constant([list(range(1, n + 1)) for n in lengths], dtype=tf.int32)
+
+    def fn(chunk):  # (c, T) -> (c, 2): the row's sum of ids, and the padded width T
+        total = tf.cast(tf.reduce_sum(chunk, axis=1), tf.float32)
+        width = tf.fill(tf.shape(total), tf.cast(tf.shape(chunk)[1], tf.float32))
+        return tf.stack([total, width], axis=1)
+
+    out = call_by_length(fn, ids, width=2, rows=3).numpy()
+    assert out[:, 0].tolist() == [n * (n + 1) / 2 for n in lengths]  # each row's own output
+    # Sorted lengths 0,1,2 | 3,5,7 | 9: each chunk padded to its own longest row.
+    chunk_width = {0: 2, 1: 2, 2: 2, 3: 7, 5: 7, 7: 7, 9: 9}
+    assert out[:, 1].tolist() == [chunk_width[n] for n in lengths]
+    no_rows = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros([0], tf.int64))
+    assert call_by_length(fn, no_rows, width=2).shape == (0, 2)
