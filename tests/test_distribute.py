@@ -76,8 +76,13 @@ def worker_script(tmp_path_factory):
     return str(script), data
 
 
-def run_workers(commands: list[tuple[list[str], dict]], timeout: float = 300) -> list[tuple]:
-    """Start every ``(argv, env)`` at once; wait for all; their (stdout, stderr); rc 0 each."""
+def run_workers(
+    commands: list[tuple[list[str], dict]], timeout: float = 300, returncode: int | None = 0
+) -> list[tuple]:
+    """Start every ``(argv, env)`` at once; wait for all; their (stdout, stderr).
+
+    Asserts each exit status is ``returncode`` (None: any non-zero status).
+    """
     processes = [
         subprocess.Popen(
             argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
@@ -88,7 +93,10 @@ def run_workers(commands: list[tuple[list[str], dict]], timeout: float = 300) ->
     try:
         for p in processes:
             out, err = p.communicate(timeout=timeout)
-            assert p.returncode == 0, err[-3000:]
+            if returncode is None:
+                assert p.returncode != 0, out[-3000:]
+            else:
+                assert p.returncode == returncode, err[-3000:]
             outputs.append((out, err))
     finally:
         for p in processes:
@@ -106,7 +114,7 @@ def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_e
 ):
     script, data = worker_script
 
-    def launch(**extra_env):
+    def launch(worker_folder=tmp_path, returncode=0, **extra_env):
         ports = free_ports(2)
         cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
         commands = []
@@ -121,8 +129,9 @@ def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_e
                 "TF_CPP_MIN_LOG_LEVEL": "2",
                 **extra_env,
             }
-            commands.append(([sys.executable, script, "multi-worker", data, str(tmp_path)], env))
-        return run_workers(commands)
+            out = tmp_path if index == 0 else worker_folder
+            commands.append(([sys.executable, script, "multi-worker", data, str(out)], env))
+        return run_workers(commands, returncode=returncode)
 
     # Interrupted when epoch 2 begins: epoch 1's state is saved by the chief only.
     for out, _ in launch(STOP_AT_SECOND_EPOCH="1"):
@@ -131,6 +140,16 @@ def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_e
     assert state["epoch"] == 1
     assert not os.path.exists(tmp_path / "export")
     assert os.listdir(tmp_path / "tmp-1") == []  # the worker's temporary run dir is gone
+
+    # A worker that cannot see the chief's --run-dir would start over: refused by all.
+    refused = launch(worker_folder=tmp_path / "elsewhere", returncode=None)
+    for (_, err), (index, epoch) in zip(refused, [(0, 2), (1, 1)]):
+        assert (
+            f"config field 'run_dir': worker {index} starts at epoch {epoch} with other "
+            "weights than the rest of the cluster; to resume a multi-worker run, every worker "
+            "needs the chief's --run-dir (a shared folder)"
+        ) in err
+    assert not os.path.exists(tmp_path / "export")
 
     # The same command again: both workers continue from the chief's saved state.
     (chief_out, chief_err), (worker_out, worker_err) = launch()
