@@ -57,7 +57,6 @@ def seqtasks_worker(argv: list[str]) -> None:
 
     import tasks
     from seqtasks.data.pipeline import split_indices
-    from seqtasks.training import seed_everything
 
     args = common.parser("seqtasks worker").parse_args(argv)
     recipe = tasks.get_recipe("sentiment")
@@ -71,33 +70,18 @@ def seqtasks_worker(argv: list[str]) -> None:
             seed=args.seed,
             export_dir=os.path.join(tmp, "export"),
         ).validate()
-        seed_everything(config.seed)
-        data = recipe.load_data(config)
-        prepared = recipe.prepare(config, data, tmp)
-        model = recipe.build_model(config, prepared)
-        recipe.compile_model(model, config)
-        params = model.count_params()
-        print(f"seqtasks: {params:,} parameters")
-        train = prepared.train.repeat()
-        sizes, real, padded = [], [], []
-        for ids, _ in train.take(args.steps):  # the batches fit will see (same seeded order)
-            sizes.append(int(ids.shape[0]))
-            real.append(int(tf.math.count_nonzero(ids)))
-            padded.append(int(ids.shape[0] * ids.shape[1]))
-        clock = common.StepClock()
 
-        model.fit(
-            train,
-            epochs=1,
-            steps_per_epoch=args.steps,
-            callbacks=[common.keras_clock(clock)],
-            verbose=0,
+        def count(ids, _):
+            n, length = ids.shape
+            return int(n), int(tf.math.count_nonzero(ids)), int(n * length)
+
+        data, prepared, model, figures = common.seqtasks_training(
+            recipe, config, tmp, args.steps, count, args.t0
         )
         result = {
             "system": "seqtasks",
-            "parameters": params,
             "vocabulary_size": prepared.info["vectorizer"].vocabulary_size,
-            **common.training_figures(clock, sizes, real, padded, args.t0),
+            **figures,
         }
 
         vectorizer = prepared.info["vectorizer"]

@@ -80,7 +80,6 @@ def seqtasks_worker(argv: list[str]) -> None:
     import tasks
     from seqtasks.decoding import DecodingOptions, decode, make_sampler
     from seqtasks.text import END_ID
-    from seqtasks.training import seed_everything
 
     p = common.translation_parser("seqtasks worker")
     p.add_argument("--export-decoding", default="beam")
@@ -99,34 +98,19 @@ def seqtasks_worker(argv: list[str]) -> None:
             seed=args.seed,
             export_dir=os.path.join(tmp, "export"),
         ).validate()
-        seed_everything(config.seed)
-        data = recipe.load_data(config)
-        prepared = recipe.prepare(config, data, tmp)
-        model = recipe.build_model(config, prepared)
-        recipe.compile_model(model, config)
-        params = model.count_params()
-        print(f"seqtasks: {params:,} parameters")
-        train = prepared.train.repeat()
-        sizes, real, padded = [], [], []
-        for inputs, y in train.take(args.steps):  # the batches fit will see (same seeded order)
-            source = inputs["encoder_token_ids"]
-            sizes.append(int(source.shape[0]))
-            real.append(int(tf.math.count_nonzero(source) + tf.math.count_nonzero(y)))
-            padded.append(int(tf.size(source) + tf.size(y)))
-        clock = common.StepClock()
 
-        model.fit(
-            train,
-            epochs=1,
-            steps_per_epoch=args.steps,
-            callbacks=[common.keras_clock(clock)],
-            verbose=0,
+        def count(inputs, y):
+            source = inputs["encoder_token_ids"]
+            real = tf.math.count_nonzero(source) + tf.math.count_nonzero(y)
+            return int(source.shape[0]), int(real), int(tf.size(source) + tf.size(y))
+
+        _, prepared, model, figures = common.seqtasks_training(
+            recipe, config, tmp, args.steps, count, args.t0
         )
         source_tokenizer = prepared.info["source_tokenizer"]
         target_tokenizer = prepared.info["target_tokenizer"]
         result = {
             "system": "seqtasks",
-            "parameters": params,
             "vocabulary_sizes": [
                 source_tokenizer.vocabulary_size,
                 target_tokenizer.vocabulary_size,
@@ -134,7 +118,7 @@ def seqtasks_worker(argv: list[str]) -> None:
             "vocabulary_sha1": common.vocabulary_digest(
                 source_tokenizer.vocabulary, target_tokenizer.vocabulary
             ),
-            **common.training_figures(clock, sizes, real, padded, args.t0),
+            **figures,
         }
 
         # the same 64 validation sentences as the references (common.load_pairs' split)

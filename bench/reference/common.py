@@ -160,6 +160,40 @@ def keras_clock(clock: StepClock):
     return Clock()
 
 
+def seqtasks_training(recipe, config, run_dir: str, steps: int, count, t0):
+    """Train a seqtasks recipe for ``steps`` batches through its own steps, timed.
+
+    Seeds, then the recipe's ``load_data``, ``prepare`` (vocabularies in
+    ``run_dir``), ``build_model`` and ``compile_model``; ``fit`` runs over the
+    first ``steps`` batches of the training pipeline, which ``count(inputs,
+    targets) -> (examples, real tokens, tokens with padding)`` counts first.
+
+    Returns:
+        ``(data, prepared, model, figures)``: ``figures`` has ``parameters`` and
+        :func:`training_figures`.
+    """
+    from seqtasks.training import seed_everything
+
+    seed_everything(config.seed)
+    data = recipe.load_data(config)
+    prepared = recipe.prepare(config, data, run_dir)
+    model = recipe.build_model(config, prepared)
+    recipe.compile_model(model, config)
+    params = model.count_params()
+    print(f"seqtasks: {params:,} parameters")
+    train = prepared.train.repeat()
+    sizes, real, padded = [], [], []
+    for inputs, targets in train.take(steps):  # the batches fit will see (same seeded order)
+        n, tokens, processed = count(inputs, targets)
+        sizes.append(n)
+        real.append(tokens)
+        padded.append(processed)
+    clock = StepClock()
+    model.fit(train, epochs=1, steps_per_epoch=steps, callbacks=[keras_clock(clock)], verbose=0)
+    figures = {"parameters": params, **training_figures(clock, sizes, real, padded, t0)}
+    return data, prepared, model, figures
+
+
 def training_figures(clock: StepClock, sizes: list[int], real: list[int], padded: list[int], t0):
     """Throughput over steps 2..N (the first step, with its tracing, is time to first step).
 
