@@ -196,8 +196,6 @@ class _Steps:
     def __init__(self, model, distribution: Distribution):
         import tensorflow as tf
 
-        self.model = model
-        self.distribution = distribution
         strategy = distribution.strategy
         replicas = distribution.replicas
 
@@ -214,18 +212,15 @@ class _Steps:
             model.optimizer.apply_gradients(zip(gradients, variables))
             return loss * replicas
 
-        def validation_replica(x, y):  # called outside the scope: an unscaled loss
-            y_pred = model(x, training=False)
-            return model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-
         @tf.function
         def train_step(iterator):
             losses = strategy.run(train_replica, args=next(iterator))
             return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
 
         @tf.function
-        def validation_step(x, y):
-            return validation_replica(x, y)
+        def validation_step(x, y):  # run outside the strategy's scope: an unscaled loss
+            y_pred = model(x, training=False)
+            return model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
 
         local = len(strategy.extended.worker_devices)
 

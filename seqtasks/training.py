@@ -579,49 +579,43 @@ def train(
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
     data, data_fingerprint = _load_data(recipe, config)
-    if not distribution.is_chief:
-        # TensorFlow's convention: workers other than the chief write to a temporary folder.
-        # It resumes (read-only) the chief's unfinished run in the shared --run-dir.
+    resume_from, temporary = None, None
+    if distribution.is_chief:
+        run_dir, lock, continuing = _choose_run_dir(
+            config.run_dir, recipe.name, config_dict, data_fingerprint, resume
+        )
+    else:
+        # TensorFlow's convention: workers other than the chief write to a temporary
+        # folder. They resume (read-only) the chief's unfinished run in the shared --run-dir.
         explicit = config.run_dir
+        lock, verbose = None, 0
         continuing = bool(
             resume
             and is_unfinished(explicit)
             and not run_differences(explicit, recipe.name, config_dict, data_fingerprint)
         )
-        run_dir = tempfile.mkdtemp(prefix=f"seqtasks-worker-{distribution.worker_index}-")
-        try:
-            return _train_locked(
-                recipe,
-                config,
-                run_dir,
-                data,
-                data_fingerprint,
-                lock=None,
-                continuing=continuing,
-                resume_from=explicit if continuing else None,
-                verbose=0,
-                callbacks=callbacks,
-                start=start,
-                distribution=distribution,
-            )
-        finally:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir, lock, continuing = _choose_run_dir(
-        config.run_dir, recipe.name, config_dict, data_fingerprint, resume
-    )
-    return _train_locked(
-        recipe,
-        config,
-        run_dir,
-        data,
-        data_fingerprint,
-        lock=lock,
-        continuing=continuing,
-        verbose=verbose,
-        callbacks=callbacks,
-        start=start,
-        distribution=distribution,
-    )
+        resume_from = explicit if continuing else None
+        run_dir = temporary = tempfile.mkdtemp(
+            prefix=f"seqtasks-worker-{distribution.worker_index}-"
+        )
+    try:
+        return _train_locked(
+            recipe,
+            config,
+            run_dir,
+            data,
+            data_fingerprint,
+            lock=lock,
+            continuing=continuing,
+            resume_from=resume_from,
+            verbose=verbose,
+            callbacks=callbacks,
+            start=start,
+            distribution=distribution,
+        )
+    finally:
+        if temporary:
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _train_locked(recipe, config, run_dir: str, data, data_fingerprint: dict, *, lock, **kwargs):
