@@ -7,7 +7,7 @@ import pytest
 
 from conftest import IMDB_TAR, SST2_DEV, write_file
 from seqtasks.data.classification import load_text_classification, sort_labels
-from seqtasks.data.pipeline import bucket_boundaries, split_indices
+from seqtasks.data.pipeline import bucket_boundaries, shuffle_each_epoch, split_indices
 from seqtasks.errors import DataError
 
 
@@ -162,6 +162,27 @@ def test_split_indices_seeded_and_disjoint():
     assert not set(train) & set(val)
     np.testing.assert_array_equal(val, split_indices(100, 0.1, seed=3)[1])
     assert not np.array_equal(val, split_indices(100, 0.1, seed=4)[1])
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_each_epoch_is_a_seeded_permutation_also_for_seed_0(seed):
+    import tensorflow as tf
+
+    from seqtasks.data.pipeline import data_epoch
+    from seqtasks.training import seed_everything
+
+    def order(epoch):
+        seed_everything(seed)
+        data_epoch().assign(epoch)
+        ds = shuffle_each_epoch(tf.data.Dataset.range(50), 50, seed)
+        return [int(x) for x in ds]
+
+    try:
+        first = order(0)
+        assert sorted(first) == list(range(50)) and first != list(range(50))
+        assert order(0) == first and order(1) != first
+    finally:
+        data_epoch().assign(0)
 
 
 def test_bucket_boundaries():
