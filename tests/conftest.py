@@ -92,6 +92,37 @@ def caption_csv(path, names, captions, per_image: int = 5, repeat: int = 1) -> s
     return str(path)
 
 
+def stop_at_loss(threshold: float):
+    """A Keras callback that stops training once an epoch's training loss is below
+    ``threshold``.
+
+    Tests that need a model to converge train with it under an epoch cap of at least
+    three times the epochs it needed where the test was written (measured over four
+    seeds), then assert ``reached``: convergence speed differs between CPUs (Intel's and
+    AMD's oneDNN kernels round differently), so a fixed budget that is just enough on one
+    machine is not enough on another. ``epochs`` counts the epochs run; ``describe()``
+    says how far it got, for assertion messages.
+    """
+    import keras
+
+    class StopAtLoss(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.threshold, self.epochs, self.reached, self.last = threshold, 0, False, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs += 1
+            self.last = float(logs["loss"])
+            if self.last < threshold:
+                self.reached = True
+                self.model.stop_training = True
+
+        def describe(self) -> str:
+            return f"training loss {self.last:.4f} after {self.epochs} epochs (aim < {threshold})"
+
+    return StopAtLoss()
+
+
 def head_lines(path: str, n: int, destination: str) -> str:
     """Copy the first ``n`` lines of ``path`` (a real dataset) to ``destination``."""
     with open(path, encoding="utf-8") as f:
@@ -155,37 +186,48 @@ def translation(tmp_path_factory):
     return train(recipe, config, verbose=0)
 
 
+# The overfit captioner: on an Intel Xeon 2-core machine, seeds 1337 (the default), 1, 2
+# and 3 reached this loss in 34, 41, 36 and 39 epochs of 15 steps, and then reproduced all
+# five captions; the cap is over three times the most.
+OVERFIT_LOSS = 0.03
+OVERFIT_EPOCHS = 130
+
+
 @pytest.fixture(scope="session")
 def overfit(tmp_path_factory):
-    """An attention captioner trained until it knows 5 real images' captions by heart, once
-    per session (test_captioning.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
+    """An attention captioner trained until it knows 5 real images' captions by heart
+    (training loss below OVERFIT_LOSS, at most OVERFIT_EPOCHS epochs), once per session
+    (test_captioning.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
     from seqtasks.training import train
     from tasks import get_recipe
 
     root = tmp_path_factory.mktemp("overfit")
     names, captions = flickr_images(root / "images", 5, start=10)
-    csv = caption_csv(root / "images" / "captions.csv", names, captions, per_image=1, repeat=20)
+    # 15 steps an epoch (each caption 60 times), validation on each caption once.
+    csv = caption_csv(root / "images" / "captions.csv", names, captions, per_image=1, repeat=60)
+    once = caption_csv(root / "images" / "once.csv", names, captions, per_image=1)
     recipe = get_recipe("captioning")
     config = recipe.make_config(
         **{
             **TINY_CAPTIONING,
             "hidden_dim": 64,
             "embedding_dim": 32,
-            "epochs": 60,
+            "epochs": OVERFIT_EPOCHS,
             "batch_size": 20,
         },
         data=csv,
-        validation_data=csv,
-        learning_rate=3e-3,
+        validation_data=once,
+        learning_rate=2e-3,  # 5e-3 and 1e-2 stall at loss 2-2.5 (a caption-free plateau)
         dropout=0.0,
         label_smoothing=0.0,
-        patience=60,
+        patience=OVERFIT_EPOCHS,
         reduce_lr_factor=1.0,
         feature_cache=str(root / "cache"),
         export_dir=str(root / "export"),
         run_dir=str(root / "run"),
     )
-    result = train(recipe, config, verbose=0)
+    stop = stop_at_loss(OVERFIT_LOSS)
+    result = train(recipe, config, verbose=0, callbacks=[stop])
     images = [open(root / "images" / n, "rb").read() for n in names]
     return {"result": result, "recipe": recipe, "names": names, "captions": captions,
-            "images": images, "root": root, "csv": csv}  # fmt: skip
+            "images": images, "root": root, "csv": csv, "stop": stop}  # fmt: skip

@@ -23,9 +23,10 @@ from seqtasks.export import read_metadata
 from seqtasks.training import finetune, lock_run, run_differences, train
 from tasks import get_recipe
 
-# gru, seed 4, learning rate 0.01: validation loss gets worse after epoch 1 (the learning
-# rate is cut, early stopping waits) and then improves, so the best weights are epoch 4's,
-# trained after the resume.
+# gru, seed 4, learning rate 0.01, patience 10: all 4 epochs run; on the machine this was
+# written on, validation loss got worse after epoch 1 (the learning rate is cut, early
+# stopping waits) and then improved. The test asserts only that the resumed run repeats
+# the uninterrupted one, whatever the trajectory (it differs between CPUs).
 SETTINGS = {**TINY, "epochs": 4, "patience": 10, "learning_rate": 0.01}
 ARGS = [
     "--model",
@@ -88,7 +89,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path, sst2_samp
     assert "resuming" not in uninterrupted.stderr
     got, want = json.loads(resumed.stdout)["metrics"], json.loads(uninterrupted.stdout)["metrics"]
     assert got["epochs_run"] == want["epochs_run"] == 4
-    assert got["best_epoch"] == want["best_epoch"] == 4
+    assert got["best_epoch"] == want["best_epoch"]
     for name in ("val_loss", "val_accuracy", "val_macro_f1"):
         assert got[name] == pytest.approx(want[name], abs=1e-4), name
     rows, expected = history(tmp_path / "run"), history(tmp_path / "full")
