@@ -71,10 +71,10 @@ def main() -> None:
     from seqtasks.data.parallel import load_parallel
     from seqtasks.decoding import DecodingOptions
     from seqtasks.export import read_metadata
+    from seqtasks.generation import Generator, TextSource
     from seqtasks.text import END_ID, START_ID
     from seqtasks.training import TimeLimit, train
     from tasks import get_recipe
-    from tasks.translation import Translator
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     recipe = get_recipe("translation")
@@ -109,18 +109,19 @@ def main() -> None:
     test = load_parallel(DATA, source_lang="en", target_lang="de", split="test_2016_flickr")
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
     info = result.prepared.info
-    greedy = Translator(
+    greedy = Generator(
         result.model,
-        info["source_tokenizer"],
         info["target_tokenizer"],
         DecodingOptions(strategy="greedy"),
         config.sequence_length,
+        TextSource(info["source_tokenizer"]),
+        "translation",
     )
     model = result.model
 
     def python_greedy(texts):
         """The tutorials' loop: re-run the decoder on the whole prefix for every new token."""
-        source = greedy.encode_source(tf.constant(texts))
+        source = greedy.source.encode(tf.constant(texts))
         tokens = np.full((len(texts), 1), START_ID, np.int32)
         done = np.zeros(len(texts), bool)
         for _ in range(config.sequence_length - 1):
@@ -136,7 +137,7 @@ def main() -> None:
 
     runners = {
         "export_beam4": lambda batch: loaded(text=tf.constant(batch))["translation"].numpy(),
-        "graph_greedy_cached": lambda batch: greedy.translate(tf.constant(batch))[
+        "graph_greedy_cached": lambda batch: greedy.serving_function(tf.constant(batch))[
             "translation"
         ].numpy(),
         "python_greedy_uncached": python_greedy,

@@ -37,12 +37,11 @@ from seqtasks.data.pipeline import shuffle_each_epoch, split_indices
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.decoding import (
     DecodingConfig,
-    decode,
-    make_sampler,
     options_from_config,
     stored_options,
 )
 from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.generation import FeatureSource, Generator, ImageSource
 from seqtasks.images import cached_image_features, check_image, decode_image, decode_images
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
@@ -641,10 +640,12 @@ class CaptioningRecipe(Recipe):
         """
         forced = teacher_forced_metrics(model, prepared.validation)
         config: CaptioningConfig = prepared.info["config"]
-        generator = make_generator(model, prepared, config)
+        inputs = prepared.info["validation_inputs"]  # encoded images, or feature grids
+        shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
+        generator = make_generator(model, prepared, config, feature_shape=shape)
         val: CaptionData = prepared.info["validation_data"]
         start = time.perf_counter()
-        captions, _ = generator.caption_all(prepared.info["validation_inputs"])
+        captions, _ = generator.generate_all(inputs, batch_size=32)
         seconds = time.perf_counter() - start
         scores = caption_scores(captions, val.captions)
         return {
@@ -670,23 +671,23 @@ class CaptioningRecipe(Recipe):
     def export(self, model, prepared: Prepared, config: CaptioningConfig, metadata: dict) -> str:
         generator = make_generator(model, prepared, config)
         feature_shape = prepared.info["feature_shape"]
-        if generator.image_encoder is not None:
-            endpoint = generator.caption_images
-            spec = tf.TensorSpec([None], tf.string, name="image_bytes")
+        image_encoder = getattr(generator.source, "image_encoder", None)
+        spec = generator.source.spec()
+        if image_encoder is not None:
             inputs = {"image_bytes": "tf.string [None]: encoded JPEG, PNG, GIF or BMP images"}
         else:
-            endpoint = generator.caption_features
-            spec = tf.TensorSpec([None, *feature_shape], tf.float32, name="features")
             inputs = {"features": f"tf.float32 [None, {', '.join(map(str, feature_shape))}]"}
         extra_files = {
-            DECODER_FILE: generator.decoder.save,
+            DECODER_FILE: generator.model.save,
             VOCABULARY_FILE: prepared.info["tokenizer"].vocabulary_file,
         }
-        if generator.image_encoder is not None:
-            extra_files[IMAGE_ENCODER_FILE] = generator.image_encoder.save
+        if image_encoder is not None:
+            extra_files[IMAGE_ENCODER_FILE] = image_encoder.save
         return exporting.write_version(
             config.export_dir,
-            lambda path: exporting.save_serving_archive(path, [generator], endpoint, [spec]),
+            lambda path: exporting.save_serving_archive(
+                path, [generator], generator.serving_function, [spec]
+            ),
             metadata={
                 "task": self.name,
                 "task_type": self.task_type,
@@ -706,8 +707,8 @@ class CaptioningRecipe(Recipe):
                 "preprocessing": {
                     "image_size": config.image_size,
                     "resize": "bilinear, antialiased, aspect ratio not kept",
-                    "encoder": config.encoder if generator.image_encoder is not None else None,
-                    "feature_dtype": generator.feature_dtype,
+                    "encoder": config.encoder if image_encoder is not None else None,
+                    "feature_dtype": getattr(generator.source, "feature_dtype", None),
                     "tokenizer": "wordpiece",
                     "sequence_length": config.sequence_length,
                     "caption_normalization": "lower case, punctuation removed",
@@ -875,22 +876,22 @@ class CaptioningRecipe(Recipe):
                 raise ExportError(f"{version_dir}: the export has no assets.extra/{name}")
         encoded = [_read_image(path) for path in paths]
         generator = load_generator(version_dir, metadata)
-        images = decode_images(tf.constant(encoded), generator.image_size)
-        features = generator.encode_images(tf.constant(encoded))
-        ids, scores = generator.generate(features)
+        images = decode_images(tf.constant(encoded), generator.source.image_size)
+        features = generator.source.encode(tf.constant(encoded))
+        ids, scores = generator.decode(features)
         captions = [c.decode("utf-8") for c in generator.tokenizer.detokenize(ids).numpy()]
         maps = None
         if attention:
             from seqtasks.models.image_encoders import grid_shape
 
-            rows, columns = grid_shape(generator.image_encoder)
+            rows, columns = grid_shape(generator.source.image_encoder)
             maps = []
             ids = np.asarray(ids)
             for i in range(len(paths)):
                 generated = list(ids[i, 1:])
                 if END_ID in generated:
                     generated = generated[: generated.index(END_ID) + 1]
-                weights = generator.decoder.cross_attention(
+                weights = generator.model.cross_attention(
                     features[i : i + 1], ids[i : i + 1, : len(generated)].astype(np.int32)
                 )
                 weights = np.asarray(weights)[0].reshape(len(generated), rows, columns)
@@ -953,7 +954,7 @@ class ImageCaptioner(keras.Model):
 
     ``model({"images": float32 (B, S, S, 3), "decoder_token_ids": int32 (B, T)})``
     -> logits ``(B, T, V)``. Decoding runs the encoder once and then the
-    decoder's own cached steps (see :class:`CaptionGenerator`).
+    decoder's own cached steps (see :class:`seqtasks.generation.Generator`).
     """
 
     def __init__(self, image_encoder, decoder, **kwargs):
@@ -1032,17 +1033,37 @@ def caption_batches(
     return ds.prefetch(tf.data.AUTOTUNE), dropped
 
 
-def make_generator(model, prepared: Prepared, config: CaptioningConfig) -> CaptionGenerator:
-    """The :class:`CaptionGenerator` of a trained model, decoding as ``config`` says."""
+def caption_generator(
+    decoder, tokenizer, options, max_length: int, image_encoder, image_size: int,
+    feature_dtype: str | None, feature_shape=None,
+) -> Generator:  # fmt: skip
+    """A :class:`~seqtasks.generation.Generator` from images (encoded bytes, through
+    ``image_encoder``) or, without an image encoder, from feature vectors or grids
+    (``feature_shape`` per example) to captions (output ``caption``)."""
+    if image_encoder is not None:
+        source = ImageSource(image_encoder, image_size, feature_dtype)
+    else:
+        source = FeatureSource(feature_shape)
+    return Generator(decoder, tokenizer, options, max_length, source, output_name="caption")
+
+
+def make_generator(
+    model, prepared: Prepared, config: CaptioningConfig, feature_shape=None
+) -> Generator:
+    """The caption generator of a trained model, decoding as ``config`` says: from
+    encoded images (its image encoder's input), or with ``feature_shape`` (one
+    example's, e.g. ``(P, C)``) from feature grids such as the cached validation
+    features, bypassing the image encoder."""
     decoder = model.decoder if isinstance(model, ImageCaptioner) else model
-    return CaptionGenerator(
+    return caption_generator(
         decoder,
         prepared.info["tokenizer"],
         options_from_config(config),
         config.sequence_length,
-        image_encoder=prepared.info["image_encoder"],
+        image_encoder=None if feature_shape else prepared.info["image_encoder"],
         image_size=config.image_size,
         feature_dtype=feature_dtype(prepared, config),
+        feature_shape=feature_shape or prepared.info["feature_shape"],
     )
 
 
@@ -1052,8 +1073,8 @@ def feature_dtype(prepared: Prepared, config: CaptioningConfig) -> str | None:
     return "float16" if cached else None
 
 
-def load_generator(version_dir: str, metadata: dict) -> CaptionGenerator:
-    """A :class:`CaptionGenerator` from an export's Keras models and vocabulary."""
+def load_generator(version_dir: str, metadata: dict) -> Generator:
+    """The caption generator of an export's Keras models and vocabulary."""
     extra = os.path.join(version_dir, "assets.extra")
     decoder = keras.saving.load_model(os.path.join(extra, DECODER_FILE), compile=False)
     encoder_path = os.path.join(extra, IMAGE_ENCODER_FILE)
@@ -1065,7 +1086,7 @@ def load_generator(version_dir: str, metadata: dict) -> CaptionGenerator:
     preprocessing = metadata.get("preprocessing", {})
     length = int(preprocessing.get("sequence_length", 32))
     tokenizer = SubwordTokenizer(os.path.join(extra, VOCABULARY_FILE), length, lowercase=True)
-    return CaptionGenerator(
+    return caption_generator(
         decoder,
         tokenizer,
         stored_options(metadata.get("decoding")),
@@ -1073,107 +1094,8 @@ def load_generator(version_dir: str, metadata: dict) -> CaptionGenerator:
         image_encoder=image_encoder,
         image_size=int(preprocessing.get("image_size", 160)),
         feature_dtype=preprocessing.get("feature_dtype"),
+        feature_shape=metadata.get("feature_shape"),
     )
-
-
-class CaptionGenerator(tf.Module):
-    """Images (encoded bytes) or feature grids to captions; exportable.
-
-    The same object serves training-time evaluation and the SavedModel
-    (``caption_images`` or ``caption_features`` is its ``serving_default``).
-
-    Args:
-        decoder: a captioner from :mod:`seqtasks.models.captioning`.
-        tokenizer: the caption :class:`SubwordTokenizer`.
-        options: how to decode (:class:`~seqtasks.decoding.DecodingOptions`).
-        max_length: decoded length in tokens, ``[START]`` and ``[END]`` included.
-        image_encoder: pixels -> feature grid model; None for feature models.
-        image_size: the encoder's input size in pixels.
-        feature_dtype: ``"float16"`` when the decoder was trained on cached
-            float16 features: the encoder's output is rounded the same way, so
-            the export sees exactly what training saw; None leaves it float32.
-    """
-
-    def __init__(
-        self,
-        decoder,
-        tokenizer,
-        options,
-        max_length: int,
-        image_encoder=None,
-        image_size=160,
-        feature_dtype: str | None = None,
-    ):
-        super().__init__()
-        self.feature_dtype = feature_dtype
-        self.decoder = decoder
-        self.tokenizer = tokenizer
-        self.options = options
-        self.max_length = int(max_length)
-        self.image_encoder = image_encoder
-        self.image_size = int(image_size)
-        self.sampler = make_sampler(options, tokenizer.vocabulary_size)
-        seed_generator = getattr(self.sampler, "seed_generator", None)
-        if seed_generator is not None:  # tracked, so an export saves the sampling seed state
-            self.sampler_seed_state = seed_generator.state
-        self._caption_images = tf.function(self.caption_images)
-        self._caption_features = tf.function(self.caption_features)
-
-    def generate(self, features):
-        """Decoded ids int32 ``(B, max_length)`` and scores float32 ``(B,)`` of feature grids."""
-        return decode(self.decoder, features, self.options, self.max_length, self.sampler)
-
-    def caption_features(self, features):
-        """float32 ``(B, P, C)`` (or ``(B, C)``) -> ``{"caption": (B,), "score": (B,)}``."""
-        features = tf.cast(features, tf.float32)
-        if features.shape.rank == 2:
-            features = features[:, None, :]
-        token_ids, scores = self.generate(features)
-        return {"caption": self.tokenizer.detokenize(token_ids), "score": scores}
-
-    def caption_images(self, image_bytes):
-        """tf.string ``(B,)`` encoded images -> ``{"caption": (B,), "score": (B,)}``."""
-        return self.caption_features(self.encode_images(image_bytes))
-
-    def encode_images(self, image_bytes):
-        """tf.string ``(B,)`` encoded images -> float32 feature grids ``(B, P, C)``."""
-        images = decode_images(image_bytes, self.image_size)
-        features = self.image_encoder(images, training=False)
-        if self.feature_dtype:
-            features = tf.cast(tf.cast(features, self.feature_dtype), tf.float32)
-        return features
-
-    def caption_all(self, inputs, batch_size: int = 32) -> tuple[list[str], list[float]]:
-        """Captions and scores of feature grids ``(N, P, C)`` or a list of encoded images.
-
-        With the TensorFlow backend this runs the traced graph functions (the
-        export's code path); with another Keras backend the decoding loop runs
-        on that backend and only decoding of images and detokenization use
-        TensorFlow.
-        """
-        captions, scores = [], []
-        for start in range(0, len(inputs), batch_size):
-            chunk = inputs[start : start + batch_size]
-            if keras.backend.backend() == "tensorflow":
-                if isinstance(inputs, list):
-                    out = self._caption_images(tf.constant(chunk, tf.string))
-                else:
-                    out = self._caption_features(tf.constant(np.asarray(chunk, np.float32)))
-                texts, values = out["caption"].numpy(), out["score"].numpy()
-            else:
-                features = (
-                    self.encode_images(tf.constant(chunk, tf.string)).numpy()
-                    if isinstance(inputs, list)
-                    else np.asarray(chunk, np.float32)
-                )
-                ids, values = self.generate(features)
-                texts = self.tokenizer.detokenize(
-                    tf.constant(keras.ops.convert_to_numpy(ids))
-                ).numpy()
-                values = keras.ops.convert_to_numpy(values)
-            captions.extend(t.decode("utf-8") for t in texts)
-            scores.extend(float(v) for v in values)
-        return captions, scores
 
 
 def _read_image(path: str) -> bytes:

@@ -32,12 +32,11 @@ from seqtasks.data.pipeline import bucket_boundaries, shuffle_each_epoch, split_
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.decoding import (
     DecodingConfig,
-    decode,
-    make_sampler,
     options_from_config,
     stored_options,
 )
 from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.generation import Generator, TextSource
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
 from seqtasks.metrics import bleu_chrf, teacher_forced_metrics
@@ -56,7 +55,7 @@ from seqtasks.subword import (
     learn_vocabulary,
     subword_coverage,
 )
-from seqtasks.text import END_ID, PAD_ID, write_vocabulary
+from seqtasks.text import END_ID, write_vocabulary
 from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -528,7 +527,7 @@ class TranslationRecipe(Recipe):
         translator = make_translator(model, prepared, config)
         pairs: ParallelData = prepared.info["validation_pairs"]
         start = time.perf_counter()
-        hypotheses = translator.translate_all(pairs.sources)
+        hypotheses, _ = translator.generate_all(pairs.sources)
         seconds = time.perf_counter() - start
         scores = bleu_chrf(hypotheses, pairs.targets)
         return {
@@ -555,7 +554,7 @@ class TranslationRecipe(Recipe):
             lambda path: exporting.save_serving_archive(
                 path,
                 [translator],
-                translator.translate,
+                translator.serving_function,
                 [text_spec],
                 extra_endpoints={"score": (translator.score, [text_spec, target_spec])},
             ),
@@ -720,14 +719,14 @@ class TranslationRecipe(Recipe):
             for name in VOCABULARY_FILES
         )
         options = stored_options(metadata.get("decoding"))
-        translator = Translator(model, source_tokenizer, target_tokenizer, options, length)
+        translator = text_generator(model, source_tokenizer, target_tokenizer, options, length)
         text = tf.constant([sentence])
         ids, scores = translator.generate(text)
         ids = np.asarray(ids)[0]
         generated = list(ids[1:])
         if END_ID in generated:
             generated = generated[: generated.index(END_ID) + 1]
-        source = translator.encode_source(text).numpy()
+        source = translator.source.encode(text).numpy()
         decoder_inputs = ids[None, : len(generated)].astype(np.int32)
         weights = np.asarray(model.cross_attention(source, decoder_inputs))[0]
         source_tokens = [source_tokenizer.vocabulary[i] for i in source[0]]
@@ -837,9 +836,23 @@ def build_seq2seq(
     )
 
 
-def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Translator:
-    """The :class:`Translator` of a trained model, decoding as ``config`` says."""
-    return Translator(
+def text_generator(model, source_tokenizer, target_tokenizer, options, max_length: int):
+    """A :class:`~seqtasks.generation.Generator` from source strings to translations
+    (output ``translation``; an empty or whitespace-only source gives "" with score 0)."""
+    return Generator(
+        model,
+        target_tokenizer,
+        options,
+        max_length,
+        source=TextSource(source_tokenizer),
+        output_name="translation",
+    )
+
+
+def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Generator:
+    """The translation :class:`~seqtasks.generation.Generator` of a trained model,
+    decoding as ``config`` says."""
+    return text_generator(
         model,
         prepared.info["source_tokenizer"],
         prepared.info["target_tokenizer"],
@@ -897,92 +910,3 @@ def pair_batches(
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     return ds.prefetch(tf.data.AUTOTUNE), dropped
-
-
-class Translator(tf.Module):
-    """Raw source strings to translations: tokenize, decode, detokenize; exportable.
-
-    The same object serves training-time evaluation (called eagerly) and the
-    SavedModel (its ``translate`` and ``score`` functions are the signatures).
-    An empty or whitespace-only input gives an empty translation with score 0.
-
-    Args:
-        model: a trained seq2seq model.
-        source_tokenizer, target_tokenizer: :class:`SubwordTokenizer` objects.
-        options: how to decode (:class:`DecodingOptions`).
-        max_length: decoded length in tokens, ``[START]`` and ``[END]`` included.
-    """
-
-    def __init__(self, model, source_tokenizer, target_tokenizer, options, max_length: int):
-        super().__init__()
-        self.model = model
-        self.source_tokenizer = source_tokenizer
-        self.target_tokenizer = target_tokenizer
-        self.options = options
-        self.max_length = int(max_length)
-        self.sampler = make_sampler(options, target_tokenizer.vocabulary_size)
-        seed_generator = getattr(self.sampler, "seed_generator", None)
-        if seed_generator is not None:  # tracked, so an export saves the sampling seed state
-            self.sampler_seed_state = seed_generator.state
-
-    def encode_source(self, text):
-        """tf.string ``(B,)`` -> int32 ``(B, S)`` right-padded, ``S >= 1``."""
-        ids = self.source_tokenizer(text).to_tensor(default_value=PAD_ID)
-        return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def translate(self, text):
-        token_ids, scores = self.generate(text)
-        translation = self.target_tokenizer.detokenize(token_ids)
-        empty = tf.equal(tf.strings.strip(text), "")
-        return {
-            "translation": tf.where(empty, "", translation),
-            "score": tf.where(empty, 0.0, scores),
-        }
-
-    def generate(self, text):
-        """Decoded target ids int32 ``(B, max_length)`` and scores float32 ``(B,)``."""
-        source = self.encode_source(text)
-        return decode(self.model, source, self.options, self.max_length, self.sampler)
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)]
-    )
-    def score(self, text, target):
-        """Teacher-forced log-likelihood of ``target`` given ``text`` (summed) and token count."""
-        source = self.encode_source(text)
-        target_ids = self.target_tokenizer.with_boundaries(target).to_tensor(default_value=PAD_ID)
-        logits = self.model(
-            {"encoder_token_ids": source, "decoder_token_ids": target_ids[:, :-1]}, training=False
-        )
-        y = target_ids[:, 1:]
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        picked = tf.gather(log_probs, y, batch_dims=2)
-        mask = tf.cast(tf.not_equal(y, PAD_ID), tf.float32)
-        return {
-            "log_likelihood": tf.reduce_sum(picked * mask, axis=1),
-            "tokens": tf.cast(tf.reduce_sum(mask, axis=1), tf.int32),
-        }
-
-    def translate_all(self, texts: list[str], batch_size: int = 64) -> list[str]:
-        """Translate a list of strings in batches.
-
-        With the TensorFlow backend this calls the traced ``translate`` (the
-        export's code path); with another Keras backend (JAX, PyTorch) the
-        decoding loop runs on that backend and only tokenization and
-        detokenization use TensorFlow.
-        """
-        out = []
-        for i in range(0, len(texts), batch_size):
-            batch = tf.constant(texts[i : i + batch_size])
-            if keras.backend.backend() == "tensorflow":
-                translation = self.translate(batch)["translation"]
-            else:
-                source = self.encode_source(batch).numpy()
-                ids, _ = decode(self.model, source, self.options, self.max_length, self.sampler)
-                translation = self.target_tokenizer.detokenize(
-                    tf.constant(keras.ops.convert_to_numpy(ids))
-                )
-                translation = tf.where(tf.equal(tf.strings.strip(batch), ""), "", translation)
-            out.extend(t.decode("utf-8") for t in translation.numpy())
-        return out

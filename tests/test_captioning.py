@@ -207,13 +207,13 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(overfit, tmp_path
     fresh = json.loads(done.stdout.strip().splitlines()[-1])
     assert fresh["modules"] == []
     generator = make_generator(result.model, result.prepared, result.prepared.info["config"])
-    captions, scores = generator.caption_all([open(p, "rb").read() for p in paths])
+    captions, scores = generator.generate_all([open(p, "rb").read() for p in paths])
     assert fresh["out"]["3"]["caption"] == captions
     np.testing.assert_allclose(fresh["out"]["3"]["score"], scores, atol=1e-4)
     assert fresh["out"]["1"]["caption"] == captions[:1]
     # The PNG with alpha is the same picture as training image 2: the same caption,
     # whatever the model learned.
-    train_image, _ = generator.caption_all([overfit["images"][1]])
+    train_image, _ = generator.generate_all([overfit["images"][1]])
     assert captions[1] == train_image[0]
 
 
@@ -273,11 +273,11 @@ def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
     from tasks.captioning import make_generator
 
     generator = make_generator(result.model, result.prepared, config)
-    assert generator.feature_dtype is None  # trained end to end on float32 features
+    assert generator.source.feature_dtype is None  # trained end to end on float32 features
     images = [open(tmp_path / "images" / n, "rb").read() for n in names[:2]]
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
     out = loaded(image_bytes=tf.constant(images))
-    captions, scores = generator.caption_all(images)
+    captions, scores = generator.generate_all(images)
     assert [c.decode() for c in out["caption"].numpy()] == captions
     np.testing.assert_allclose(out["score"].numpy(), scores, atol=1e-4)
     saved = keras.saving.load_model(

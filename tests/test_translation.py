@@ -69,7 +69,7 @@ print(json.dumps(out))
 
 
 def test_export_in_a_fresh_process_matches_the_in_memory_model(translation):
-    from tasks.translation import Translator
+    from seqtasks.generation import Generator, TextSource
 
     batches = {
         "one": ["A man is riding a bicycle down the street."],
@@ -91,15 +91,16 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(translation):
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert loaded["seqtasks_imported"] is False
     info = translation.prepared.info
-    translator = Translator(
+    translator = Generator(
         translation.model,
-        info["source_tokenizer"],
         info["target_tokenizer"],
         DecodingOptions(beam_size=2),
         TINY_TRANSLATION["sequence_length"],
+        TextSource(info["source_tokenizer"]),
+        "translation",
     )
     for name, batch in batches.items():
-        expected = translator.translate(tf.constant(batch))
+        expected = translator.serving_function(tf.constant(batch))
         translations = [t.decode("utf-8") for t in expected["translation"].numpy()]
         assert loaded[name]["translation"] == translations
         np.testing.assert_allclose(loaded[name]["score"], expected["score"].numpy(), atol=1e-5)
@@ -160,10 +161,11 @@ TRANSLATION_OVERFIT_EPOCHS = {"transformer": 30, "rnn-attention": 110}
 
 @pytest.mark.parametrize("model", ["transformer", "rnn-attention"])
 def test_a_model_that_overfits_20_pairs_reproduces_them_greedy_and_beam(tmp_path, model):
+    from seqtasks.generation import Generator, TextSource
     from seqtasks.subword import SubwordTokenizer, learn_vocabulary
     from seqtasks.text import write_vocabulary
     from tasks import get_recipe
-    from tasks.translation import Translator, build_seq2seq, pair_batches
+    from tasks.translation import build_seq2seq, pair_batches
 
     keras.utils.set_random_seed(1)
     pairs, val = _twenty_pairs()
@@ -199,8 +201,8 @@ def test_a_model_that_overfits_20_pairs_reproduces_them_greedy_and_beam(tmp_path
     expected = tokenizers[1].detokenize(tokenizers[1].with_boundaries(tf.constant(pairs.targets)))
     expected = [t.decode("utf-8") for t in expected.numpy()]
     for options in (DecodingOptions(strategy="greedy"), DecodingOptions(beam_size=3)):
-        translator = Translator(net, *tokenizers, options, 32)
-        assert translator.translate_all(pairs.sources) == expected, options.strategy
+        translator = Generator(net, tokenizers[1], options, 32, TextSource(tokenizers[0]), "out")
+        assert translator.generate_all(pairs.sources)[0] == expected, options.strategy
 
 
 def test_bad_pair_data_names_the_file(tmp_path):
@@ -238,16 +240,17 @@ def test_shared_or_separate_vocabularies(tmp_path):
 
 def test_a_sampling_export_saves_its_seed_state_and_samples(translation, tmp_path):
     from seqtasks.export import save_serving_archive
-    from tasks.translation import Translator
+    from seqtasks.generation import Generator, TextSource
 
     info = translation.prepared.info
     options = DecodingOptions(strategy="sample", top_k=10**6, temperature=0.8, seed=3)
-    translator = Translator(
-        translation.model, info["source_tokenizer"], info["target_tokenizer"], options, 24
+    source = TextSource(info["source_tokenizer"])
+    translator = Generator(
+        translation.model, info["target_tokenizer"], options, 24, source, "translation"
     )
     assert translator.sampler.k == info["target_tokenizer"].vocabulary_size  # top_k capped
     spec = [tf.TensorSpec([None], tf.string, name="text")]
-    save_serving_archive(str(tmp_path / "sampled"), [translator], translator.translate, spec)
+    save_serving_archive(str(tmp_path / "sampled"), [translator], translator.serving_function, spec)
     serve = tf.saved_model.load(str(tmp_path / "sampled")).signatures["serving_default"]
     out = serve(text=tf.constant(["Two dogs play in the snow.", ""]))
     assert out["translation"].shape == (2,) and out["translation"].numpy()[1] == b""
