@@ -1,9 +1,16 @@
-"""Autoregressive decoding for encoder-decoder models: greedy, beam search, sampling.
+"""Autoregressive decoding: greedy, beam search, sampling, with an optional prompt.
 
-The same code decodes translations (the encoder input is source token ids)
-and captions (the encoder input is image features, see
-:mod:`seqtasks.models.captioning`): only the batch axis of the encoder input
-is used here; the model's ``init_cache`` does the rest.
+The same code decodes translations (the encoder input is source token ids),
+captions (the encoder input is image features, see
+:mod:`seqtasks.models.captioning`) and the output of decoder-only models (no
+encoder input: ``encoder_inputs=None``, the batch size comes from the prompt):
+only the batch axis of the encoder input is used here; the model's
+``init_cache`` does the rest.
+
+A *prompt* (int32 ``(batch, prompt_length)``, ``[START]`` first, right-padded
+with ``[PAD]``) gives the tokens every output of its row begins with: they are
+fed through the model's step cache as they are, never sampled and never scored;
+generation continues after each row's last prompt token and stops at ``[END]``.
 
 All strategies run in a ``keras.ops.while_loop`` over a fixed-size token
 buffer, so they trace once into a graph (the translation export runs beam
@@ -138,29 +145,48 @@ def make_sampler(options: DecodingOptions, vocabulary_size: int | None = None):
     return samplers.RandomSampler(seed=options.seed, temperature=options.temperature)
 
 
-def decode(model, encoder_token_ids, options: DecodingOptions, max_length: int, sampler=None):
+def decode(
+    model, encoder_token_ids, options: DecodingOptions, max_length: int, sampler=None, prompt=None
+):
     """Decode a batch with ``options``.
 
     Args:
-        model: a seq2seq model from :mod:`seqtasks.models.seq2seq` or a
-            captioner from :mod:`seqtasks.models.captioning`.
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq`, a captioner
+            from :mod:`seqtasks.models.captioning`, or a decoder-only model
+            (``init_cache(None, max_length, batch_size=B)``, ``decode_step``, and
+            ``call({"decoder_token_ids": ...})``).
         encoder_token_ids: the encoder input, batch first: int32 ``(batch,
             source_length)`` right-padded with 0 for translation, float32
-            ``(batch, positions, dim)`` image features for captioning.
+            ``(batch, positions, dim)`` image features for captioning; None for a
+            decoder-only model (then ``prompt`` is required).
         options: the strategy and its settings.
-        max_length: buffer length (``[START]`` included).
+        max_length: buffer length (``[START]`` and the prompt included).
         sampler: a sampler from :func:`make_sampler` (made here when None).
+        prompt: int32 ``(batch, prompt_length)``, ``[START]`` first, right-padded
+            with 0, ``prompt_length <= max_length``; default ``[START]`` alone.
 
     Returns:
-        ``(token_ids int32 (batch, max_length), scores float32 (batch,))``.
+        ``(token_ids int32 (batch, max_length), scores float32 (batch,))``; the
+        outputs begin with their prompt, and ``scores`` cover the generated tokens.
+
+    Raises:
+        ValueError: no encoder input and no prompt.
     """
+    if encoder_token_ids is None and prompt is None:
+        raise ValueError("a decoder-only model needs a prompt; Received: prompt=None")
     if options.strategy == "beam":
         return beam_search(
-            model, encoder_token_ids, max_length, options.beam_size, options.length_penalty
+            model,
+            encoder_token_ids,
+            max_length,
+            options.beam_size,
+            options.length_penalty,
+            prompt=prompt,
         )
     sampler = sampler or make_sampler(options)
-    token_ids = sample(model, sampler, encoder_token_ids, max_length)
-    return token_ids, sequence_scores(model, encoder_token_ids, token_ids)
+    token_ids = sample(model, sampler, encoder_token_ids, max_length, prompt=prompt)
+    fixed = None if prompt is None else _prompt_buffer(prompt, None, max_length)[1]
+    return token_ids, sequence_scores(model, encoder_token_ids, token_ids, fixed)
 
 
 def _suppress_special(logits):
@@ -181,14 +207,35 @@ def _start_buffer(batch, max_length):
     return ops.concatenate([start, ops.zeros((batch, max_length - 1), "int32")], axis=1)
 
 
-def sample(model, sampler, encoder_token_ids, max_length: int):
-    """Generate with a keras-hub sampler, feeding one token per step through the cache."""
-    batch = ops.shape(encoder_token_ids)[0]
-    prompt = _start_buffer(batch, max_length)
-    mask = ops.concatenate(
-        [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")], axis=1
-    )
-    cache = model.init_cache(encoder_token_ids, max_length)
+def _prompt_buffer(prompt, batch, max_length):
+    """The token buffer int32 ``(batch, max_length)`` and its fixed positions, bool
+    ``(batch, max_length)``: ``[START]`` and the prompt's tokens (``prompt`` None:
+    ``[START]`` alone, for ``batch`` rows)."""
+    if prompt is None:
+        tokens = _start_buffer(batch, max_length)
+    else:
+        prompt = ops.cast(prompt, "int32")
+        tokens = ops.pad(prompt, [[0, 0], [0, max_length - ops.shape(prompt)[1]]])
+    first = ops.arange(max_length) == 0
+    return tokens, ops.logical_or(ops.not_equal(tokens, PAD_ID), first[None, :])
+
+
+def _batch_size(encoder_token_ids, prompt):
+    return ops.shape(encoder_token_ids if encoder_token_ids is not None else prompt)[0]
+
+
+def _init_cache(model, encoder_token_ids, max_length, batch):
+    if encoder_token_ids is None:  # a decoder-only model
+        return model.init_cache(None, max_length, batch_size=batch)
+    return model.init_cache(encoder_token_ids, max_length)
+
+
+def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None):
+    """Generate with a keras-hub sampler, feeding one token per step through the cache
+    (the prompt's tokens too: they are kept, not sampled)."""
+    batch = _batch_size(encoder_token_ids, prompt)
+    prompt, mask = _prompt_buffer(prompt, batch, max_length)
+    cache = _init_cache(model, encoder_token_ids, max_length, batch)
 
     def next(prompt, cache, index):
         token = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1) previous token
@@ -200,12 +247,15 @@ def sample(model, sampler, encoder_token_ids, max_length: int):
     )
 
 
-def sequence_scores(model, encoder_token_ids, token_ids):
+def sequence_scores(model, encoder_token_ids, token_ids, fixed=None):
     """Length-normalised log-probability of decoded outputs (one teacher-forced pass).
 
     Args:
+        encoder_token_ids: the encoder input, or None for a decoder-only model.
         token_ids: int32 ``(batch, length)`` starting with ``[START]``; tokens
             after the first ``[END]`` are ignored.
+        fixed: bool ``(batch, length)``, True at the prompt's positions (not
+            scored); None: only ``[START]`` is fixed.
 
     Returns:
         float32 ``(batch,)``: ``sum log p(y_t | y_<t, x) / |y|`` over the
@@ -220,8 +270,13 @@ def sequence_scores(model, encoder_token_ids, token_ids):
     inputs = ops.where(
         ops.concatenate([ops.ones_like(keep[:, :1]), keep[:, :-1]], axis=1) > 0, inputs, PAD_ID
     )
-    name = getattr(model, "encoder_input_name", "encoder_token_ids")
-    logits = model({name: encoder_token_ids, "decoder_token_ids": inputs}, training=False)
+    if fixed is not None:  # the prompt's tokens are given, not generated
+        keep = keep * ops.cast(ops.logical_not(fixed[:, 1:]), "float32")
+    if encoder_token_ids is None:
+        logits = model({"decoder_token_ids": inputs}, training=False)
+    else:
+        name = getattr(model, "encoder_input_name", "encoder_token_ids")
+        logits = model({name: encoder_token_ids, "decoder_token_ids": inputs}, training=False)
     log_probs = ops.log_softmax(_suppress_special(logits), axis=-1)
     token_log_probs = ops.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
     total = ops.sum(token_log_probs * keep, axis=1)
@@ -233,7 +288,12 @@ def _length_penalty(length, alpha: float):
 
 
 def beam_search(
-    model, encoder_token_ids, max_length: int, beam_size: int = 4, length_penalty: float = 0.6
+    model,
+    encoder_token_ids,
+    max_length: int,
+    beam_size: int = 4,
+    length_penalty: float = 0.6,
+    prompt=None,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -247,23 +307,31 @@ def beam_search(
     finished hypotheses and the final beam.
 
     Args:
-        model: a seq2seq model from :mod:`seqtasks.models.seq2seq`.
-        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0.
-        max_length: buffer length, ``[START]`` included.
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq` (or a model
+            as :func:`decode` takes).
+        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0;
+            None for a decoder-only model.
+        max_length: buffer length, ``[START]`` and the prompt included.
         beam_size: hypotheses kept per input (1 gives greedy decoding).
         length_penalty: exponent alpha of ``lp(y) = ((5 + |y|) / 6) ** alpha``.
+        prompt: as for :func:`decode`: its tokens are forced at no cost, and
+            ``|y|`` counts the generated tokens only.
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
         best hypothesis; ``scores`` is ``log P(y|x) / |y|``.
     """
     k = beam_size
-    batch = ops.shape(encoder_token_ids)[0]
+    batch = _batch_size(encoder_token_ids, prompt)
     flat = batch * k
-    # Every input's source is repeated for its k hypotheses: (B*K, ...).
-    cache = model.init_cache(ops.repeat(encoder_token_ids, k, axis=0), max_length)
+    # Every input's source (and prompt) is repeated for its k hypotheses: (B*K, ...).
+    repeated = None if encoder_token_ids is None else ops.repeat(encoder_token_ids, k, axis=0)
+    cache = _init_cache(model, repeated, max_length, flat)
     static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
-    tokens = _start_buffer(flat, max_length)
+    if prompt is not None:
+        prompt = ops.repeat(ops.cast(prompt, "int32"), k, axis=0)
+    tokens, fixed = _prompt_buffer(prompt, flat, max_length)
+    forced_any = prompt is not None
     # Only hypothesis 0 is live at the start, so the first step does not pick k copies.
     first = ops.convert_to_tensor([[0.0] + [_NEG_INF] * (k - 1)], "float32")
     log_probs = ops.reshape(ops.broadcast_to(first, (batch, k)), (flat,))
@@ -289,8 +357,15 @@ def beam_search(
         # A finished hypothesis has one continuation, [PAD], at no cost.
         only_pad = ops.where(ops.arange(vocabulary) == PAD_ID, 0.0, _NEG_INF)[None, :]
         step = ops.where(finished[:, None], only_pad, step)
+        generated = ops.logical_not(finished)
+        if forced_any:  # a prompt token is the only continuation, at no cost
+            forced = ops.take(fixed, index, axis=1)  # (B*K,)
+            given = ops.take(tokens, index, axis=1)
+            only_given = ops.where(ops.arange(vocabulary)[None, :] == given[:, None], 0.0, _NEG_INF)
+            step = ops.where(forced[:, None], only_given, step)
+            generated = ops.logical_and(generated, ops.logical_not(forced))
         candidates = log_probs[:, None] + step  # (B*K, V)
-        new_lengths = lengths + ops.cast(ops.logical_not(finished), "int32")
+        new_lengths = lengths + ops.cast(generated, "int32")
         ranking = candidates / _length_penalty(new_lengths, length_penalty)[:, None]
         ranking = ops.reshape(ranking, (batch, k * vocabulary))
         _, top = ops.top_k(ranking, k=k, sorted=True)  # (B, K)
