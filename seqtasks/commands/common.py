@@ -1,0 +1,170 @@
+"""What every command shares: one-line user errors (exit status 2), logging, the data
+options of ``train``/``finetune``/``evaluate``, reading inputs, loading an export."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import click
+
+from seqtasks.errors import UserError
+from seqtasks.io import decode_utf8
+
+EXIT_USER_ERROR = 2
+
+
+def _reports_user_errors(command):
+    """Turn UserError into one stderr line and exit status 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+_mixed_precision_option = click.option(
+    "--mixed-precision",
+    is_flag=True,
+    help="Train with Keras' mixed_float16 policy (config field mixed_precision): float16 math, "
+    "float32 weights, outputs and export; for GPUs (slower on CPU).",
+)
+
+
+def _data_options(command):
+    """--format, --text-column, --label-column, --on-bad-rows: how to read a data file."""
+    options = [
+        click.option(
+            "--format",
+            "format_",
+            help="Data format: tsv, csv, jsonl or parquet (default: from the extension; a "
+            "translation .tsv/.txt is a headerless pair file unless its first line names "
+            "both columns or column options are given).",
+        ),
+        click.option("--text-column", help="Text field of CSV/TSV/JSONL/Parquet data."),
+        click.option("--label-column", help="Label field of CSV/TSV/JSONL/Parquet data."),
+        click.option(
+            "--on-bad-rows",
+            type=click.Choice(["error", "skip"]),
+            help="Any recipe's data: error (default) stops at the first malformed row "
+            "(wrong number of fields or no tab, empty or null field, invalid JSON, bad "
+            "UTF-8, a caption file row whose image file is missing); skip drops such rows, warns with their count "
+            "and first line numbers, and records the count as data.skipped_bad_rows.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _parallel_options(command):
+    """--source-lang, --target-lang, --source-file, --target-file, --source-column,
+    --target-column (translation data)."""
+    options = [
+        click.option("--source-lang", help="Translation: source language code, e.g. en."),
+        click.option("--target-lang", help="Translation: target language code, e.g. de."),
+        click.option(
+            "--source-column",
+            help="Translation: source field of CSV/TSV/JSONL/Parquet pairs (default: the "
+            "source language code if such a column exists, else source).",
+        ),
+        click.option(
+            "--target-column",
+            help="Translation: target field (default: the target language code, else target).",
+        ),
+        click.option(
+            "--source-file", type=click.Path(), help="Translation: source sentences, one per line."
+        ),
+        click.option(
+            "--target-file", type=click.Path(), help="Translation: their translations, aligned."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _caption_options(command):
+    """--image-dir, --captions-file, --image-column, --caption-column (captioning data)."""
+    options = [
+        click.option(
+            "--image-column",
+            help="Captioning: image file (or vector id) field of CSV/TSV/JSONL/Parquet "
+            "captions (default: image).",
+        ),
+        click.option("--caption-column", help="Captioning: caption field (default: caption)."),
+        click.option(
+            "--image-dir",
+            type=click.Path(),
+            help="Captioning: image folder or .tar (default: the Flickr8k folder's, or the "
+            "CSV's folder).",
+        ),
+        click.option(
+            "--captions-file",
+            type=click.Path(),
+            help="Captioning with feature vectors (.npz): the image,caption CSV keyed by vector id.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _given(data_options: dict) -> dict:
+    """The data options (``_data_options``, ``_parallel_options``, ``_caption_options``)
+    that were given, keyed by config field (``format_`` is ``format``)."""
+    return {
+        "format" if name == "format_" else name: value
+        for name, value in data_options.items()
+        if value is not None
+    }
+
+
+def _read_inputs(texts: tuple[str, ...]) -> list[str]:
+    """Command-line texts, with ``-`` replaced by stdin's lines; all must be UTF-8."""
+    inputs = []
+    for position, text in enumerate(texts, start=1):
+        if text == "-":
+            raw = (
+                sys.stdin.buffer.read()
+                if hasattr(sys.stdin, "buffer")
+                else sys.stdin.read().encode()
+            )
+            lines = decode_utf8(raw, "<stdin>").split("\n")
+            inputs.extend(line.rstrip("\r") for line in (lines[:-1] if lines[-1] == "" else lines))
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"argument {position}: not valid UTF-8; expected UTF-8 text") from None
+        inputs.append(text)
+    if not inputs:
+        raise UserError("no input: give texts as arguments, or - to read lines from stdin")
+    return inputs
+
+
+def _load_export(model_dir: str):
+    from seqtasks.export import read_metadata, resolve_export
+    from tasks import get_recipe
+
+    version_dir = resolve_export(model_dir)
+    metadata = read_metadata(version_dir)
+    return version_dir, metadata, get_recipe(str(metadata["task"]))

@@ -1,0 +1,237 @@
+"""``cli.py finetune``: continue training an export on new data; export the next version."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+import click
+
+from seqtasks.commands.common import (
+    _caption_options,
+    _data_options,
+    _given,
+    _load_export,
+    _mixed_precision_option,
+    _parallel_options,
+    _reports_user_errors,
+    _setup_logging,
+)
+from seqtasks.errors import UserError
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path())
+@click.option(
+    "--data",
+    help="The new data, in any format `train` reads for the model's recipe: labelled texts, "
+    "sentence pairs, or images with captions.",
+)
+@_data_options
+@_parallel_options
+@_caption_options
+@click.option(
+    "--split",
+    help="Split of a folder of <split>.<lang> files or TFDS (translation), of a Flickr8k "
+    "folder (captioning); default train.",
+)
+@click.option("--epochs", type=int, help="Maximum epochs (default: the model's; early stopping).")
+@click.option(
+    "--learning-rate",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Adam learning rate of the fine-tuning (Transformers: the peak after a warm-up of at "
+    "most 100 steps).",
+)
+@click.option(
+    "--freeze",
+    type=click.Choice(["encoder", "embeddings", "none"]),
+    default="none",
+    show_default=True,
+    help="Keep these layers fixed. Sentiment: encoder = embeddings and recurrent/Transformer "
+    "layers (only the head trains). Translation: encoder = source embedding and encoder "
+    "layers. Captioning: encoder = the decoder's image side (feature projection; RNN bridge; "
+    "Transformer feature encoder) and an image encoder trained end to end. embeddings = token "
+    "(and position) embeddings.",
+)
+@click.option(
+    "--new-head",
+    is_flag=True,
+    help="Sentiment: replace the classification head with a fresh one for the new data's "
+    "labels (needed when it has labels the model does not know).",
+)
+@click.option("--batch-size", type=int, help="Examples per batch (default: the model's).")
+@click.option("--max-examples", type=int, help="Use only the first N examples.")
+@click.option("--seed", type=int, help="Seed for data order and the validation split.")
+@click.option(
+    "--export-dir", help="Write the new version to DIR/<version>/ (default: MODEL_DIR's folder)."
+)
+@click.option(
+    "--run-dir",
+    help="Run directory for logs and checkpoints (default runs/<recipe>-finetune-<time>).",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    help="Continue an unfinished fine-tuning run with the same settings, data and source "
+    "version: --run-dir's, else the newest under runs/ (default); --no-resume starts over.",
+)
+@_mixed_precision_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
+@_reports_user_errors
+def finetune(
+    model_dir,
+    data,
+    split,
+    epochs,
+    learning_rate,
+    freeze,
+    new_head,
+    batch_size,
+    max_examples,
+    seed,
+    export_dir,
+    run_dir,
+    resume,
+    mixed_precision,
+    as_json,
+    quiet,
+    **data_options,
+):
+    """Continue training an exported model on new data; export the next version.
+
+    MODEL_DIR is a model's base folder (its newest version is the source) or
+    a version folder, of any recipe. The export's Keras model(s) and
+    vocabulary are loaded and the new data is checked against them before
+    anything is written:
+
+    \b
+    - sentiment: the share of the new words the vocabulary lacks (a warning
+      above 20%); labels must be the model's (or some of them) unless
+      --new-head puts a fresh head for the new label set over the old encoder;
+    - translation: the language pair must be the model's (--source-lang and
+      --target-lang default to it); the WordPiece vocabularies are kept, and
+      the share of [UNK] tokens and the pieces per word (next to the original
+      training data's) are reported, with a warning above 5% [UNK] or 1.5x
+      the training pieces per word; a Transformer warms up for at most 100
+      steps to --learning-rate;
+    - captioning: new images go through the export's image encoder (cached
+      features are keyed by its weights); the share of caption words that
+      are not whole vocabulary tokens is reported (a warning above 20%).
+
+    Validation split, early stopping, checkpoints and the run directory work
+    as in `train`. The new version (end to end like `train`'s exports)
+    records finetuned_from (the source version folder) in its metadata.
+
+    Interrupted (Ctrl-C, kill -9)? Run the same command again: fine-tuning
+    continues after the last finished epoch of the unfinished run with the
+    same settings, data, source version and --freeze (--run-dir's, else the
+    newest in runs/). --no-resume starts over.
+
+    \b
+    Examples:
+      python cli.py finetune saved_models/sentiment --data my_reviews.csv \\
+          --text-column body --label-column stars --epochs 3
+      python cli.py finetune saved_models/sentiment/2 --data tickets.jsonl --new-head \\
+          --freeze encoder --export-dir saved_models/tickets
+      python cli.py finetune saved_models/translation --data my_pairs.tsv --epochs 2
+      python cli.py finetune saved_models/translation --data ../shared/data/multi30k \\
+          --split val --freeze encoder --export-dir saved_models/translation-val
+      python cli.py finetune saved_models/captioning --data my_photos.csv \\
+          --image-dir my_photos/ --freeze embeddings --epochs 3
+    """
+    _setup_logging(quiet)
+    import dataclasses
+
+    from seqtasks.training import finetune as run_finetune
+
+    version_dir, metadata, task = _load_export(model_dir)
+    if not data and not data_options.get("source_file"):
+        raise UserError("no data: pass --data PATH (the new training data)")
+    fields = {f.name for f in dataclasses.fields(task.config_class)}
+    options = _given(data_options)
+    if split is not None:
+        options["split"] = split
+    foreign = sorted("--" + field.replace("_", "-") for field in options if field not in fields)
+    if foreign:
+        raise UserError(
+            f"{', '.join(foreign)}: {'does' if len(foreign) == 1 else 'do'} not apply to "
+            f"{task.name} models"
+        )
+    flags = {
+        "data": data,
+        **options,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_examples": max_examples,
+        "seed": seed,
+        "export_dir": export_dir or os.path.dirname(os.path.abspath(version_dir)),
+        "run_dir": run_dir,
+        "mixed_precision": True if mixed_precision else None,
+    }
+    config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        try:
+            result = run_finetune(
+                task,
+                config,
+                version_dir,
+                metadata,
+                new_head=new_head,
+                freeze=freeze,
+                verbose=0 if quiet else None,
+                resume=resume,
+            )
+        except KeyboardInterrupt:
+            click.echo("interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+    facts = result.prepared.metadata["finetune"]
+    summary = {
+        "export": result.export_path,
+        "run_dir": result.run_dir,
+        "finetuned_from": facts["finetuned_from"],
+        **{
+            key: result.prepared.metadata[key]
+            for key in ("labels", "source_lang", "target_lang")
+            if key in result.prepared.metadata
+        },
+        "new_head": facts["new_head"],
+        "freeze": facts["freeze"],
+        "out_of_vocabulary": facts["out_of_vocabulary"],
+        "metrics": result.metrics,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    if result.run_dir is None:  # a multi-worker run's worker other than the chief
+        index = result.metrics["distribution"]["worker_index"]
+        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
+        return
+    m = result.metrics
+    scores = "  ".join(
+        f"{name[len('val_') :]} {value:.4f}"
+        for name, value in m.items()
+        if name.startswith("val_") and isinstance(value, float)
+    )
+    oov = facts["out_of_vocabulary"]
+    click.echo(f"fine-tuned {facts['finetuned_from']}")
+    if "total" in oov:  # sentiment: one word vocabulary
+        click.echo(f"out of vocabulary: {100 * oov['share']:.1f}% of {oov['total']} tokens")
+    for side, coverage in oov.items():  # translation, captioning: WordPiece per side
+        if isinstance(coverage, dict):
+            known = coverage.get("training_pieces_per_word")
+            click.echo(
+                f"{side}: {100 * coverage['share']:.1f}% [UNK] of {coverage['tokens']} tokens, "
+                f"{100 * coverage['split_words']:.1f}% of words split, "
+                f"{coverage['pieces_per_word']:.2f} pieces per word"
+                + (f" (training data: {known:.2f})" if known else "")
+            )
+    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
+    if result.export_path:
+        click.echo(f"exported {result.export_path}")
+    click.echo(f"run directory {result.run_dir}")

@@ -1,0 +1,200 @@
+"""``cli.py train``: train a recipe, evaluate on held-out data, export."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from seqtasks.commands.common import (
+    _caption_options,
+    _data_options,
+    _given,
+    _mixed_precision_option,
+    _parallel_options,
+    _reports_user_errors,
+    _setup_logging,
+)
+
+
+@click.command()
+@click.argument("recipe")
+@click.option(
+    "--data",
+    help="Training data: a file (.tsv/.csv/.jsonl/.parquet), a folder or archive of "
+    "label folders (aclImdb), a folder of <split>.<lang>[.gz] files, a headerless pair "
+    "file or .zip (translation), a Flickr8k folder or a .npz of feature vectors "
+    "(captioning), or tfds:<name>.",
+)
+@click.option(
+    "--model", help="Architecture, e.g. bilstm, transformer, rnn-attention (see `recipes`)."
+)
+@click.option("--epochs", type=int, help="Maximum epochs (early stopping may stop sooner).")
+@click.option("--batch-size", type=int, help="Examples per batch.")
+@click.option("--max-examples", type=int, help="Use only the first N training examples.")
+@click.option("--seed", type=int, help="Seed for data order, split and initialisation.")
+@click.option(
+    "--export-dir", help="Export versions to DIR/<version>/ (default saved_models/<recipe>)."
+)
+@click.option(
+    "--run-dir", help="Run directory for logs and checkpoints (default runs/<recipe>-<time>)."
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    help="Continue an unfinished run with the same settings and data: --run-dir's, else the "
+    "newest under runs/ (default); --no-resume starts a fresh run.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "one-device", "mirrored", "multi-worker"]),
+    default="auto",
+    show_default=True,
+    help="tf.distribute data parallelism: one-device; mirrored (the GPUs of this host); "
+    "multi-worker (the hosts in the TF_CONFIG environment variable; worker 0 writes the run "
+    "and the export; batch size is per worker); auto: multi-worker if TF_CONFIG names several "
+    "tasks, mirrored if several GPUs, else one device.",
+)
+@_data_options
+@_parallel_options
+@_caption_options
+@click.option(
+    "--split",
+    help="Training split: of a folder of <split>.<lang> files or TFDS (translation), of a "
+    "Flickr8k folder (captioning).",
+)
+@click.option(
+    "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
+)
+@click.option(
+    "--multi-label",
+    is_flag=True,
+    help="Sentiment: several labels per text (a CSV/TSV/JSONL/Parquet file): a sigmoid unit per "
+    "label, binary cross-entropy; the export returns per-label scores and the labels scoring "
+    ">= threshold (--set threshold=0.5).",
+)
+@click.option(
+    "--label-separator",
+    help="With --multi-label: what separates the labels of a string field (default |: "
+    "sports|politics); JSON and Parquet lists need none.",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set any config field (repeatable); `recipes RECIPE` lists them.",
+)
+@_mixed_precision_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and the result.")
+@_reports_user_errors
+def train(
+    recipe,
+    data,
+    model,
+    epochs,
+    batch_size,
+    max_examples,
+    seed,
+    export_dir,
+    run_dir,
+    resume,
+    strategy,
+    split,
+    beam_size,
+    multi_label,
+    label_separator,
+    assignments,
+    mixed_precision,
+    as_json,
+    quiet,
+    **data_options,
+):
+    """Train RECIPE, evaluate on held-out data and export a SavedModel.
+
+    A validation split is carved (seeded) from the training data; early
+    stopping watches its loss and the best weights are exported to
+    saved_models/<recipe>/<version>/.
+
+    Interrupted (Ctrl-C, kill -9)? Run the same command again: training
+    continues after the last finished epoch of the unfinished run with the
+    same settings and data (--run-dir's, else the newest in runs/), and ends
+    with the metrics an uninterrupted run would have. --no-resume starts over.
+
+    \b
+    Examples:
+      python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
+      python cli.py train sentiment --data ../shared/data/sst2/train.tsv --model transformer \\
+          --epochs 3 --set num_layers=2 --set dropout=0.2
+      python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
+      python cli.py train sentiment --data reviews.parquet --on-bad-rows skip
+      python cli.py train sentiment --data articles.csv --label-column topics --multi-label
+      python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
+          --target-lang de
+      python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
+          --source-lang en --target-lang es --model rnn-attention
+      python cli.py train translation --data pairs.jsonl --source-column english \\
+          --target-column german --on-bad-rows skip
+      KERAS_HOME=../shared/keras_home python cli.py train captioning \\
+          --data ../shared/data/flickr8k
+      python cli.py train captioning --data photos.csv --image-dir photos/ --set encoder=cnn
+      python cli.py train captioning --data photos.parquet --image-column file \\
+          --caption-column text --on-bad-rows skip
+    """
+    _setup_logging(quiet)
+    from seqtasks.config import parse_assignments
+    from seqtasks.training import train as run_training
+    from tasks import get_recipe
+
+    task = get_recipe(recipe)
+    overrides = parse_assignments(assignments)
+    flags = {
+        "data": data,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "max_examples": max_examples,
+        "seed": seed,
+        "export_dir": export_dir,
+        "run_dir": run_dir,
+        **_given(data_options),
+        "split": split,
+        "beam_size": beam_size,
+        "multi_label": True if multi_label else None,
+        "label_separator": label_separator,
+        "mixed_precision": True if mixed_precision else None,
+    }
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    config = task.make_config(**overrides)
+    # With --json, stdout carries only the JSON result: progress goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        try:
+            result = run_training(
+                task, config, verbose=0 if quiet else None, resume=resume, strategy=strategy
+            )
+        except KeyboardInterrupt:
+            click.echo("interrupted; run the same command again to resume", err=True)
+            sys.exit(130)
+    summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    if result.run_dir is None:  # a multi-worker run's worker other than the chief
+        index = result.metrics["distribution"]["worker_index"]
+        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
+        return
+    m = result.metrics
+    scores = "  ".join(
+        f"{name[len('val_') :]} {value:.4f}"
+        for name, value in m.items()
+        if name.startswith("val_") and isinstance(value, float)
+    )
+    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
+    if result.export_path:
+        click.echo(f"exported {result.export_path}")
+    else:
+        click.echo(f"not exported (needs KERAS_BACKEND=tensorflow); model in {result.run_dir}")
+    click.echo(f"run directory {result.run_dir}")
