@@ -210,6 +210,28 @@ class Recipe(abc.ABC):
         """Human-readable text of an :meth:`evaluate_export` report."""
 
 
+class GenerationRecipe(Recipe):
+    """Base of the recipes whose model generates a sequence (translation, captioning):
+    teacher-forced training with masked cross-entropy (label smoothing) and token
+    accuracy, and Adam with clipnorm; a Transformer (``config.model == "transformer"``)
+    gets the inverse-square-root warm-up and Adam(0.9, 0.98) of Vaswani et al. 2017,
+    sec. 5.3 (:func:`seqtasks.losses.seq2seq_optimizer`)."""
+
+    def compile_model(self, model, config: TrainConfig) -> None:
+        from seqtasks.losses import seq2seq_optimizer
+
+        loss, metrics = self.loss_and_metrics(config)
+        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
+
+    def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
+        from seqtasks.losses import MaskedCrossEntropy, masked_accuracy
+
+        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
+
+
 def jit_compile(config: TrainConfig) -> bool | str:
     """``Model.compile``'s ``jit_compile`` for the config field ``jit_compile``.
 

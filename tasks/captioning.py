@@ -44,7 +44,6 @@ from seqtasks.errors import ConfigError, DataError, ExportError, UserError
 from seqtasks.generation import FeatureSource, Generator, ImageSource
 from seqtasks.images import cached_image_features, check_image, decode_image, decode_images
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
-from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
 from seqtasks.metrics import teacher_forced_metrics
 from seqtasks.models.captioning import CAPTION_MODELS, RNNCaptioner, TransformerCaptioner
 from seqtasks.models.image_encoders import (
@@ -54,7 +53,7 @@ from seqtasks.models.image_encoders import (
 )
 from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, Prepared, Recipe, jit_compile
+from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
 from seqtasks.subword import (
     DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
@@ -220,7 +219,7 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
 # --- recipe ------------------------------------------------------------------------------
 
 
-class CaptioningRecipe(Recipe):
+class CaptioningRecipe(GenerationRecipe):
     """One-to-many captioning on the recipe contract of :mod:`seqtasks.recipe`.
 
     Batches follow the seq2seq layout with image features as the encoder
@@ -616,17 +615,6 @@ class CaptioningRecipe(Recipe):
         size = config.image_size
         model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
         return model
-
-    def compile_model(self, model, config: CaptioningConfig) -> None:
-        """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
-        loss, metrics = self.loss_and_metrics(config)
-        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
-        model.compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
-        )
-
-    def loss_and_metrics(self, config):
-        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
 
     # --- metrics -------------------------------------------------------------------------
 

@@ -38,7 +38,6 @@ from seqtasks.decoding import (
 from seqtasks.errors import ConfigError, DataError, ExportError, UserError
 from seqtasks.generation import Generator, TextSource
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
-from seqtasks.losses import MaskedCrossEntropy, masked_accuracy, seq2seq_optimizer
 from seqtasks.metrics import bleu_chrf, teacher_forced_metrics
 from seqtasks.models.seq2seq import (
     ATTENTION_SCORES,
@@ -48,7 +47,7 @@ from seqtasks.models.seq2seq import (
     TransformerSeq2Seq,
 )
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, Prepared, Recipe, jit_compile
+from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
 from seqtasks.subword import (
     DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
@@ -186,7 +185,7 @@ class TranslationConfig(DecodingConfig, TrainConfig):
 # --- recipe ------------------------------------------------------------------------------
 
 
-class TranslationRecipe(Recipe):
+class TranslationRecipe(GenerationRecipe):
     """Many-to-many encoder-decoder translation on the recipe contract of :mod:`seqtasks.recipe`.
 
     Batches follow the seq2seq layout ``({"encoder_token_ids": src,
@@ -500,17 +499,6 @@ class TranslationRecipe(Recipe):
         dummy = np.ones((1, 2), np.int32)
         model({"encoder_token_ids": dummy, "decoder_token_ids": dummy})
         return model
-
-    def compile_model(self, model, config: TranslationConfig) -> None:
-        """Adam with clipnorm; the Transformer gets the warm-up schedule and Adam(0.9, 0.98)."""
-        loss, metrics = self.loss_and_metrics(config)
-        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
-        model.compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
-        )
-
-    def loss_and_metrics(self, config):
-        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
 
     # --- metrics -------------------------------------------------------------------------
 
