@@ -18,6 +18,8 @@ from seqtasks.commands.common import (
     _parallel_options,
     _reports_user_errors,
     _setup_logging,
+    echo_other_worker,
+    validation_line,
 )
 from seqtasks.errors import UserError
 
@@ -208,16 +210,8 @@ def finetune(
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
-    if result.run_dir is None:  # a multi-worker run's worker other than the chief
-        index = result.metrics["distribution"]["worker_index"]
-        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
+    if echo_other_worker(result):
         return
-    m = result.metrics
-    scores = "  ".join(
-        f"{name[len('val_') :]} {value:.4f}"
-        for name, value in m.items()
-        if name.startswith("val_") and isinstance(value, float)
-    )
     oov = facts["out_of_vocabulary"]
     click.echo(f"fine-tuned {facts['finetuned_from']}")
     if "total" in oov:  # sentiment: one word vocabulary
@@ -231,7 +225,7 @@ def finetune(
                 f"{coverage['pieces_per_word']:.2f} pieces per word"
                 + (f" (training data: {known:.2f})" if known else "")
             )
-    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
+    click.echo(validation_line(result.metrics))
     if result.export_path:
         click.echo(f"exported {result.export_path}")
     click.echo(f"run directory {result.run_dir}")

@@ -16,6 +16,8 @@ from seqtasks.commands.common import (
     _parallel_options,
     _reports_user_errors,
     _setup_logging,
+    echo_other_worker,
+    validation_line,
 )
 
 
@@ -182,17 +184,9 @@ def train(
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    if result.run_dir is None:  # a multi-worker run's worker other than the chief
-        index = result.metrics["distribution"]["worker_index"]
-        click.echo(f"worker {index}: training done; worker 0 writes the run and the export")
+    if echo_other_worker(result):
         return
-    m = result.metrics
-    scores = "  ".join(
-        f"{name[len('val_') :]} {value:.4f}"
-        for name, value in m.items()
-        if name.startswith("val_") and isinstance(value, float)
-    )
-    click.echo(f"validation: {scores}  ({m['epochs_run']} epochs, {m['train_seconds']:.0f} s)")
+    click.echo(validation_line(result.metrics))
     if result.export_path:
         click.echo(f"exported {result.export_path}")
     else:

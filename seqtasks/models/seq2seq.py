@@ -403,18 +403,32 @@ class TransformerSeq2Seq(keras.Model):
         encoder_outputs, encoder_mask = self.encode(encoder_token_ids)
         batch = ops.shape(encoder_token_ids)[0]
         head_dim = self.hidden_dim // self.num_heads
-        # Cross-attention keys/values depend only on the source: computed once here.
+        # In the layers' compute dtype (float16 under mixed precision), as decode_step's.
+        dtype = self.decoder_layers[0].compute_dtype
+        # Cross-attention keys/values depend only on the source: computed once here, by
+        # keras-hub's public cache seeding (cross_attention_cache_update_index=0) on one
+        # throw-away decoder position per block.
+        length = ops.shape(encoder_outputs)[1]
+        empty = ops.zeros((batch, 2, length, self.num_heads, head_dim), dtype)
+        probe = ops.zeros((batch, 1, self.hidden_dim), dtype)
+        # Two self-attention slots: a softmax over one would make Keras warn.
+        probe_cache = ops.zeros((batch, 2, 2, self.num_heads, head_dim), dtype)
         cross = []
         for layer in self.decoder_layers:
-            attention = layer._cross_attention_layer
-            key = attention._key_dense(encoder_outputs)  # (B, S, H, Dh)
-            value = attention._value_dense(encoder_outputs)
-            cross.append(ops.stack([key, value], axis=1))  # (B, 2, S, H, Dh)
+            _, _, seeded = layer(
+                probe,
+                encoder_outputs,
+                encoder_padding_mask=encoder_mask,
+                self_attention_cache=probe_cache,
+                self_attention_cache_update_index=0,
+                cross_attention_cache=empty,
+                cross_attention_cache_update_index=0,
+            )
+            cross.append(seeded)  # (B, 2, S, H, Dh)
         cross_cache = ops.stack(cross, axis=1)  # (B, L, 2, S, H, Dh)
-        # Self-attention keys/values of every layer, filled one position per step; in
-        # the layers' compute dtype (float16 under mixed precision), as decode_step's.
+        # Self-attention keys/values of every layer, filled one position per step.
         self_cache = ops.zeros(
-            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), cross_cache.dtype
+            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), dtype
         )
         return (encoder_outputs, ops.cast(encoder_mask, "int32"), cross_cache, self_cache)
 
