@@ -121,26 +121,9 @@ class Recipe(abc.ABC):
         )
 
     # Config fields that describe the training data rather than the model: fine-tuning
-    # reads new data, so they start from the recipe's defaults (or the new flags).
-    data_fields: ClassVar[tuple[str, ...]] = (
-        "data",
-        "format",
-        "text_column",
-        "label_column",
-        "max_examples",
-        "source_file",
-        "target_file",
-        "split",
-        "validation_data",
-        "image_dir",
-        "captions_file",
-        "source_column",
-        "target_column",
-        "image_column",
-        "caption_column",
-        "on_bad_rows",
-        "reverse",
-    )
+    # reads new data, so they start from the recipe's defaults (or the new flags). The
+    # base names TrainConfig's own; each recipe adds its data fields.
+    data_fields: ClassVar[tuple[str, ...]] = ("data", "max_examples")
 
     def finetune_config(self, metadata: dict, **overrides: Any) -> TrainConfig:
         """The config an export was trained with, minus its data, with ``overrides`` applied.

@@ -33,8 +33,9 @@ from seqtasks import export as exporting
 from seqtasks.caption_metrics import caption_scores, normalize_caption
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.captions import RECORD_SUFFIXES, CaptionData, load_captions
-from seqtasks.data.pipeline import shuffle_each_epoch, split_indices
+from seqtasks.data.pipeline import split_indices
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
+from seqtasks.data.teacher_forcing import caption_batches
 from seqtasks.decoding import (
     DecodingConfig,
     options_from_config,
@@ -42,7 +43,7 @@ from seqtasks.decoding import (
 )
 from seqtasks.errors import ConfigError, DataError, ExportError, UserError
 from seqtasks.generation import FeatureSource, Generator, ImageSource
-from seqtasks.images import cached_image_features, check_image, decode_image, decode_images
+from seqtasks.images import cached_image_features, check_image, decode_images
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.metrics import teacher_forced_metrics
 from seqtasks.models.captioning import CAPTION_MODELS, RNNCaptioner, TransformerCaptioner
@@ -237,6 +238,17 @@ class CaptioningRecipe(GenerationRecipe):
     task_type = "one-to-many"
     description = "Image captioning: an image (or a feature vector) in, a sentence out."
     config_class = CaptioningConfig
+    data_fields = (
+        *GenerationRecipe.data_fields,
+        "format",
+        "split",
+        "validation_data",
+        "image_dir",
+        "captions_file",
+        "image_column",
+        "caption_column",
+        "on_bad_rows",
+    )
     models = {
         "attention": "LSTM decoder attending over the CNN feature grid (Show, Attend and "
         "Tell; default)",
@@ -956,69 +968,6 @@ class ImageCaptioner(keras.Model):
             {"image_features": features, "decoder_token_ids": inputs["decoder_token_ids"]},
             training=training,
         )
-
-
-def caption_batches(
-    data: CaptionData, inputs, tokenizer: SubwordTokenizer, config, *, shuffle: bool
-) -> tuple[tf.data.Dataset, int]:
-    """Teacher-forcing batches, one example per (image, caption) pair.
-
-    Args:
-        data: images and their captions.
-        inputs: float ``(N, P, C)`` feature grids aligned with ``data.ids``, or a
-            list of N encoded images (decoded and resized here, in tf.data).
-        tokenizer: caption tokenizer (captions are normalised first).
-
-    Returns:
-        ``(dataset, dropped)``: batches ``({"image_features" | "images": ...,
-        "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
-        and the number of captions dropped for being over ``sequence_length``.
-
-    Raises:
-        DataError: if every caption is over ``sequence_length``.
-    """
-    image_index, texts = [], []
-    for i, captions in enumerate(data.captions):
-        for caption in captions:
-            image_index.append(i)
-            texts.append(normalize_caption(caption))
-    lengths = tokenizer.untruncated(tf.constant(texts)).row_lengths().numpy() + 2
-    keep = np.flatnonzero(lengths <= config.sequence_length)
-    dropped = len(texts) - len(keep)
-    if not len(keep):
-        raise DataError(
-            f"{data.source}: all {len(texts)} captions are longer than sequence_length="
-            f"{config.sequence_length} subword tokens ([START]/[END] included); raise it with "
-            "--set sequence_length=N"
-        )
-    tokens = tokenizer.with_boundaries(tf.constant([texts[i] for i in keep]))
-    index = np.asarray(image_index, np.int32)[keep]
-    ds = tf.data.Dataset.from_tensor_slices((index, tokens.to_tensor(), tokens.row_lengths())).map(
-        lambda i, t, n: (i, t[:n])
-    )
-    if shuffle:
-        ds = shuffle_each_epoch(ds, len(keep), config.seed)
-    if isinstance(inputs, list):  # encoded images: decode per example, before batching
-        encoded = tf.constant(inputs, tf.string)
-        size = config.image_size
-        ds = ds.map(
-            lambda i, t: (decode_image(tf.gather(encoded, i), size), t),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        key = "images"
-        ds = ds.padded_batch(config.batch_size)
-    else:
-        features = tf.constant(np.asarray(inputs))  # float16 grids, gathered per batch
-        key = "image_features"
-        ds = ds.padded_batch(config.batch_size).map(
-            lambda i, t: (tf.cast(tf.gather(features, i), tf.float32), t),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    ds = ds.map(
-        lambda x, t: ({key: x, "decoder_token_ids": t[:, :-1]}, t[:, 1:]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return ds.prefetch(tf.data.AUTOTUNE), dropped
 
 
 def caption_generator(

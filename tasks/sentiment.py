@@ -176,6 +176,7 @@ class SentimentRecipe(Recipe):
         "with --multi-label."
     )
     config_class = SentimentConfig
+    data_fields = (*Recipe.data_fields, "format", "text_column", "label_column", "on_bad_rows")
     models = {
         "rnn": "SimpleRNN (tanh, or ReLU with identity-initialised recurrent weights)",
         "lstm": "LSTM",

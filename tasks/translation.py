@@ -28,8 +28,9 @@ import tensorflow as tf
 from seqtasks import export as exporting
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.parallel import ParallelData, load_parallel
-from seqtasks.data.pipeline import bucket_boundaries, shuffle_each_epoch, split_indices
+from seqtasks.data.pipeline import split_indices
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
+from seqtasks.data.teacher_forcing import pair_batches
 from seqtasks.decoding import (
     DecodingConfig,
     options_from_config,
@@ -200,6 +201,18 @@ class TranslationRecipe(GenerationRecipe):
     task_type = "many-to-many"
     description = "Machine translation (encoder-decoder): a sentence in, its translation out."
     config_class = TranslationConfig
+    data_fields = (
+        *GenerationRecipe.data_fields,
+        "format",
+        "source_file",
+        "target_file",
+        "split",
+        "validation_data",
+        "source_column",
+        "target_column",
+        "on_bad_rows",
+        "reverse",
+    )
     models = {
         "transformer": "keras-hub Transformer encoder-decoder (default)",
         "rnn-attention": "BiLSTM/BiGRU encoder, LSTM/GRU decoder with additive or "
@@ -852,49 +865,3 @@ def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Gen
 def decoding_options(config: TranslationConfig):
     """The :class:`~seqtasks.decoding.DecodingOptions` of ``config``."""
     return options_from_config(config)
-
-
-def pair_batches(
-    pairs: ParallelData,
-    source_tokenizer: SubwordTokenizer,
-    target_tokenizer: SubwordTokenizer,
-    config: TranslationConfig,
-    *,
-    shuffle: bool,
-) -> tuple[tf.data.Dataset, int]:
-    """Teacher-forcing batches, length-bucketed; pairs over ``sequence_length`` are dropped.
-
-    Returns:
-        ``(dataset, dropped)``: batches ``({"encoder_token_ids": int32 (B, S),
-        "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
-        and the number of pairs dropped for length.
-    """
-    source = source_tokenizer.untruncated(tf.constant(pairs.sources, tf.string))  # ragged
-    target = target_tokenizer.untruncated(tf.constant(pairs.targets, tf.string))
-    source_len = source.row_lengths().numpy()
-    target_len = target.row_lengths().numpy() + 2  # [START] ... [END]
-    keep = (source_len <= config.sequence_length) & (target_len <= config.sequence_length)
-    dropped = int((~keep).sum())
-    keep_idx = np.flatnonzero(keep)
-    source = tf.gather(source, keep_idx)
-    target = target_tokenizer.with_boundaries(
-        tf.gather(tf.constant(pairs.targets, tf.string), keep_idx)
-    )
-    ds = tf.data.Dataset.from_tensor_slices(
-        (source.to_tensor(), source.row_lengths(), target.to_tensor(), target.row_lengths())
-    )
-    ds = ds.map(lambda s, s_len, t, t_len: (s[:s_len], t[:t_len])).cache()
-    if shuffle:
-        ds = shuffle_each_epoch(ds, len(keep_idx), config.seed)
-    sizes = bucket_boundaries(config.sequence_length)
-    ds = ds.bucket_by_sequence_length(
-        element_length_func=lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
-        bucket_boundaries=[s + 1 for s in sizes],
-        bucket_batch_sizes=[config.batch_size] * (len(sizes) + 1),
-        pad_to_bucket_boundary=True,
-    )
-    ds = ds.map(
-        lambda s, t: ({"encoder_token_ids": s, "decoder_token_ids": t[:, :-1]}, t[:, 1:]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    return ds.prefetch(tf.data.AUTOTUNE), dropped

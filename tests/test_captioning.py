@@ -54,6 +54,21 @@ def test_cached_steps_equal_the_teacher_forced_pass(kind):
 
 
 @pytest.mark.parametrize("kind", DECODERS)
+def test_freezing_the_encoder_part_keeps_the_word_side_training(kind):
+    from seqtasks.models.seq2seq import freeze
+
+    model, _, _ = tiny_decoder(kind)
+    frozen = freeze(model, "encoder")
+    assert frozen and set(frozen) <= set(model.freezable_parts()["encoder"])
+    assert not {"target_embedding", "logits"} & set(frozen)
+    trainable = {layer.name for layer in model.layers if layer.trainable and layer.weights}
+    assert {"target_embedding", "logits"} <= trainable, trainable
+    model, _, _ = tiny_decoder(kind)
+    assert set(freeze(model, "embeddings")) <= {"target_embedding", "feature_positions"}
+    assert not model.get_layer("target_embedding").trainable
+
+
+@pytest.mark.parametrize("kind", DECODERS)
 def test_shared_decoding_runs_on_image_features(kind):
     model, features, _ = tiny_decoder(kind)
     greedy, _ = decode(model, features, DecodingOptions(strategy="greedy"), 8)

@@ -145,3 +145,25 @@ def test_no_plateau_callback_for_a_scheduled_optimizer():
         recipe.compile_model(model, config)
         callback = reduce_lr_on_plateau(model, config)
         assert (callback and callback.factor) == expected
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_freeze_makes_exactly_the_named_part_non_trainable(kind):
+    from seqtasks.models.seq2seq import freeze
+
+    for part in ("encoder", "embeddings"):
+        model, _ = tiny(kind)
+        names = model.freezable_parts()[part]
+        frozen = freeze(model, part)
+        assert frozen == [layer.name for layer in model.layers if layer.name in names]
+        assert {layer.name for layer in model.layers if not layer.trainable} == set(frozen)
+        if part == "embeddings":
+            assert sorted(frozen) == ["source_embedding", "target_embedding"]
+        else:
+            assert "source_embedding" in frozen and len(frozen) >= 2
+            assert all(n == "source_embedding" or n.startswith("encoder_") for n in frozen)
+            assert not any(n.startswith("decoder_") for n in frozen)
+    model, _ = tiny(kind)
+    assert freeze(model, "none") == [] and all(layer.trainable for layer in model.layers)
+    with pytest.raises(ValueError, match="`part` must be one of"):
+        freeze(model, "decoder")

@@ -128,10 +128,10 @@ def test_evaluate_export_scores_a_split(translation):
 
 
 def test_over_long_pairs_are_dropped_from_training_and_counted():
+    from seqtasks.data.teacher_forcing import pair_batches
     from seqtasks.subword import SubwordTokenizer, learn_vocabulary
     from seqtasks.text import write_vocabulary
     from tasks import get_recipe
-    from tasks.translation import pair_batches
 
     pairs = ParallelData(["a b", "a b a b a b a b"], ["c d", "c d"], "test")
     config = get_recipe("translation").make_config(sequence_length=5, batch_size=4)
@@ -156,16 +156,17 @@ def _twenty_pairs():
 # 6-10 epochs (all 20 pairs exact from loss 0.1), the rnn-attention model 20-35 (exact from
 # loss 0.08). The former fixed budget (15 and 30 epochs) left the latter no margin.
 TRANSLATION_OVERFIT_LOSS = 0.03
-TRANSLATION_OVERFIT_EPOCHS = {"transformer": 30, "rnn-attention": 110}
+TRANSLATION_OVERFIT_EPOCHS = {"transformer": 35, "rnn-attention": 110}
 
 
 @pytest.mark.parametrize("model", ["transformer", "rnn-attention"])
 def test_a_model_that_overfits_20_pairs_reproduces_them_greedy_and_beam(tmp_path, model):
+    from seqtasks.data.teacher_forcing import pair_batches
     from seqtasks.generation import Generator, TextSource
     from seqtasks.subword import SubwordTokenizer, learn_vocabulary
     from seqtasks.text import write_vocabulary
     from tasks import get_recipe
-    from tasks.translation import build_seq2seq, pair_batches
+    from tasks.translation import build_seq2seq
 
     keras.utils.set_random_seed(1)
     pairs, val = _twenty_pairs()

@@ -104,6 +104,19 @@ class RNNCaptioner(RNNAttentionSeq2Seq):
             return ops.zeros((batch, 1, 1)), ops.ones((batch, 1), "bool"), state
         return self.feature_projection(features), mask, state
 
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """``encoder``: the image side of the decoder (the feature projection and
+        position embedding; Transformer: also its normalisation and encoder blocks;
+        RNN: the bridge from the mean feature to the initial state); ``embeddings``:
+        the word embedding and the feature position embedding."""
+        image_side = ("feature_projection", "feature_norm", "feature_positions")
+        encoder = [
+            layer.name
+            for layer in self.layers
+            if layer.name in image_side or layer.name.startswith(("encoder_", "bridge_"))
+        ]
+        return {"encoder": encoder, "embeddings": ["target_embedding", "feature_positions"]}
+
     def get_config(self):
         config = super().get_config()
         for key in ("source_vocabulary_size", "target_vocabulary_size", "num_layers"):
@@ -182,6 +195,19 @@ class TransformerCaptioner(TransformerSeq2Seq):
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=mask, training=training)
         return x, mask
+
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """``encoder``: the image side of the decoder (the feature projection and
+        position embedding; Transformer: also its normalisation and encoder blocks;
+        RNN: the bridge from the mean feature to the initial state); ``embeddings``:
+        the word embedding and the feature position embedding."""
+        image_side = ("feature_projection", "feature_norm", "feature_positions")
+        encoder = [
+            layer.name
+            for layer in self.layers
+            if layer.name in image_side or layer.name.startswith(("encoder_", "bridge_"))
+        ]
+        return {"encoder": encoder, "embeddings": ["target_embedding", "feature_positions"]}
 
     def get_config(self):
         config = super().get_config()

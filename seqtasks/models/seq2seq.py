@@ -284,6 +284,18 @@ class RNNAttentionSeq2Seq(keras.Model):
         _, _, weights = self._decode(decoder_token_ids, encoder_outputs, encoder_mask, state)
         return weights
 
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """Layer names of each part fine-tuning can freeze (see :func:`freeze`):
+        ``encoder`` (the source embedding and every encoder layer; the decoder,
+        its cross-attention and the bridge to its state keep training) and
+        ``embeddings`` (the source and target token embeddings)."""
+        encoder = [
+            layer.name
+            for layer in self.layers
+            if layer.name == "source_embedding" or layer.name.startswith("encoder_")
+        ]
+        return {"encoder": encoder, "embeddings": ["source_embedding", "target_embedding"]}
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -485,6 +497,18 @@ class TransformerSeq2Seq(keras.Model):
         )  # (B, heads, T, S)
         return ops.mean(scores, axis=1)
 
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """Layer names of each part fine-tuning can freeze (see :func:`freeze`):
+        ``encoder`` (the source embedding and every encoder layer; the decoder,
+        its cross-attention and the bridge to its state keep training) and
+        ``embeddings`` (the source and target token embeddings)."""
+        encoder = [
+            layer.name
+            for layer in self.layers
+            if layer.name == "source_embedding" or layer.name.startswith("encoder_")
+        ]
+        return {"encoder": encoder, "embeddings": ["source_embedding", "target_embedding"]}
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -503,7 +527,8 @@ FREEZE_CHOICES = ("encoder", "embeddings", "none")
 
 
 def freeze(model: keras.Model, part: str) -> list[str]:
-    """Make ``part`` of a seq2seq or captioning model non-trainable (fine-tuning).
+    """Make ``part`` of a seq2seq or captioning model non-trainable (fine-tuning): the
+    layers its ``freezable_parts()`` names for ``part``.
 
     Translation models (:class:`TransformerSeq2Seq`, :class:`RNNAttentionSeq2Seq`):
 
@@ -534,19 +559,10 @@ def freeze(model: keras.Model, part: str) -> list[str]:
         raise ValueError(f"`part` must be one of {FREEZE_CHOICES}. Received: part={part!r}")
     if part == "none":
         return []
-    images = getattr(model, "encoder_input_name", "") == "image_features"
-    if part == "embeddings":
-        names = {"target_embedding", "feature_positions" if images else "source_embedding"}
-    elif images:
-        names = {"feature_projection", "feature_norm", "feature_positions"}
-    else:
-        names = {"source_embedding"}
+    names = set(model.freezable_parts()[part])
     frozen = []
     for layer in model.layers:
-        encoder_side = part == "encoder" and (
-            layer.name.startswith("encoder_") or (images and layer.name.startswith("bridge_"))
-        )
-        if layer.name in names or encoder_side:
+        if layer.name in names:
             layer.trainable = False
             if layer.weights:
                 frozen.append(layer.name)
