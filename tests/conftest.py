@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +22,33 @@ FLICKR8K = os.path.join(SHARED_DATA, "flickr8k")
 KERAS_HOME = os.path.join(os.path.dirname(SHARED_DATA), "keras_home")
 # MobileNetV2's ImageNet weights load offline from the shared Keras cache.
 os.environ.setdefault("KERAS_HOME", KERAS_HOME)
+
+# --- the `slow` marker -------------------------------------------------------------------
+# A test is marked slow when it trains a model: its own code or a fixture it uses (at any
+# depth) calls the training driver, Keras fit or the CLI's train/finetune commands.
+# `python -m pytest -m "not slow"` is the quick local run; CI runs every test.
+_TRAINS = re.compile(r"\b(train|finetune|cli_train)\(|\.fit\(|[\"'](train|finetune)[\"'],")
+
+
+def _trains(function, seen: set) -> bool:
+    if function in seen:
+        return False
+    seen.add(function)
+    try:
+        return bool(_TRAINS.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        seen: set = set()
+        functions = [getattr(item, "function", None)]
+        for defs in item._fixtureinfo.name2fixturedefs.values():
+            functions.extend(d.func for d in defs)
+        if any(f is not None and _trains(f, seen) for f in functions):
+            item.add_marker(pytest.mark.slow)
+
 
 # Small enough for a 2-core CPU: every recipe trains in a few seconds.
 TINY = {

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import SST2_DEV, TINY, head_lines, write_file
+from conftest import ROOT, SST2_DEV, TINY, head_lines, write_file
 from seqtasks.errors import DataError
 from tasks.sentiment import match_labels
 
@@ -297,7 +297,7 @@ def test_non_utf8_stdin_and_bad_max_examples(trained, dev_sample):
 
 def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     """No TensorFlow start-up noise: the user sees only the error line."""
-    cli_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "cli.py")
+    cli_path = os.path.join(ROOT, "cli.py")
     for args, message in [
         (
             ["train", "poetry"],

@@ -7,10 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from seqtasks.models.classifier import build_text_classifier
 from seqtasks.models.seq2seq import TransformerSeq2Seq
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")

@@ -109,6 +109,7 @@ def result_of(stdout: str) -> dict:
     return json.loads(line[len("RESULT ") :])
 
 
+@pytest.mark.slow  # trains in worker processes
 def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_export(
     worker_script, tmp_path
 ):
@@ -207,6 +208,7 @@ def test_two_workers_on_loopback_resume_and_end_with_identical_weights_and_one_e
     assert len(predictions) == 2 and all(p["label"] in ("0", "1") for p in predictions)
 
 
+@pytest.mark.slow  # trains in worker processes
 def test_mirrored_strategy_trains_on_two_devices_and_exports(worker_script, tmp_path):
     script, data = worker_script
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
