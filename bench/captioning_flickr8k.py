@@ -160,9 +160,9 @@ def from_run(recipe, config):
     model = recipe.build_model(config, prepared)
     recipe.compile_model(model, config)
     model.load_weights(os.path.join(config.run_dir, "best.weights.h5"))
-    metrics = recipe.evaluate(model, prepared)
+    metrics = recipe.evaluate(model, prepared, config)
     path = recipe.export(model, prepared, config, {"metrics": metrics, "run_dir": config.run_dir})
-    return TrainResult(config.run_dir, path, metrics, model=model, prepared=prepared)
+    return TrainResult(config.run_dir, path, metrics, model, prepared, config)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def main() -> None:
     start = time.perf_counter()
     if args.from_run:
         result = from_run(recipe, args.from_run, args.train_log)
-        config = result.prepared.info["config"]
+        config = result.config
     else:
         result = train(recipe, config, verbose=2, callbacks=[TimeLimit(args.max_minutes)])
     wall = time.perf_counter() - start
@@ -192,7 +192,7 @@ def from_run(recipe, run_dir: str, train_log: str | None):
     model = recipe.build_model(config, prepared)
     model.load_weights(os.path.join(run_dir, "best.weights.h5"))
     recipe.compile_model(model, config)
-    metrics = recipe.evaluate(model, prepared)
+    metrics = recipe.evaluate(model, prepared, config)
     with open(os.path.join(run_dir, "history.csv")) as f:
         rows = f.read().strip().splitlines()[1:]
     header = open(os.path.join(run_dir, "history.csv")).readline().strip().split(",")
@@ -211,7 +211,7 @@ def from_run(recipe, run_dir: str, train_log: str | None):
         config,
         {"metrics": metrics, "run_dir": os.path.abspath(run_dir), "data": saved.get("data", {})},
     )
-    return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
+    return TrainResult(run_dir, export_path, metrics, model, prepared, config)
 
 
 if __name__ == "__main__":

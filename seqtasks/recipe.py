@@ -9,7 +9,7 @@ task-specific steps; :func:`seqtasks.training.train` runs them in order::
     model    = recipe.build_model(config, prepared)
     recipe.compile_model(model, config)            # Adam + clipnorm + recipe loss/metrics
     model.fit(...)                                 # shared: callbacks, checkpoints, logs
-    metrics  = recipe.evaluate(model, prepared)    # validation metrics
+    metrics  = recipe.evaluate(model, prepared, config)  # validation metrics
     recipe.export(model, prepared, config, ...)    # SavedModel version
 
 Serving-side steps work on an exported version without the recipe's Python
@@ -169,8 +169,8 @@ class Recipe(abc.ABC):
         raise UserError(f"{version_dir}: a {self.name} model; this recipe cannot be fine-tuned")
 
     @abc.abstractmethod
-    def evaluate(self, model, prepared: Prepared) -> dict[str, Any]:
-        """Validation metrics of the trained in-memory model."""
+    def evaluate(self, model, prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
+        """Validation metrics of the trained in-memory model (``config``: the run's)."""
 
     @abc.abstractmethod
     def export(self, model, prepared: Prepared, config: TrainConfig, metadata: dict) -> str:

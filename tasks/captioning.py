@@ -333,7 +333,7 @@ class CaptioningRecipe(GenerationRecipe):
             tokenizer.vocabulary_size,
             time.perf_counter() - start,
         )
-        info = {"tokenizer": tokenizer, "config": config, "validation_data": val}
+        info = {"tokenizer": tokenizer, "validation_data": val}
         encoding: dict = {}
         if data.features is not None:
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
@@ -630,7 +630,7 @@ class CaptioningRecipe(GenerationRecipe):
 
     # --- metrics -------------------------------------------------------------------------
 
-    def evaluate(self, model, prepared: Prepared) -> dict:
+    def evaluate(self, model, prepared: Prepared, config: CaptioningConfig) -> dict:
         """Validation metrics of the best weights.
 
         ``val_nll`` (nats per caption token, no label smoothing), ``val_perplexity``
@@ -639,7 +639,6 @@ class CaptioningRecipe(GenerationRecipe):
         captions against all their references.
         """
         forced = teacher_forced_metrics(model, prepared.validation)
-        config: CaptioningConfig = prepared.info["config"]
         inputs = prepared.info["validation_inputs"]  # encoded images, or feature grids
         shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
         generator = make_generator(model, prepared, config, feature_shape=shape)

@@ -417,7 +417,7 @@ class SentimentRecipe(Recipe):
 
     # --- metrics -------------------------------------------------------------------------
 
-    def evaluate(self, model: keras.Model, prepared: Prepared) -> dict:
+    def evaluate(self, model: keras.Model, prepared: Prepared, config: SentimentConfig) -> dict:
         """Loss, accuracy, macro-F1 and confusion matrix on the validation split (one pass).
 
         Multi-label: binary cross-entropy, subset accuracy, micro- and macro-F1

@@ -329,7 +329,6 @@ class TranslationRecipe(GenerationRecipe):
                 "source_tokenizer": source_tokenizer,
                 "target_tokenizer": target_tokenizer,
                 "validation_pairs": val,
-                "config": config,
             },
             metadata={
                 "source_lang": config.source_lang,
@@ -515,7 +514,7 @@ class TranslationRecipe(GenerationRecipe):
 
     # --- metrics -------------------------------------------------------------------------
 
-    def evaluate(self, model, prepared: Prepared) -> dict:
+    def evaluate(self, model, prepared: Prepared, config: TranslationConfig) -> dict:
         """Validation metrics of the best weights.
 
         ``val_nll`` (mean negative log-likelihood per target token, nats, no label
@@ -524,7 +523,6 @@ class TranslationRecipe(GenerationRecipe):
         ``val_chrf`` of the validation sources decoded with the configured strategy.
         """
         forced = teacher_forced_metrics(model, prepared.validation)
-        config: TranslationConfig = prepared.info["config"]
         translator = make_translator(model, prepared, config)
         pairs: ParallelData = prepared.info["validation_pairs"]
         start = time.perf_counter()

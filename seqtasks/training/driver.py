@@ -49,6 +49,7 @@ class TrainResult:
     metrics: dict[str, Any]
     model: Any = None  # the trained keras.Model (best weights)
     prepared: Any = None  # the recipe's Prepared (vectorizer, datasets, labels)
+    config: Any = None  # the validated config the run trained with
 
 
 def train(
@@ -318,8 +319,8 @@ def _train_in(
         if not distribution.is_chief:
             # Its run dir is a temporary folder, removed by `train`.
             metrics = {"distribution": distribution.describe()}
-            return TrainResult(None, None, metrics, model=model, prepared=prepared)
-        metrics = recipe.evaluate(model, prepared)
+            return TrainResult(None, None, metrics, model, prepared, config)
+        metrics = recipe.evaluate(model, prepared, config)
     val_losses = resume_state.history.get("val_loss", [])
     metrics.update(
         {
@@ -357,7 +358,7 @@ def _train_in(
     # metrics.json marks the run finished: written once the export is complete.
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     shutil.rmtree(os.path.join(run_dir, RESUME_DIR), ignore_errors=True)
-    return TrainResult(run_dir, export_path, metrics, model=model, prepared=prepared)
+    return TrainResult(run_dir, export_path, metrics, model, prepared, config)
 
 
 def finetune(

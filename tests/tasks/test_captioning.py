@@ -221,7 +221,7 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(overfit, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     fresh = json.loads(done.stdout.strip().splitlines()[-1])
     assert fresh["modules"] == []
-    generator = make_generator(result.model, result.prepared, result.prepared.info["config"])
+    generator = make_generator(result.model, result.prepared, result.config)
     captions, scores = generator.generate_all([open(p, "rb").read() for p in paths])
     assert fresh["out"]["3"]["caption"] == captions
     np.testing.assert_allclose(fresh["out"]["3"]["score"], scores, atol=1e-4)
