@@ -43,6 +43,21 @@ from seqtasks.models.seq2seq import NO_ATTENTION, RNNAttentionSeq2Seq, Transform
 CAPTION_MODELS = ("lstm", "attention", "transformer")
 
 
+def image_parts(model) -> dict[str, list[str]]:
+    """Layer names of each part of a captioner that fine-tuning can freeze: ``encoder``,
+    the image side of the decoder (the feature projection and position embedding;
+    Transformer: also its normalisation and encoder blocks; RNN: the bridge from the
+    mean feature to the initial state); ``embeddings``, the word embedding and the
+    feature position embedding."""
+    image_side = ("feature_projection", "feature_norm", "feature_positions")
+    encoder = [
+        layer.name
+        for layer in model.layers
+        if layer.name in image_side or layer.name.startswith(("encoder_", "bridge_"))
+    ]
+    return {"encoder": encoder, "embeddings": ["target_embedding", "feature_positions"]}
+
+
 @keras.saving.register_keras_serializable(package="seqtasks")
 class RNNCaptioner(RNNAttentionSeq2Seq):
     """LSTM/GRU caption decoder initialised from image features, with or without attention.
@@ -105,17 +120,8 @@ class RNNCaptioner(RNNAttentionSeq2Seq):
         return self.feature_projection(features), mask, state
 
     def freezable_parts(self) -> dict[str, list[str]]:
-        """``encoder``: the image side of the decoder (the feature projection and
-        position embedding; Transformer: also its normalisation and encoder blocks;
-        RNN: the bridge from the mean feature to the initial state); ``embeddings``:
-        the word embedding and the feature position embedding."""
-        image_side = ("feature_projection", "feature_norm", "feature_positions")
-        encoder = [
-            layer.name
-            for layer in self.layers
-            if layer.name in image_side or layer.name.startswith(("encoder_", "bridge_"))
-        ]
-        return {"encoder": encoder, "embeddings": ["target_embedding", "feature_positions"]}
+        """The layers of each part fine-tuning can freeze: see :func:`image_parts`."""
+        return image_parts(self)
 
     def get_config(self):
         config = super().get_config()
@@ -197,17 +203,8 @@ class TransformerCaptioner(TransformerSeq2Seq):
         return x, mask
 
     def freezable_parts(self) -> dict[str, list[str]]:
-        """``encoder``: the image side of the decoder (the feature projection and
-        position embedding; Transformer: also its normalisation and encoder blocks;
-        RNN: the bridge from the mean feature to the initial state); ``embeddings``:
-        the word embedding and the feature position embedding."""
-        image_side = ("feature_projection", "feature_norm", "feature_positions")
-        encoder = [
-            layer.name
-            for layer in self.layers
-            if layer.name in image_side or layer.name.startswith(("encoder_", "bridge_"))
-        ]
-        return {"encoder": encoder, "embeddings": ["target_embedding", "feature_positions"]}
+        """The layers of each part fine-tuning can freeze: see :func:`image_parts`."""
+        return image_parts(self)
 
     def get_config(self):
         config = super().get_config()

@@ -122,6 +122,19 @@ class SourceAttention(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "score": self.score}
 
 
+def text_parts(model) -> dict[str, list[str]]:
+    """Layer names of each part of a translation model that fine-tuning can freeze (see
+    :func:`freeze`): ``encoder`` (the source embedding and every encoder layer; the
+    decoder, its cross-attention and the bridge to its state keep training) and
+    ``embeddings`` (the source and target token embeddings)."""
+    encoder = [
+        layer.name
+        for layer in model.layers
+        if layer.name == "source_embedding" or layer.name.startswith("encoder_")
+    ]
+    return {"encoder": encoder, "embeddings": ["source_embedding", "target_embedding"]}
+
+
 @keras.saving.register_keras_serializable(package="seqtasks")
 class RNNAttentionSeq2Seq(keras.Model):
     """Bidirectional LSTM/GRU encoder, LSTM/GRU decoder with attention (see module docstring).
@@ -285,16 +298,8 @@ class RNNAttentionSeq2Seq(keras.Model):
         return weights
 
     def freezable_parts(self) -> dict[str, list[str]]:
-        """Layer names of each part fine-tuning can freeze (see :func:`freeze`):
-        ``encoder`` (the source embedding and every encoder layer; the decoder,
-        its cross-attention and the bridge to its state keep training) and
-        ``embeddings`` (the source and target token embeddings)."""
-        encoder = [
-            layer.name
-            for layer in self.layers
-            if layer.name == "source_embedding" or layer.name.startswith("encoder_")
-        ]
-        return {"encoder": encoder, "embeddings": ["source_embedding", "target_embedding"]}
+        """The layers of each part fine-tuning can freeze: see :func:`text_parts`."""
+        return text_parts(self)
 
     def get_config(self):
         return {
@@ -498,16 +503,8 @@ class TransformerSeq2Seq(keras.Model):
         return ops.mean(scores, axis=1)
 
     def freezable_parts(self) -> dict[str, list[str]]:
-        """Layer names of each part fine-tuning can freeze (see :func:`freeze`):
-        ``encoder`` (the source embedding and every encoder layer; the decoder,
-        its cross-attention and the bridge to its state keep training) and
-        ``embeddings`` (the source and target token embeddings)."""
-        encoder = [
-            layer.name
-            for layer in self.layers
-            if layer.name == "source_embedding" or layer.name.startswith("encoder_")
-        ]
-        return {"encoder": encoder, "embeddings": ["source_embedding", "target_embedding"]}
+        """The layers of each part fine-tuning can freeze: see :func:`text_parts`."""
+        return text_parts(self)
 
     def get_config(self):
         return {
