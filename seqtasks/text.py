@@ -219,3 +219,22 @@ def call_by_length(fn, token_ids: tf.RaggedTensor, width: int, rows: int = 32) -
     # An empty batch has no chunk: concat() of nothing is (0, width).
     stacked = tf.cond(count > 0, outputs.concat, lambda: tf.zeros([0, width], tf.float32))
     return tf.gather(stacked, tf.math.invert_permutation(order))
+
+
+def out_of_vocabulary(vectorizer: WordVectorizer, texts: list[str], batch: int = 1024) -> dict:
+    """How many of the words of ``texts`` (all of them, not only the first
+    ``sequence_length``) are missing from ``vectorizer``'s vocabulary.
+
+    Returns:
+        ``{"share": float, "tokens": n_oov, "total": n_tokens, "distinct": n_distinct_oov}``.
+    """
+    oov = total = 0
+    distinct: set[bytes] = set()
+    for i in range(0, len(texts), batch):
+        words = split_words(tf.constant(texts[i : i + batch])).flat_values  # (N,) string
+        missing = tf.equal(vectorizer.table.lookup(words), UNK_ID).numpy()
+        oov += int(missing.sum())
+        total += len(missing)
+        distinct.update(words.numpy()[missing].tolist())
+    share = oov / total if total else 0.0
+    return {"share": round(share, 4), "tokens": oov, "total": total, "distinct": len(distinct)}

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cli import cli
 from conftest import ROOT, SST2_DEV, TINY, head_lines, write_file
 from seqtasks.errors import DataError
-from tasks.sentiment import match_labels
+from seqtasks.labels import match_labels
 
 TINY_SETS = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 
