@@ -80,6 +80,9 @@ class Recipe(abc.ABC):
     config_class: ClassVar[type[TrainConfig]]
     models: ClassVar[dict[str, str]]  # --model name -> one-line description
     evaluate_options: ClassVar[frozenset[str]]  # keyword options evaluate_export accepts
+    # Optional CLI commands the recipe implements, each by a method of the same name with
+    # underscores (``plot-attention``: ``plot_attention``); other recipes' exports are refused.
+    extra_commands: ClassVar[frozenset[str]] = frozenset()
 
     def make_config(self, **overrides: Any) -> TrainConfig:
         """The recipe's defaults with ``overrides`` applied (strings are parsed).

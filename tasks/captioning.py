@@ -238,6 +238,7 @@ class CaptioningRecipe(GenerationRecipe):
     task_type = "one-to-many"
     description = "Image captioning: an image (or a feature vector) in, a sentence out."
     config_class = CaptioningConfig
+    extra_commands = frozenset({"plot-captions"})
     data_fields = (
         *GenerationRecipe.data_fields,
         "format",

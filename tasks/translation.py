@@ -201,6 +201,7 @@ class TranslationRecipe(GenerationRecipe):
     task_type = "many-to-many"
     description = "Machine translation (encoder-decoder): a sentence in, its translation out."
     config_class = TranslationConfig
+    extra_commands = frozenset({"plot-attention"})
     data_fields = (
         *GenerationRecipe.data_fields,
         "format",

@@ -161,6 +161,20 @@ def _read_inputs(texts: tuple[str, ...]) -> list[str]:
     return inputs
 
 
+def require_command(task, command: str, version_dir: str) -> None:
+    """Refuse an export whose recipe does not declare ``command`` in ``extra_commands``.
+
+    Raises:
+        UserError: naming the recipes whose models the command needs.
+    """
+    if command in task.extra_commands:
+        return
+    from tasks import RECIPES
+
+    owners = " or ".join(sorted(r.name for r in RECIPES.values() if command in r.extra_commands))
+    raise UserError(f"{version_dir}: {command} needs a {owners} model; this is a {task.name} model")
+
+
 def _load_export(model_dir: str):
     from seqtasks.export import read_metadata, resolve_export
     from tasks import get_recipe

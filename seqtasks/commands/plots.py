@@ -10,8 +10,8 @@ from seqtasks.commands.common import (
     _load_export,
     _reports_user_errors,
     _setup_logging,
+    require_command,
 )
-from seqtasks.errors import UserError
 
 
 @click.command("plot-attention")
@@ -41,10 +41,7 @@ def plot_attention(model_dir, sentence, output, as_json):
     """
     _setup_logging(quiet=True)
     version_dir, metadata, task = _load_export(model_dir)
-    if not hasattr(task, "plot_attention"):
-        raise UserError(
-            f"{version_dir}: plot-attention needs a translation model; this is a {task.name} model"
-        )
+    require_command(task, "plot-attention", version_dir)
     result = task.plot_attention(version_dir, metadata, sentence, output)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -87,10 +84,7 @@ def plot_captions(model_dir, images, output, attention, as_json):
     """
     _setup_logging(quiet=True)
     version_dir, metadata, task = _load_export(model_dir)
-    if not hasattr(task, "plot_captions"):
-        raise UserError(
-            f"{version_dir}: plot-captions needs a captioning model; this is a {task.name} model"
-        )
+    require_command(task, "plot-captions", version_dir)
     result = task.plot_captions(version_dir, metadata, list(images), output, attention)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))

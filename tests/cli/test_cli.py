@@ -323,3 +323,14 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
         assert out.returncode == 2
         assert out.stderr == message
         assert out.stdout == ""
+
+
+def test_every_extra_command_a_recipe_declares_exists_with_its_method():
+    from tasks import RECIPES
+
+    declared = {c for recipe in RECIPES.values() for c in recipe.extra_commands}
+    assert declared == {"plot-attention", "plot-captions"}
+    for recipe in RECIPES.values():
+        for command in recipe.extra_commands:
+            assert command in cli.commands
+            assert callable(getattr(recipe, command.replace("-", "_")))
