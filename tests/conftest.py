@@ -152,6 +152,34 @@ def stop_at_loss(threshold: float):
     return StopAtLoss()
 
 
+# Appended to every fresh-process script: its last line lists the modules of this repository
+# (and keras-hub) that the script imported, which must be none.
+_IMPORTED = """
+import json as _json, sys as _sys
+print(_json.dumps(sorted(m for m in _sys.modules if m.split(".")[0] in ("seqtasks", "tasks", "keras_hub"))))
+"""
+
+
+def run_fresh_python(script: str, *args, cwd) -> dict:
+    """Run ``script`` (``python -c``) with ``args`` in a new interpreter that cannot import
+    this repository (no PYTHONPATH; ``cwd`` should be a temporary folder), as a serving
+    process would; assert that it exits 0 and imported nothing of seqtasks, tasks or
+    keras-hub; return the JSON object the script printed last."""
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run(
+        [sys.executable, "-c", script + _IMPORTED, *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    *_, printed, imported = done.stdout.strip().splitlines()
+    assert json.loads(imported) == [], f"the fresh process imported {imported}"
+    return json.loads(printed)
+
+
 def head_lines(path: str, n: int, destination: str) -> str:
     """Copy the first ``n`` lines of ``path`` (a real dataset) to ``destination``."""
     with open(path, encoding="utf-8") as f:

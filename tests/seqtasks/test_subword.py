@@ -3,14 +3,12 @@
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, run_fresh_python
 from seqtasks.subword import SubwordTokenizer, learn_vocabulary
 from seqtasks.text import RESERVED_TOKENS, write_vocabulary
 
@@ -111,17 +109,7 @@ def test_tokenizer_in_a_savedmodel_fresh_process(german, tmp_path):
     tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.serve})
     sentences = ["Zwei Männer stehen am Strand.", "", "Ein T-Shirt für 5 €!"]
     expected = module.serve(tf.constant(sentences))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", FRESH, str(tmp_path / "m"), json.dumps(sentences)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    served = json.loads(out.stdout)
+    served = run_fresh_python(FRESH, tmp_path / "m", json.dumps(sentences), cwd=tmp_path)
     assert served["ids"] == expected["ids"].numpy().tolist()
     assert served["text"] == [t.decode() for t in expected["text"].numpy()]
     assert served["text"][:2] == ["Zwei Männer stehen am Strand.", ""]

@@ -6,8 +6,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli, main
-from conftest import SST2_DEV, SST2_TRAIN, write_file
+from conftest import SST2_DEV, SST2_TRAIN, run_fresh_python, write_file
 from seqtasks.export import read_metadata, versions
 
 FRESH_PROCESS = """
@@ -103,17 +101,7 @@ def test_new_labels_need_new_head_and_then_export_version_2(model_dir, tmp_path)
     assert os.path.isfile(tmp_path / "run" / "metrics.json")
 
     texts = ["a gorgeous , witty , seductive movie .", "unwatchable", ""]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, summary["export"], json.dumps(texts)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    served = json.loads(out.stdout)
+    served = run_fresh_python(FRESH_PROCESS, summary["export"], json.dumps(texts), cwd=tmp_path)
     assert served["shape"] == [3, 3]
     assert set(served["labels"]) <= {"bad", "good", "meh"}
 

@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY
+from conftest import TINY, run_fresh_python
 from seqtasks.export import read_metadata, resolve_export, versions
 from seqtasks.models.encoders import ENCODERS
 from seqtasks.training import train
@@ -29,6 +27,7 @@ json.dump({
     "probabilities": out["probabilities"].numpy().tolist(),
     "label": [x.decode() for x in out["label"].numpy()],
 }, sys.stdout)
+print()
 """
 
 
@@ -92,17 +91,7 @@ def test_fresh_process_matches_in_memory_model(trained, tmp_path):
     texts_file = tmp_path / "texts.json"
     for batch in (texts[:1], texts):
         texts_file.write_text(json.dumps(batch), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        out = subprocess.run(
-            [sys.executable, "-c", FRESH_PROCESS, trained.export_path, str(texts_file)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
-        served = json.loads(out.stdout)
+        served = run_fresh_python(FRESH_PROCESS, trained.export_path, texts_file, cwd=tmp_path)
         assert served["inputs"] == {"text": ["string", [None]]}
         probabilities = np.array(served["probabilities"], dtype=np.float32)
         assert probabilities.shape == (len(batch), 2)
