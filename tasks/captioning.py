@@ -46,13 +46,13 @@ from seqtasks.generation import FeatureSource, Generator, ImageSource
 from seqtasks.images import cached_image_features, check_image, decode_images
 from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
 from seqtasks.metrics import teacher_forced_metrics
-from seqtasks.models.captioning import CAPTION_MODELS, RNNCaptioner, TransformerCaptioner
+from seqtasks.models.captioning import CAPTION_MODELS, ImageCaptioner, build_captioner
 from seqtasks.models.image_encoders import (
     IMAGE_ENCODERS,
     build_image_encoder,
     mobilenet_v2_weights,
 )
-from seqtasks.models.seq2seq import ATTENTION_SCORES, NO_ATTENTION, RNN_CELLS
+from seqtasks.models.seq2seq import ATTENTION_SCORES, RNN_CELLS
 from seqtasks.models.seq2seq import freeze as freeze_layers
 from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
 from seqtasks.subword import (
@@ -921,53 +921,6 @@ def as_grid(features: np.ndarray) -> np.ndarray:
     """Feature vectors ``(N, dim)`` as one-position grids ``(N, 1, dim)``; grids unchanged."""
     features = np.asarray(features, np.float32)
     return features[:, None, :] if features.ndim == 2 else features
-
-
-def build_captioner(config: CaptioningConfig, vocabulary_size: int, feature_shape):
-    """The ``config.model`` decoder (unbuilt) for features of ``feature_shape`` ``(P, C)``."""
-    if config.model == "transformer":
-        return TransformerCaptioner(
-            vocabulary_size,
-            sequence_length=config.sequence_length,
-            num_positions=int(feature_shape[0]),
-            hidden_dim=config.hidden_dim,
-            intermediate_dim=config.intermediate_dim,
-            num_heads=config.num_heads,
-            num_layers=config.num_layers,
-            num_encoder_layers=config.num_encoder_layers,
-            dropout=config.dropout,
-            name="decoder",
-        )
-    return RNNCaptioner(
-        vocabulary_size,
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        cell=config.cell,
-        attention=NO_ATTENTION if config.model == "lstm" else config.attention,
-        dropout=config.dropout,
-        name="decoder",
-    )
-
-
-class ImageCaptioner(keras.Model):
-    """Image encoder + caption decoder trained together (``encoder=cnn`` or fine-tuning).
-
-    ``model({"images": float32 (B, S, S, 3), "decoder_token_ids": int32 (B, T)})``
-    -> logits ``(B, T, V)``. Decoding runs the encoder once and then the
-    decoder's own cached steps (see :class:`seqtasks.generation.Generator`).
-    """
-
-    def __init__(self, image_encoder, decoder, **kwargs):
-        super().__init__(**kwargs)
-        self.image_encoder = image_encoder
-        self.decoder = decoder
-
-    def call(self, inputs, training=None):
-        features = self.image_encoder(inputs["images"], training=training)
-        return self.decoder(
-            {"image_features": features, "decoder_token_ids": inputs["decoder_token_ids"]},
-            training=training,
-        )
 
 
 def caption_generator(

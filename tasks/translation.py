@@ -44,8 +44,7 @@ from seqtasks.models.seq2seq import (
     ATTENTION_SCORES,
     RNN_CELLS,
     SEQ2SEQ_MODELS,
-    RNNAttentionSeq2Seq,
-    TransformerSeq2Seq,
+    build_seq2seq,
 )
 from seqtasks.models.seq2seq import freeze as freeze_layers
 from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
@@ -807,33 +806,6 @@ def report_coverage(what: str, coverage: dict, training_pieces_per_word: float |
         )
     else:
         log.info(message, *args)
-
-
-def build_seq2seq(
-    config: TranslationConfig, source_vocabulary_size: int, target_vocabulary_size: int
-):
-    """The ``config.model`` encoder-decoder (unbuilt)."""
-    if config.model == "transformer":
-        return TransformerSeq2Seq(
-            source_vocabulary_size,
-            target_vocabulary_size,
-            sequence_length=config.sequence_length,
-            hidden_dim=config.hidden_dim,
-            intermediate_dim=config.intermediate_dim,
-            num_heads=config.num_heads,
-            num_layers=config.num_layers or 3,
-            dropout=config.dropout,
-        )
-    return RNNAttentionSeq2Seq(
-        source_vocabulary_size,
-        target_vocabulary_size,
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        num_layers=config.num_layers or 1,
-        cell=config.cell,
-        attention=config.attention,
-        dropout=config.dropout,
-    )
 
 
 def text_generator(model, source_tokenizer, target_tokenizer, options, max_length: int):

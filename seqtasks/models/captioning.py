@@ -216,3 +216,53 @@ class TransformerCaptioner(TransformerSeq2Seq):
             "num_positions": self.num_positions,
             "num_encoder_layers": self.num_encoder_layers,
         }
+
+
+def build_captioner(config, vocabulary_size: int, feature_shape):
+    """The ``config.model`` decoder (unbuilt) for features of ``feature_shape`` ``(P, C)``.
+
+    ``config``: a captioning config (``model``, ``hidden_dim``, ``sequence_length``, ...).
+    """
+    if config.model == "transformer":
+        return TransformerCaptioner(
+            vocabulary_size,
+            sequence_length=config.sequence_length,
+            num_positions=int(feature_shape[0]),
+            hidden_dim=config.hidden_dim,
+            intermediate_dim=config.intermediate_dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers,
+            num_encoder_layers=config.num_encoder_layers,
+            dropout=config.dropout,
+            name="decoder",
+        )
+    return RNNCaptioner(
+        vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        cell=config.cell,
+        attention=NO_ATTENTION if config.model == "lstm" else config.attention,
+        dropout=config.dropout,
+        name="decoder",
+    )
+
+
+class ImageCaptioner(keras.Model):
+    """Image encoder + caption decoder trained together (``encoder=cnn`` or fine-tuning).
+
+    ``model({"images": float32 (B, S, S, 3), "decoder_token_ids": int32 (B, T)})``
+    -> logits ``(B, T, V)``. Decoding runs the encoder once and then the
+    decoder's own cached steps (see :class:`seqtasks.generation.Generator`).
+    """
+
+    def __init__(self, image_encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.image_encoder = image_encoder
+        self.decoder = decoder
+
+    def call(self, inputs, training=None):
+        features = self.image_encoder(inputs["images"], training=training)
+        return self.decoder(
+            {"image_features": features, "decoder_token_ids": inputs["decoder_token_ids"]},
+            training=training,
+        )

@@ -564,3 +564,29 @@ def freeze(model: keras.Model, part: str) -> list[str]:
             if layer.weights:
                 frozen.append(layer.name)
     return frozen
+
+
+def build_seq2seq(config, source_vocabulary_size: int, target_vocabulary_size: int):
+    """The ``config.model`` encoder-decoder (unbuilt); ``config``: a translation config
+    (``model``, ``hidden_dim``, ``num_layers``, ...)."""
+    if config.model == "transformer":
+        return TransformerSeq2Seq(
+            source_vocabulary_size,
+            target_vocabulary_size,
+            sequence_length=config.sequence_length,
+            hidden_dim=config.hidden_dim,
+            intermediate_dim=config.intermediate_dim,
+            num_heads=config.num_heads,
+            num_layers=config.num_layers or 3,
+            dropout=config.dropout,
+        )
+    return RNNAttentionSeq2Seq(
+        source_vocabulary_size,
+        target_vocabulary_size,
+        embedding_dim=config.embedding_dim,
+        hidden_dim=config.hidden_dim,
+        num_layers=config.num_layers or 1,
+        cell=config.cell,
+        attention=config.attention,
+        dropout=config.dropout,
+    )

@@ -154,10 +154,10 @@ TRANSLATION_OVERFIT_EPOCHS = {"transformer": 35, "rnn-attention": 110}
 def test_a_model_that_overfits_20_pairs_reproduces_them_greedy_and_beam(tmp_path, model):
     from seqtasks.data.teacher_forcing import pair_batches
     from seqtasks.generation import Generator, TextSource
+    from seqtasks.models.seq2seq import build_seq2seq
     from seqtasks.subword import SubwordTokenizer, learn_vocabulary
     from seqtasks.text import write_vocabulary
     from tasks import get_recipe
-    from tasks.translation import build_seq2seq
 
     keras.utils.set_random_seed(1)
     pairs, val = _twenty_pairs()
@@ -266,8 +266,8 @@ def test_plot_attention_of_a_transformer_matches_its_export(translation, tmp_pat
 
 
 def test_default_depth_is_per_architecture():
+    from seqtasks.models.seq2seq import build_seq2seq
     from tasks import get_recipe
-    from tasks.translation import build_seq2seq
 
     recipe = get_recipe("translation")
     transformer = build_seq2seq(recipe.make_config(model="transformer"), 50, 50)
