@@ -111,6 +111,11 @@ class Recipe(abc.ABC):
     def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
         """The loss and metrics passed to ``model.compile``."""
 
+    def uses_schedule(self, config: TrainConfig) -> bool:
+        """Whether :meth:`compile_model` gives the optimizer a learning-rate schedule (then
+        no ``ReduceLROnPlateau``: the schedule owns the rate). The base's Adam has a constant rate."""
+        return False
+
     def compile_model(self, model, config: TrainConfig) -> None:
         """Adam with the configured learning rate and gradient clipping (Pascanu et al. 2013)."""
         import keras
@@ -207,10 +212,14 @@ class GenerationRecipe(Recipe):
         from seqtasks.losses import seq2seq_optimizer
 
         loss, metrics = self.loss_and_metrics(config)
-        optimizer = seq2seq_optimizer(config, warmup=config.model == "transformer")
+        optimizer = seq2seq_optimizer(config, warmup=self.uses_schedule(config))
         model.compile(
             optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
         )
+
+    def uses_schedule(self, config: TrainConfig) -> bool:
+        """A Transformer trains with the warm-up + inverse-square-root schedule."""
+        return config.model == "transformer"
 
     def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
         from seqtasks.losses import MaskedCrossEntropy, masked_accuracy

@@ -57,17 +57,18 @@ class DataEpoch(keras.callbacks.Callback):
         self.variable.assign(epoch)
 
 
-def reduce_lr_on_plateau(model, config: TrainConfig):
+def reduce_lr_on_plateau(config: TrainConfig, scheduled: bool):
     """``ReduceLROnPlateau`` by ``config.reduce_lr_factor``, or None.
 
-    None when the factor is 1, or when the compiled optimizer follows a
-    ``LearningRateSchedule`` (Keras cannot set the rate of a scheduled
-    optimizer; the schedule owns it).
+    None when the factor is 1, or when ``scheduled``: the recipe compiled the
+    optimizer with a ``LearningRateSchedule`` (:meth:`seqtasks.recipe.Recipe.uses_schedule`),
+    whose rate Keras cannot set; the schedule owns it. The recipe says so rather than the
+    optimizer being asked, since Keras has no public accessor for an optimizer's schedule.
     """
-    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # loss scaling
-    scheduled = isinstance(
-        getattr(optimizer, "_learning_rate", None),
-        keras.optimizers.schedules.LearningRateSchedule,
+    if config.reduce_lr_factor >= 1 or scheduled:
+        return None
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
     )
     if config.reduce_lr_factor >= 1 or scheduled:
         return None

@@ -253,7 +253,7 @@ def _train_in(
         save_best_only=True,
         save_weights_only=True,
     )
-    plateau = reduce_lr_on_plateau(model, config)
+    plateau = reduce_lr_on_plateau(config, scheduled=recipe.uses_schedule(config))
     history_path = os.path.join(run_dir, "history.csv")
     initial_epoch = 0
     if continuing:

@@ -143,7 +143,13 @@ def test_no_plateau_callback_for_a_scheduled_optimizer():
         config = recipe.make_config(model=model_name, reduce_lr_factor=0.5)
         model, _ = tiny("transformer" if model_name == "transformer" else "rnn-lstm")
         recipe.compile_model(model, config)
-        callback = reduce_lr_on_plateau(model, config)
+        scheduled = recipe.uses_schedule(config)
+        assert scheduled == (model_name == "transformer")
+        # The recipe's word agrees with the optimizer it compiled: a scheduled rate moves.
+        rate = model.optimizer.learning_rate
+        expected_rate = 1e-6 if scheduled else config.learning_rate  # warm-up step 1 of 1000
+        assert float(rate) == pytest.approx(expected_rate, rel=1e-4)
+        callback = reduce_lr_on_plateau(config, scheduled=scheduled)
         assert (callback and callback.factor) == expected
 
 
