@@ -55,35 +55,38 @@ Policy for imperfect data (``on_bad_rows``, default ``error``):
 
 Every error is a :class:`~seqtasks.errors.DataError` naming the file (and line)
 and what was expected.
+
+This module holds the :class:`CaptionData` type and the :func:`load_captions`
+dispatcher (path checks, option checks, ``image_dir`` resolution); the readers are
+:mod:`seqtasks.data.flickr8k` (the Flickr8k folder) and
+:mod:`seqtasks.data.caption_sources` (records, ``.npz`` feature vectors, TFDS).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import zipfile
 from collections.abc import Iterable
 
 import numpy as np
 
+from seqtasks.data.caption_sources import load_npz, load_records, load_tfds
+from seqtasks.data.flickr8k import TOKEN_FILE, read_flickr8k
 from seqtasks.data.image_store import TAR_SUFFIXES, ImageStore, MemoryImageStore
-from seqtasks.data.records import (
-    BadRows,
-    detect_format,
-    has_bad_bytes,
-    pick_column,
-    read_columns,
-    string_fields,
-)
+from seqtasks.data.records import BadRows
 from seqtasks.errors import DataError
-from seqtasks.io import read_text, text_lines
 
-log = logging.getLogger(__name__)
+# TOKEN_FILE, TAR_SUFFIXES, ImageStore and MemoryImageStore stay importable from here.
+__all__ = [
+    "RECORD_SUFFIXES",
+    "TAR_SUFFIXES",
+    "TOKEN_FILE",
+    "CaptionData",
+    "ImageStore",
+    "MemoryImageStore",
+    "load_captions",
+]
 
-TOKEN_FILE = "Flickr8k.token.txt"
-_SPLIT_FILE = "Flickr_8k.{split}Images.txt"
-_TOKEN_FORMAT = "'<image>#<n><TAB><caption>'"
 RECORD_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl", ".ndjson", ".parquet", ".pq")
 
 
@@ -187,7 +190,10 @@ def load_captions(
     if path.startswith("tfds:"):
         if format:
             raise DataError(f"--format applies to caption files; received it with {path}")
-        return _load_tfds(path[len("tfds:") :], split, max_examples, image_column, caption_column)
+        ids, captions, images = load_tfds(
+            path[len("tfds:") :], split, max_examples, image_column, caption_column
+        )
+        return CaptionData(ids, captions, path, images=images)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     columns = (format, image_column, caption_column)
@@ -205,12 +211,20 @@ def load_captions(
                     f"with the Flickr8k folder {path}"
                 )
         bad_rows = BadRows(os.path.join(path, TOKEN_FILE), on_bad_rows)
-        data = _load_flickr8k(path, split, image_dir, max_examples, bad_rows)
+        image_dir = None if image_dir is None else _resolve(path, image_dir)
+        ids, captions, images = read_flickr8k(path, split, image_dir, max_examples, bad_rows)
+        data = CaptionData(ids, captions, path, images=images)
     elif path.lower().endswith(".npz"):
-        data, bad_rows = _load_npz(path, captions_file, max_examples, columns, on_bad_rows)
+        ids, captions, features, bad_rows = load_npz(
+            path, captions_file, max_examples, columns, on_bad_rows
+        )
+        data = CaptionData(ids, captions, path, features=features)
     elif format or path.lower().endswith(RECORD_SUFFIXES):
         bad_rows = BadRows(path, on_bad_rows)
-        data = _load_records(path, image_dir, max_examples, columns, bad_rows)
+        base = os.path.dirname(path) or "."
+        image_dir = None if image_dir is None else _resolve(base, image_dir)
+        ids, captions, images = load_records(path, image_dir, max_examples, columns, bad_rows)
+        data = CaptionData(ids, captions, path, images=images)
     else:
         raise DataError(
             f"{path}: expected a Flickr8k folder (with {TOKEN_FILE}), a .csv/.tsv/.jsonl/"
@@ -222,358 +236,7 @@ def load_captions(
     return data
 
 
-def _warn_or_fail(bad_rows: BadRows, found: bool) -> None:
-    """Warn with the summary of skipped rows; with nothing found, fail naming them."""
-    summary = bad_rows.summary()
-    if summary:
-        log.warning("%s", summary)
-    if not found:
-        raise DataError(
-            f"{bad_rows.path}: no images in the file; expected rows of image and caption"
-            + (f" ({summary})" if summary else "")
-        )
-
-
-# --- Flickr8k ---------------------------------------------------------------------------
-
-
-def _load_flickr8k(
-    folder: str, split: str, image_dir: str | None, max_examples: int | None, bad_rows: BadRows
-) -> CaptionData:
-    token_path = os.path.join(folder, TOKEN_FILE)
-    captions = _read_token_file(token_path, bad_rows)
-    summary = bad_rows.summary()
-    if summary:
-        log.warning("%s", summary)
-    if split == "all":
-        store = _flickr8k_store(folder, image_dir)
-        ids = [image for image in captions if image in store]
-        if not ids:
-            raise DataError(
-                f"{token_path}: none of its {len(captions)} images is in {store.description}"
-            )
-        ids = ids[:max_examples]
-        return CaptionData(ids, [captions[i] for i in ids], folder, images=store)
-
-    split_path = os.path.join(folder, _SPLIT_FILE.format(split=split))
-    if not os.path.isfile(split_path):
-        found = sorted(
-            name[len("Flickr_8k.") : -len("Images.txt")]
-            for name in os.listdir(folder)
-            if name.startswith("Flickr_8k.") and name.endswith("Images.txt")
-        )
-        raise DataError(
-            f"{folder}: no {os.path.basename(split_path)} for split {split!r}; "
-            f"expected one of: {', '.join(found + ['all'])}"
-        )
-    listed = _read_split_file(split_path)
-    if not any(image in captions for image, _ in listed):
-        raise DataError(
-            f"{split_path}: none of its {len(listed)} images has a caption in {TOKEN_FILE}"
-        )
-    listed = listed[:max_examples]
-    for image, number in listed:
-        if image not in captions:
-            raise DataError(f"{split_path}:{number}: image {image} has no caption in {TOKEN_FILE}")
-    store = _flickr8k_store(folder, image_dir)
-    for image, number in listed:
-        if image not in store:
-            raise DataError(f"{split_path}:{number}: image {image} is not in {store.description}")
-    ids = [image for image, _ in listed]
-    return CaptionData(ids, [captions[i] for i in ids], folder, images=store)
-
-
-def _read_token_file(path: str, bad_rows: BadRows) -> dict[str, list[str]]:
-    """Captions by image, in order of first appearance."""
-    captions: dict[str, list[str]] = {}
-    text = read_text(path, keep_bad_bytes=bad_rows.mode == "skip")
-    for number, line in enumerate(text_lines(text), start=1):
-        if not line.strip():
-            continue
-        if has_bad_bytes(line):
-            bad_rows.report(number, "not valid UTF-8", "not valid UTF-8; expected UTF-8 text")
-            continue
-        key, tab, caption = line.partition("\t")
-        if not tab:
-            bad_rows.report(number, "no tab", f"expected {_TOKEN_FORMAT}, found no tab")
-            continue
-        image, hash_sign, n = key.strip().rpartition("#")
-        if not hash_sign or not image or not n.isdigit():
-            bad_rows.report(
-                number,
-                "key without #<n>",
-                f"expected {_TOKEN_FORMAT}, found key {key.strip()!r} without '#<n>'",
-            )
-            continue
-        caption = caption.strip()
-        if not caption:
-            bad_rows.report(number, "empty caption", f"empty caption for image {image}")
-            continue
-        captions.setdefault(image, []).append(caption)
-    return captions
-
-
-def _read_split_file(path: str) -> list[tuple[str, int]]:
-    """(image, line number) pairs of a split list, blank lines skipped."""
-    listed: list[tuple[str, int]] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text_lines(read_text(path)), start=1):
-        image = line.strip()
-        if not image:
-            continue
-        if image in seen:
-            raise DataError(
-                f"{path}:{number}: image {image} is listed twice (first at line {seen[image]}); "
-                f"expected each image once"
-            )
-        seen[image] = number
-        listed.append((image, number))
-    if not listed:
-        raise DataError(f"{path}: no images in the split list; expected one image name per line")
-    return listed
-
-
-def _flickr8k_store(folder: str, image_dir: str | None) -> ImageStore:
-    if image_dir is not None:
-        return ImageStore(_resolve(folder, image_dir))
-    candidates = sorted(
-        name
-        for name in os.listdir(folder)
-        if not name.startswith((".", "_"))
-        and (
-            os.path.isdir(os.path.join(folder, name))
-            or (name.lower().endswith(TAR_SUFFIXES) and os.path.isfile(os.path.join(folder, name)))
-        )
-    )
-    if len(candidates) == 1:
-        return ImageStore(os.path.join(folder, candidates[0]))
-    if not candidates:
-        raise DataError(
-            f"{folder}: no images; expected one sub-folder of images or one .tar of them "
-            f"(or pass image_dir)"
-        )
-    raise DataError(
-        f"{folder}: several places may hold the images ({', '.join(candidates)}); "
-        f"pass image_dir to choose one"
-    )
-
-
-# --- records (CSV, TSV, JSONL, Parquet) ---------------------------------------------------
-
-
-def _load_records(
-    path: str, image_dir: str | None, max_examples: int | None, columns, bad_rows: BadRows
-) -> CaptionData:
-    ids, captions, lines = _read_caption_records(path, columns, bad_rows)
-    base = os.path.dirname(path) or "."
-    store = ImageStore(base if image_dir is None else _resolve(base, image_dir))
-    kept = []
-    for image in ids:
-        if max_examples is not None and len(kept) >= max_examples:
-            break
-        if image in store:
-            kept.append(image)
-            continue
-        for line in lines[image]:  # with skip every row of the image is a bad row
-            bad_rows.report(
-                line, "image not found", f"image file {image} not found in {store.description}"
-            )
-    _warn_or_fail(bad_rows, bool(kept))
-    return CaptionData(kept, [captions[i] for i in kept], path, images=store)
-
-
-def _read_caption_records(
-    path: str, columns, bad_rows: BadRows
-) -> tuple[list[str], dict[str, list[str]], dict[str, list[int]]]:
-    """Ids in first-appearance order, captions by id, and the lines of each id's rows.
-
-    ``columns`` is ``(format, image_column, caption_column)``; rows with an empty,
-    null or missing field go to ``bad_rows``.
-    """
-    format, image_column, caption_column = columns
-    format = detect_format(path, format)
-
-    def pick(fields) -> tuple[str, str]:
-        keys = (
-            pick_column(path, image_column, ("image",), fields, "image", ignore_case=True),
-            pick_column(path, caption_column, ("caption",), fields, "caption", ignore_case=True),
-        )
-        if keys[0] == keys[1]:
-            raise DataError(f"{path}: column {keys[0]!r} cannot be both the image and the caption")
-        return keys
-
-    captions: dict[str, list[str]] = {}
-    lines: dict[str, list[int]] = {}
-    for keys, record in read_columns(path, format, bad_rows, pick):
-        pair = _caption_row(record, keys, bad_rows)
-        if pair is not None:
-            captions.setdefault(pair[0], []).append(pair[1])
-            lines.setdefault(pair[0], []).append(record.line)
-    return list(captions), captions, lines
-
-
-def _caption_row(record, keys: tuple[str, str], bad_rows: BadRows) -> tuple[str, str] | None:
-    """``(image, caption)`` of a record, stripped, or ``None`` after reporting why it is bad."""
-    values = string_fields(
-        record,
-        keys,
-        ("image", "caption"),
-        bad_rows,
-        lambda key, kind: "empty image name" if kind == "image" else "empty caption",
-    )
-    return None if values is None else (values[0].strip(), values[1].strip())
-
-
-# --- feature vectors --------------------------------------------------------------------
-
-
-def _load_npz(
-    path: str, captions_file: str | None, max_examples: int | None, columns, on_bad_rows: str
-) -> tuple[CaptionData, BadRows]:
-    if captions_file is None:
-        captions_file = os.path.splitext(path)[0] + ".csv"
-        if not os.path.isfile(captions_file):
-            raise DataError(
-                f"{path}: no captions file {captions_file}; expected a CSV of image,caption "
-                f"rows (image = vector id) beside the .npz, or pass captions_file"
-            )
-    elif not os.path.isfile(captions_file):
-        raise DataError(f"{captions_file}: no such captions file")
-    bad_rows = BadRows(captions_file, on_bad_rows)
-    ids, captions, lines = _read_caption_records(captions_file, columns, bad_rows)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive: {e}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: expected a .npz archive of named arrays, found a single array")
-    with archive:
-        keys = set(archive.files)
-        kept = []
-        for image in ids:
-            if max_examples is not None and len(kept) >= max_examples:
-                break
-            if image in keys:
-                kept.append(image)
-                continue
-            for line in lines[image]:  # with skip every row of the vector is a bad row
-                bad_rows.report(line, "no feature vector", f"no feature vector {image!r} in {path}")
-        _warn_or_fail(bad_rows, bool(kept))
-        ids = kept
-        vectors = []
-        first: tuple[str, tuple[int, ...]] | None = None
-        for image in ids:
-            try:
-                vector = archive[image]
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-                raise DataError(f"{path}: cannot read vector {image!r}: {e}") from None
-            if vector.dtype.kind not in "fiu":
-                raise DataError(
-                    f"{path}: vector {image!r} has dtype {vector.dtype}; expected numbers (float)"
-                )
-            if vector.ndim not in (1, 2) or 0 in vector.shape:
-                raise DataError(
-                    f"{path}: vector {image!r} has shape {vector.shape}; expected (dim,) or "
-                    f"(positions, dim)"
-                )
-            if first is None:
-                first = (image, vector.shape)
-            elif vector.shape != first[1]:
-                raise DataError(
-                    f"{path}: vector {image!r} has shape {vector.shape}, but {first[0]!r} has "
-                    f"{first[1]}; expected all vectors of one shape"
-                )
-            vector = vector.astype(np.float32)
-            if not np.isfinite(vector).all():
-                raise DataError(f"{path}: vector {image!r} has NaN or infinite values")
-            vectors.append(vector)
-    features = np.stack(vectors).astype(np.float32)
-    return CaptionData(ids, [captions[i] for i in ids], path, features=features), bad_rows
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-
 def _resolve(base: str, image_dir: str) -> str:
     """``image_dir`` relative to the data folder ``base`` if it exists there, else as given."""
     inside = os.path.join(base, image_dir)
     return inside if os.path.exists(inside) else image_dir
-
-
-# --- TFDS -------------------------------------------------------------------------------
-
-_TFDS_CAPTION_FEATURES = ("captions", "caption", "text")
-
-
-def _load_tfds(
-    name: str,
-    split: str,
-    max_examples: int | None,
-    image_column: str | None,
-    caption_column: str | None,
-) -> CaptionData:
-    """Images (kept encoded) and captions of a TFDS split (see the module docstring)."""
-    import tensorflow_datasets as tfds
-
-    where = f"tfds:{name}"
-    try:
-        builder = tfds.builder(name)
-    except Exception as e:  # tfds raises many types (not found, bad name, network)
-        raise DataError(f"{where}: cannot load split {split!r}: {_first_line(e)}") from None
-    features = builder.info.features
-    images = [key for key, feature in features.items() if isinstance(feature, tfds.features.Image)]
-    image_key = image_column or (images[0] if len(images) == 1 else None)
-    if image_key not in images:
-        raise DataError(
-            f"{where}: no image feature {image_key or ''!r}; its image features are: "
-            f"{', '.join(images) or 'none'}; pass --image-column"
-        )
-    caption_key = caption_column or next((k for k in _TFDS_CAPTION_FEATURES if k in features), None)
-    if caption_key not in features:
-        raise DataError(
-            f"{where}: no caption feature {caption_key or ''!r} (tried "
-            f"{', '.join(_TFDS_CAPTION_FEATURES)}); the features are: "
-            f"{', '.join(features)}; pass --caption-column"
-        )
-    try:
-        dataset = builder.as_dataset(
-            split=split, decoders={image_key: tfds.decode.SkipDecoding()}, shuffle_files=False
-        )
-    except Exception as e:  # not prepared, no such split, network
-        raise DataError(f"{where}: cannot load split {split!r}: {_first_line(e)}") from None
-    data = CaptionData([], [], where)
-    store: dict[str, bytes] = {}
-    for position, example in enumerate(tfds.as_numpy(dataset)):
-        if max_examples is not None and len(data) >= max_examples:
-            break
-        filename = example.get("image/filename")
-        image_id = filename.decode("utf-8") if isinstance(filename, bytes) else str(position)
-        if image_id in store:
-            image_id = f"{image_id}#{position}"
-        captions = [c.strip() for c in _tfds_texts(example[caption_key]) if c.strip()]
-        if not captions:
-            raise DataError(f"{where}[{split}]: example {position} ({image_id}) has no caption")
-        store[image_id] = bytes(example[image_key])
-        data.ids.append(image_id)
-        data.captions.append(captions)
-    if not data.ids:
-        raise DataError(f"{where}: split {split!r} has no examples")
-    data.images = MemoryImageStore(where, store)
-    return data
-
-
-def _tfds_texts(value) -> list[str]:
-    """Caption strings of a TFDS feature value: bytes, an array of bytes, or {"text": ...}."""
-    if isinstance(value, dict):
-        if "text" not in value:
-            raise DataError(
-                f"the caption feature is a dict without 'text' (keys: {', '.join(value)})"
-            )
-        value = value["text"]
-    if isinstance(value, bytes):
-        return [value.decode("utf-8")]
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.ravel(value)]
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
