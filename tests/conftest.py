@@ -180,6 +180,33 @@ def run_fresh_python(script: str, *args, cwd) -> dict:
     return json.loads(printed)
 
 
+def assert_one_line_error(result, *phrases: str) -> str:
+    """Assert that a CLI run failed as a user's mistake: exit status 2, exactly one
+    non-empty line on stderr holding every one of ``phrases``, and no "Traceback" in
+    anything it printed; return that line.
+
+    ``result`` is click's ``Result`` (``CliRunner().invoke``: ``exit_code``, ``stderr``,
+    ``output``) or a ``subprocess.CompletedProcess`` run with ``text=True`` and
+    ``capture_output=True`` (``returncode``, ``stderr``, ``stdout``).
+    """
+    if hasattr(result, "exit_code"):
+        status, printed = result.exit_code, result.output
+        try:
+            stderr = result.stderr
+        except ValueError:  # a CliRunner that mixes stderr into output (click < 8.2)
+            stderr = result.output
+    else:
+        status, stderr = result.returncode, result.stderr or ""
+        printed = (result.stdout or "") + stderr
+    assert status == 2, f"exit status {status}, expected 2; it printed:\n{printed[-3000:]}"
+    assert "Traceback" not in printed, printed[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line on stderr, found {len(lines)}:\n{stderr}"
+    for phrase in phrases:
+        assert phrase in lines[0], f"{phrase!r} is not in the error line {lines[0]!r}"
+    return lines[0]
+
+
 def head_lines(path: str, n: int, destination: str) -> str:
     """Copy the first ``n`` lines of ``path`` (a real dataset) to ``destination``."""
     with open(path, encoding="utf-8") as f:
