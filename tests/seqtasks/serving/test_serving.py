@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import TINY_CAPTIONING, caption_csv, flickr_images, write_file
+from conftest import TINY_CAPTIONING, assert_one_line_error, caption_csv, flickr_images, write_file
 
 LIMITS = {"max_body_bytes": 20_000, "max_batch_size": 8, "max_text_length": 300}
 
@@ -338,7 +338,7 @@ def test_batcher_runs_requests_alone_when_an_output_has_no_batch_axis():
 
 
 def test_batcher_fails_the_batch_on_a_bug_and_keeps_serving():
-    from seqtasks.serving.app import _model_error
+    from seqtasks.serving.api import model_error
     from seqtasks.serving.batching import BatchingError
 
     # a request without inputs trips the batcher's own code while it collects a batch
@@ -346,7 +346,7 @@ def test_batcher_fails_the_batch_on_a_bug_and_keeps_serving():
     assert [type(o) for o in outcomes] == [BatchingError, BatchingError]
     assert str(outcomes[0]) == "batching failed: RuntimeError: coroutine raised StopIteration"
     assert after["y"].tolist() == [1.0] and calls == [1]
-    error = _model_error(outcomes[0])
+    error = model_error(outcomes[0])
     assert (error.status, str(error)) == (500, f"internal error: {outcomes[0]}")
 
 
@@ -510,7 +510,7 @@ def test_serve_refuses_a_missing_root(tmp_path):
     from cli import cli
 
     result = CliRunner().invoke(cli, ["serve", str(tmp_path / "none")])
-    assert result.exit_code == 2
+    assert_one_line_error(result, "no such folder")
     assert result.output == (
         f"error: {tmp_path / 'none'}: no such folder (expected a folder of NAME/VERSION/ exports)\n"
     )
@@ -526,7 +526,7 @@ def test_serve_reports_a_busy_port_before_loading_anything(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--port", str(port)])
-    assert result.exit_code == 2
+    assert_one_line_error(result, f"--port {port}")
     assert result.output == f"error: --port {port}: address already in use on 127.0.0.1\n"
 
 
