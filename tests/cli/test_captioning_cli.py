@@ -10,7 +10,14 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import FLICKR8K, TINY_CAPTIONING, caption_csv, flickr_images, write_file
+from conftest import (
+    FLICKR8K,
+    TINY_CAPTIONING,
+    assert_one_line_error,
+    caption_csv,
+    flickr_images,
+    write_file,
+)
 
 TINY_SETS = [
     arg
@@ -82,9 +89,8 @@ def test_predict_on_a_non_image_is_one_line_exit_2(cli_export, tmp_path, content
     if content is not None:
         write_file(path, content)
     result = run("predict", cli_export, str(path))
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and re.search(message, lines[0]), result.stderr
+    line = assert_one_line_error(result)
+    assert re.search(message, line), result.stderr
 
 
 def test_evaluate_reports_bleu_1_to_4_against_all_references(cli_export, images):
@@ -100,11 +106,10 @@ def test_evaluate_reports_bleu_1_to_4_against_all_references(cli_export, images)
 
 def test_evaluate_refuses_options_of_other_recipes_and_wrong_data(cli_export):
     result = run("evaluate", cli_export, "--data", FLICKR8K, "--source-lang", "en")
-    assert result.exit_code == 2
+    assert_one_line_error(result)
     assert result.stderr.strip() == "error: --source-lang does not apply to captioning models"
     result = run("evaluate", cli_export, "--data", FLICKR8K, "--split", "test")
-    assert result.exit_code == 2
-    assert "none of its 1000 images has a caption" in result.stderr
+    assert_one_line_error(result, "none of its 1000 images has a caption")
 
 
 def test_plot_captions_writes_a_png_with_and_without_attention(cli_export, images, tmp_path):
@@ -127,9 +132,9 @@ def test_plot_captions_writes_a_png_with_and_without_attention(cli_export, image
 def test_plot_captions_refuses_other_models_and_non_images(cli_export, trained, tmp_path):
     out = tmp_path / "x.png"
     result = run("plot-captions", trained.export_path, __file__, "-o", str(out))
-    assert result.exit_code == 2 and "needs a captioning model" in result.stderr
+    assert_one_line_error(result, "needs a captioning model")
     result = run("plot-captions", cli_export, __file__, "-o", str(out))
-    assert result.exit_code == 2 and "not an image" in result.stderr
+    assert_one_line_error(result, "not an image")
     assert not out.exists()
 
 
@@ -236,10 +241,9 @@ def test_bad_captioning_data_is_one_line_exit_2_and_writes_nothing(tmp_path, cas
         "train", "captioning", *make_args(tmp_path), "--export-dir", str(export_dir),
         "--run-dir", str(run_dir), "--set", f"feature_cache={tmp_path / 'cache'}", *TINY_SETS,
     )  # fmt: skip
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert re.search(message, lines[0]), lines[0]
+    line = assert_one_line_error(result)
+    assert line.startswith("error: "), result.stderr
+    assert re.search(message, line), line
     assert not export_dir.exists() and not run_dir.exists()
     assert not (tmp_path / "cache").exists()
 
@@ -253,12 +257,10 @@ def test_captions_all_over_sequence_length_are_one_line_exit_2(tmp_path):
         "--run-dir", str(tmp_path / "run"), "--set", f"feature_cache={tmp_path / 'cache'}",
         *TINY_SETS, "--set", "sequence_length=4", "--set", "encoder=cnn",
     )  # fmt: skip
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    line = assert_one_line_error(result)
     assert re.fullmatch(
         r"error: .*c\.csv: all \d+ captions are longer than sequence_length=4 subword tokens "
         r"\(\[START\]/\[END\] included\); raise it with --set sequence_length=N",
-        lines[0],
-    ), lines[0]
+        line,
+    ), line
     assert not (tmp_path / "export").exists()

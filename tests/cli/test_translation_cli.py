@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import SHARED_DATA, TINY_TRANSLATION, write_file
+from conftest import SHARED_DATA, TINY_TRANSLATION, assert_one_line_error, write_file
 
 MULTI30K = os.path.join(SHARED_DATA, "multi30k")
 TINY_SETS = [
@@ -96,16 +96,15 @@ def test_plot_attention_writes_a_png_of_the_same_translation(cli_export, tmp_pat
 
 def test_plot_attention_refuses_a_sentiment_model_and_empty_input(cli_export, trained, tmp_path):
     result = run("plot-attention", trained.export_path, "good", "-o", str(tmp_path / "x.png"))
-    assert result.exit_code == 2
-    assert "needs a translation model" in result.stderr
+    assert_one_line_error(result, "needs a translation model")
     result = run("plot-attention", cli_export, " ", "-o", str(tmp_path / "x.png"))
-    assert result.exit_code == 2 and "empty" in result.stderr
+    assert_one_line_error(result, "empty")
     assert not os.path.exists(tmp_path / "x.png")
 
 
 def test_evaluate_refuses_options_of_other_recipes(cli_export):
     result = run("evaluate", cli_export, "--data", MULTI30K, "--label-map", "0=neg")
-    assert result.exit_code == 2
+    assert_one_line_error(result)
     assert result.stderr.strip() == "error: --label-map does not apply to translation models"
 
 
@@ -173,10 +172,9 @@ def test_bad_translation_data_is_one_line_exit_2_and_writes_nothing(tmp_path, ca
         "train", "translation", *make_args(tmp_path), "--export-dir", str(export_dir),
         "--run-dir", str(run_dir), *TINY_SETS,
     )  # fmt: skip
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    line = assert_one_line_error(result)
+    assert line.startswith("error: "), result.stderr
     import re
 
-    assert re.search(message, lines[0]), lines[0]
+    assert re.search(message, line), line
     assert not export_dir.exists() and not run_dir.exists()
