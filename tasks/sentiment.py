@@ -2,7 +2,9 @@
 
 Defaults train a bidirectional LSTM with max pooling on word ids (IMDB in
 about 2 minutes per epoch on a 2-core CPU; see bench/README.md). Top to bottom: config, data, vectorization
-and batching, model, metrics, export, serving-side predict/evaluate.
+and batching, model, metrics, export, serving-side predict/evaluate. The serving function,
+export metadata and predict/evaluate on an export are any text classifier's, in
+:mod:`seqtasks.classifier_export`.
 
     python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
     python cli.py predict saved_models/sentiment "A moving, beautifully acted film."
@@ -23,9 +25,12 @@ import shutil
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from seqtasks import export as exporting
+from seqtasks.classifier_export import (
+    evaluate_classifier_export,
+    export_classifier,
+    predict_texts,
+)
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.classification import (
     LABEL_SEPARATOR,
@@ -35,8 +40,8 @@ from seqtasks.data.classification import (
 from seqtasks.data.pipeline import split_indices, token_batches
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError, ExportError
-from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
-from seqtasks.labels import export_labels, match_labels, multi_hot
+from seqtasks.inference import load_keras_model
+from seqtasks.labels import export_labels, multi_hot
 from seqtasks.metrics import (
     classification_report,
     format_multilabel_report,
@@ -51,11 +56,9 @@ from seqtasks.text import (
     RESERVED_TOKENS,
     WordVectorizer,
     build_vocabulary,
-    call_by_length,
     out_of_vocabulary,
     write_vocabulary,
 )
-from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -454,62 +457,20 @@ class SentimentRecipe(Recipe):
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: SentimentConfig, metadata: dict) -> str:
-        vectorizer: WordVectorizer = prepared.info["vectorizer"]
-        label_table = tf.constant(prepared.info["labels"])
-
-        width = len(prepared.info["labels"])
-
-        def run_model(token_ids):  # (chunk, T) int32 -> (chunk, width) float32
-            return model(token_ids, training=False)
-
-        def serve(text):
-            # Texts of similar length share a model call: little padding computed.
-            probabilities = call_by_length(run_model, vectorizer(text), width)  # (B, C)
-            label = tf.gather(label_table, tf.argmax(probabilities, axis=-1))  # (B,) string
-            return {"probabilities": probabilities, "label": label}
-
-        def serve_multi_label(text):
-            # (B, L) float32, one sigmoid per label
-            scores = call_by_length(run_model, vectorizer(text), width)
-            order = tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True)  # (B, L)
-            ranked = tf.gather(scores, order, batch_dims=1)  # (B, L) float32
-            names = tf.gather(label_table, order)  # (B, L) string
-            labels = tf.where(ranked >= config.threshold, names, "")  # (B, L) string
-            return {"scores": scores, "labels": labels}
-
-        if config.multi_label:
-            serve = serve_multi_label
-            outputs = {
-                "scores": "tf.float32 [None, num_labels]: each label's probability (independent "
-                "sigmoids), in the order of 'labels'",
-                "labels": "tf.string [None, num_labels]: the labels whose score is >= "
-                "'threshold', most probable first, padded with empty strings",
-            }
-        else:
-            outputs = {
-                "probabilities": "tf.float32 [None, num_classes], in the order of 'labels'",
-                "label": "tf.string [None]: the most probable label",
-            }
-        signature = [tf.TensorSpec([None], tf.string, name="text")]
-        return exporting.write_version(
+        return export_classifier(
+            model,
+            prepared.info["vectorizer"],
+            prepared.info["labels"],
             config.export_dir,
-            lambda path: exporting.save_serving_archive(
-                path, [model, vectorizer], serve, signature
-            ),
-            metadata={
+            describe={
                 "task": self.name,
                 "task_type": self.task_type,
                 "model": config.model,
                 "config": config.to_dict(),
-                "signature": {"inputs": {"text": "tf.string [None]: raw text"}, "outputs": outputs},
-                "multi_label": config.multi_label,
-                **({"threshold": config.threshold} if config.multi_label else {}),
-                "preprocessing": {"tokenizer": "word", "sequence_length": config.sequence_length},
-                "versions": package_versions(),
-                **prepared.metadata,
-                **metadata,
             },
-            extra_files={"model.keras": model.save},
+            multi_label=config.multi_label,
+            threshold=config.threshold,
+            facts={**prepared.metadata, **metadata},
         )
 
     # --- serving side --------------------------------------------------------------------
@@ -520,87 +481,19 @@ class SentimentRecipe(Recipe):
         Multi-label exports give ``{"text", "labels": [labels with score >=
         threshold, most probable first], "scores": {label: probability}}``.
         """
-        labels = export_labels(version_dir, metadata)
-        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs, sort_key=len)
-        if metadata.get("multi_label"):
-            return [
-                {
-                    "text": text,
-                    "labels": [x.decode("utf-8") for x in outputs["labels"][i] if x],
-                    "scores": {label: float(p) for label, p in zip(labels, outputs["scores"][i])},
-                }
-                for i, text in enumerate(inputs)
-            ]
-        return [
-            {
-                "text": text,
-                "label": outputs["label"][i].decode("utf-8"),
-                "probabilities": {
-                    label: float(p) for label, p in zip(labels, outputs["probabilities"][i])
-                },
-            }
-            for i, text in enumerate(inputs)
-        ]
+        return predict_texts(version_dir, metadata, inputs)
 
-    def evaluate_export(
-        self,
-        version_dir: str,
-        metadata: dict,
-        *,
-        data: str,
-        format: str | None = None,
-        text_column: str | None = None,
-        label_column: str | None = None,
-        split: str = "train",
-        label_map: dict[str, str] | None = None,
-        max_examples: int | None = None,
-        on_bad_rows: str = "error",
-    ) -> dict:
+    def evaluate_export(self, version_dir: str, metadata: dict, **options) -> dict:
         """Accuracy, macro-F1, per-class scores and confusion matrix of the export on ``data``.
 
-        A multi-label export reads ``data`` with several labels per text (split
+        ``options``: ``data`` and :attr:`evaluate_options` (keyword arguments of
+        :func:`~seqtasks.classifier_export.evaluate_classifier_export`). A
+        multi-label export reads ``data`` with several labels per text (split
         on the ``label_separator`` it was trained with) and reports
         :func:`~seqtasks.metrics.multilabel_report`'s scores at its ``threshold``.
         With ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
         """
-        multi_label = bool(metadata.get("multi_label"))
-        saved = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
-        dataset = load_text_classification(
-            data,
-            format=format,
-            text_column=text_column,
-            label_column=label_column,
-            split=split,
-            max_examples=max_examples,
-            min_classes=1,
-            on_bad_rows=on_bad_rows,
-            multi_label=multi_label,
-            label_separator=saved.get("label_separator", LABEL_SEPARATOR),
-        )
-        labels = export_labels(version_dir, metadata)
-        mapping = match_labels(dataset.label_set(), labels, label_map, data)
-        label_id = {label: i for i, label in enumerate(labels)}
-        fn = load_serving_fn(version_dir)
-        if multi_label:
-            threshold = float(metadata.get("threshold", 0.5))
-            y_true = multi_hot(
-                [[mapping[label] for label in row] for row in dataset.labels], label_id
-            )
-            scores = call_in_batches(fn, "text", dataset.texts, sort_key=len)["scores"]
-            report = multilabel_report(y_true > 0.5, scores >= threshold, labels)
-            report["threshold"] = threshold
-        else:
-            y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
-            probabilities = call_in_batches(fn, "text", dataset.texts, sort_key=len)[
-                "probabilities"
-            ]
-            report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
-        report["data"] = data
-        if dataset.skipped_bad_rows is not None:
-            report["skipped_bad_rows"] = dataset.skipped_bad_rows
-        if any(k != v for k, v in mapping.items()):
-            report["label_map"] = mapping
-        return report
+        return evaluate_classifier_export(version_dir, metadata, **options)
 
     def format_prediction(self, result: dict) -> str:
         """``label<TAB>probability<TAB>text`` (text cut at 100 characters).
