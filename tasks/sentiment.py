@@ -1,10 +1,11 @@
 """Sentiment analysis, the many-to-one recipe: a text in, one label (or a set of labels) out.
 
 Defaults train a bidirectional LSTM with max pooling on word ids (IMDB in
-about 2 minutes per epoch on a 2-core CPU; see bench/README.md). Top to bottom: config, data, vectorization
-and batching, model, metrics, export, serving-side predict/evaluate. The serving function,
-export metadata and predict/evaluate on an export are any text classifier's, in
-:mod:`seqtasks.classifier_export`.
+about 2 minutes per epoch on a 2-core CPU; see bench/README.md). Top to bottom: config,
+data and vocabulary, fine-tuning, model, loss and metrics, export, serving-side
+predict/evaluate. What any text classifier shares lives in seqtasks: batches, validation
+metrics and fine-tuning plans in :mod:`seqtasks.classifier_training`; the serving function,
+export metadata and predict/evaluate on an export in :mod:`seqtasks.classifier_export`.
 
     python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
     python cli.py predict saved_models/sentiment "A moving, beautifully acted film."
@@ -19,17 +20,19 @@ per-label scores and the labels whose score is at least ``threshold``.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
-import shutil
 
 import keras
-import numpy as np
 
 from seqtasks.classifier_export import (
     evaluate_classifier_export,
     export_classifier,
     predict_texts,
+)
+from seqtasks.classifier_training import (
+    classifier_batches,
+    plan_classifier_finetune,
+    validation_metrics,
 )
 from seqtasks.config import TrainConfig, option
 from seqtasks.data.classification import (
@@ -37,30 +40,19 @@ from seqtasks.data.classification import (
     TextClassificationData,
     load_text_classification,
 )
-from seqtasks.data.pipeline import split_indices, token_batches
+from seqtasks.data.pipeline import split_indices
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
-from seqtasks.errors import ConfigError, DataError, ExportError
-from seqtasks.inference import load_keras_model
-from seqtasks.labels import export_labels, multi_hot
-from seqtasks.metrics import (
-    classification_report,
-    format_multilabel_report,
-    format_report,
-    multilabel_report,
-)
-from seqtasks.models.classifier import POOLINGS, build_text_classifier, replace_head
-from seqtasks.models.classifier import freeze as freeze_layers
+from seqtasks.errors import ConfigError, DataError
+from seqtasks.metrics import format_multilabel_report, format_report
+from seqtasks.models.classifier import POOLINGS, build_text_classifier
 from seqtasks.models.encoders import ENCODERS, RNN_ACTIVATIONS
 from seqtasks.recipe import FinetunePlan, Prepared, Recipe
 from seqtasks.text import (
     RESERVED_TOKENS,
     WordVectorizer,
     build_vocabulary,
-    out_of_vocabulary,
     write_vocabulary,
 )
-
-log = logging.getLogger(__name__)
 
 OOV_WARNING = 0.2  # finetune warns when more of the new data's tokens are out of vocabulary
 
@@ -231,68 +223,7 @@ class SentimentRecipe(Recipe):
             )
         vocabulary_file = write_vocabulary(vocabulary, os.path.join(run_dir, "vocabulary.txt"))
         vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
-        return self._batches(config, data, labels, vectorizer, train_idx, val_idx)
-
-    def _batches(self, config, data, labels, vectorizer, train_idx, val_idx) -> Prepared:
-        """Training and validation pipelines of ``data`` with ``labels`` (their order = ids).
-
-        Targets: int32 class ids ``(N,)``, or for multi-label data float32
-        multi-hot rows ``(N, len(labels))``.
-        """
-        label_id = {label: i for i, label in enumerate(labels)}
-        if data.multi_label:
-            label_ids = multi_hot(data.labels, label_id)
-        else:
-            label_ids = np.array([label_id[label] for label in data.labels], dtype=np.int32)
-        log.info(
-            "%d training / %d validation examples, %d labels, vocabulary of %d",
-            len(train_idx),
-            len(val_idx),
-            len(labels),
-            vectorizer.vocabulary_size,
-        )
-        batches = dict(batch_size=config.batch_size, seed=config.seed)
-        return Prepared(
-            train=token_batches(
-                [data.texts[i] for i in train_idx],
-                label_ids[train_idx],
-                vectorizer,
-                shuffle=True,
-                **batches,
-            ),
-            validation=token_batches(
-                [data.texts[i] for i in val_idx],
-                label_ids[val_idx],
-                vectorizer,
-                shuffle=False,
-                **batches,
-            ),
-            info={
-                "vectorizer": vectorizer,
-                "labels": labels,
-                "multi_label": data.multi_label,
-                "threshold": config.threshold,
-            },
-            metadata={
-                "labels": labels,
-                "data": {
-                    "examples": len(data),
-                    "train_examples": len(train_idx),
-                    "validation_examples": len(val_idx),
-                    **(
-                        {"labels_per_example": round(float(label_ids.sum(axis=1).mean()), 4)}
-                        if data.multi_label
-                        else {}
-                    ),
-                    **(
-                        {"skipped_bad_rows": data.skipped_bad_rows}
-                        if data.skipped_bad_rows is not None
-                        else {}
-                    ),
-                },
-                "vocabulary_size": vectorizer.vocabulary_size,
-            },
-        )
+        return _batches(config, data, labels, vectorizer, (train_idx, val_idx))
 
     # --- fine-tuning ---------------------------------------------------------------------
 
@@ -310,79 +241,27 @@ class SentimentRecipe(Recipe):
 
         Labels: the model's (or a subset) continue its head; others fail
         unless ``new_head``, which puts a fresh softmax layer (sigmoid units for
-        a multi-label model) for the data's labels over the old encoder. The share of the data's tokens missing
-        from the vocabulary is logged (a warning above ``OOV_WARNING``) and
-        recorded in the plan's metadata.
+        a multi-label model) for the data's labels over the old encoder. The
+        share of the data's tokens missing from the vocabulary is logged (a
+        warning above ``OOV_WARNING``) and recorded in the plan's metadata
+        (:func:`~seqtasks.classifier_training.plan_classifier_finetune`).
 
         Raises:
             ExportError: if the export lacks its Keras model or vocabulary.
             DataError: for labels the model does not know without ``new_head``.
         """
-        model_labels = export_labels(version_dir, metadata)
-        data_labels = data.label_set()
-        if new_head:
-            labels = data_labels
-        else:
-            unknown = [label for label in data_labels if label not in model_labels]
-            if unknown:
-                raise DataError(
-                    f"{config.data}: label{'s' if len(unknown) > 1 else ''} "
-                    f"{', '.join(map(repr, unknown))} not known to the model "
-                    f"({', '.join(model_labels)}); pass --new-head to train a fresh "
-                    "classification head for the new labels"
-                )
-            labels = model_labels
-        model_file = os.path.join(version_dir, "assets.extra", "model.keras")
-        vocabulary_file = os.path.join(version_dir, "assets", "vocabulary.txt")
-        for path in (model_file, vocabulary_file):
-            if not os.path.isfile(path):
-                raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
-        vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
-        oov = out_of_vocabulary(vectorizer, data.texts)
-        share = oov["share"]
-        message = "%.1f%% of the new data's tokens (%d of %d) are not in the model's vocabulary"
-        if share > OOV_WARNING:
-            log.warning(
-                message + " (above %d%%: the model sees many [UNK]s; consider training "
-                "from scratch with `train`)",
-                100 * share,
-                oov["tokens"],
-                oov["total"],
-                round(100 * OOV_WARNING),
-            )
-        else:
-            log.info(message, 100 * share, oov["tokens"], oov["total"])
-        model = load_keras_model(model_file)
-        if new_head:
-            model = replace_head(model, len(labels), multi_label=config.multi_label)
-        frozen = freeze_layers(model, freeze)
-        if frozen:
-            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
-        facts = {
-            "finetuned_from": os.path.abspath(version_dir),
-            "source_labels": model_labels,
-            "new_head": bool(new_head),
-            "freeze": freeze,
-            "frozen_layers": frozen,
-            "out_of_vocabulary": oov,
-        }
-
-        def prepare(run_dir: str) -> Prepared:
-            copy = os.path.join(run_dir, "vocabulary.txt")
-            shutil.copyfile(vocabulary_file, copy)
-            train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
-            prepared = self._batches(
-                config,
-                data,
-                labels,
-                WordVectorizer(copy, config.sequence_length),
-                train_idx,
-                val_idx,
-            )
-            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
-            return prepared
-
-        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
+        return plan_classifier_finetune(
+            data,
+            version_dir,
+            metadata,
+            lambda labels, vectorizer: _batches(config, data, labels, vectorizer),
+            where=config.data,
+            sequence_length=config.sequence_length,
+            multi_label=config.multi_label,
+            new_head=new_head,
+            freeze=freeze,
+            oov_warning=OOV_WARNING,
+        )
 
     # --- model ---------------------------------------------------------------------------
 
@@ -425,34 +304,7 @@ class SentimentRecipe(Recipe):
         Multi-label: binary cross-entropy, subset accuracy, micro- and macro-F1
         at ``prepared.info["threshold"]``.
         """
-        probabilities, targets = [], []
-        for token_ids, batch_targets in prepared.validation:
-            probabilities.append(model.predict_on_batch(token_ids))
-            targets.append(batch_targets.numpy())
-        probabilities, y_true = np.concatenate(probabilities), np.concatenate(targets)
-        if prepared.info.get("multi_label"):  # y_true: multi-hot (N, L)
-            p = np.clip(probabilities, 1e-7, 1 - 1e-7)
-            loss = -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
-            report = multilabel_report(
-                y_true > 0.5, probabilities >= prepared.info["threshold"], prepared.info["labels"]
-            )
-            return {
-                "val_loss": float(loss),
-                "val_subset_accuracy": report["subset_accuracy"],
-                "val_micro_f1": report["micro_f1"],
-                "val_macro_f1": report["macro_f1"],
-            }
-        report = classification_report(
-            y_true, np.argmax(probabilities, axis=-1), prepared.info["labels"]
-        )
-        true_class = probabilities[np.arange(len(y_true)), y_true]
-        loss = -np.mean(np.log(np.clip(true_class, 1e-7, 1.0)))  # as Keras' cross-entropy
-        return {
-            "val_loss": float(loss),
-            "val_accuracy": report["accuracy"],
-            "val_macro_f1": report["macro_f1"],
-            "val_confusion_matrix": report["confusion_matrix"],
-        }
+        return validation_metrics(model, prepared)
 
     # --- export --------------------------------------------------------------------------
 
@@ -513,3 +365,20 @@ class SentimentRecipe(Recipe):
         if "subset_accuracy" in report:
             return format_multilabel_report(report)
         return format_report(report)
+
+
+def _batches(config, data, labels, vectorizer, split=None) -> Prepared:
+    """:func:`~seqtasks.classifier_training.classifier_batches` with the config's batch
+    size, seed and threshold; ``split``: ``(train_idx, val_idx)``, by default the
+    config's validation split."""
+    train_idx, val_idx = split or split_indices(len(data), config.validation_split, config.seed)
+    return classifier_batches(
+        data,
+        labels,
+        vectorizer,
+        train_idx,
+        val_idx,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        threshold=config.threshold,
+    )
