@@ -73,13 +73,20 @@ def call_in_batches(
 def load_keras_model(path: str):
     """An export's Keras model file (``assets.extra/*.keras``), uncompiled.
 
+    Files written before the seq2seq models and captioners were composed (registered
+    classes ``seqtasks>RNNAttentionSeq2Seq``, ``TransformerSeq2Seq``, ``RNNCaptioner``,
+    ``TransformerCaptioner``) come back converted to the current model, with the same
+    weights (:mod:`seqtasks.models.legacy`).
+
     Raises:
         ExportError: one line naming the file, if it cannot be loaded.
     """
     import keras
 
+    from seqtasks.models import legacy  # registers the pre-composition class names
+
     try:
-        return keras.saving.load_model(path, compile=False)
+        return legacy.upgrade(keras.saving.load_model(path, compile=False))
     except Exception as e:  # noqa: BLE001 - any failure means an unusable file
         raise ExportError(
             f"{path}: cannot load the Keras model ({type(e).__name__}: "
