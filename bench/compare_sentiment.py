@@ -80,11 +80,11 @@ def seqtasks_worker(argv: list[str]) -> None:
         )
         result = {
             "system": "seqtasks",
-            "vocabulary_size": prepared.info["vectorizer"].vocabulary_size,
+            "vocabulary_size": prepared.info.vectorizer.vocabulary_size,
             **figures,
         }
 
-        vectorizer = prepared.info["vectorizer"]
+        vectorizer = prepared.info.vectorizer
         _, val_idx = split_indices(len(data), config.validation_split, config.seed)
         texts = [data.texts[i] for i in val_idx[: common.INFERENCE_TEXTS]]  # as the references
         singles = [texts[i : i + 1] for i in range(common.SINGLE_CALLS)]

@@ -107,8 +107,8 @@ def seqtasks_worker(argv: list[str]) -> None:
         _, prepared, model, figures = common.seqtasks_training(
             recipe, config, tmp, args.steps, count, args.t0
         )
-        source_tokenizer = prepared.info["source_tokenizer"]
-        target_tokenizer = prepared.info["target_tokenizer"]
+        source_tokenizer = prepared.info.source_tokenizer
+        target_tokenizer = prepared.info.target_tokenizer
         result = {
             "system": "seqtasks",
             "vocabulary_sizes": [
@@ -122,7 +122,7 @@ def seqtasks_worker(argv: list[str]) -> None:
         }
 
         # the same 64 validation sentences as the references (common.load_pairs' split)
-        texts = prepared.info["validation_pairs"].sources[: common.INFERENCE_TEXTS]
+        texts = prepared.info.validation_pairs.sources[: common.INFERENCE_TEXTS]
         singles = [texts[i : i + 1] for i in range(args.single_calls)]
         export = recipe.export(model, prepared, config, {})
         serve = tf.saved_model.load(export).signatures["serving_default"]

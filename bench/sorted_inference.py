@@ -57,7 +57,7 @@ def main() -> None:
         )
         result = train(recipe, config, verbose=0)
         fn = load_serving_fn(result.export_path)
-        vectorizer = result.prepared.info["vectorizer"]
+        vectorizer = result.prepared.info.vectorizer
         lengths = vectorizer(np.array(texts)).row_lengths().numpy()
         call_in_batches(fn, "text", texts[:64])  # warm-up (tracing)
         seconds = {"input_order": [], "sorted": []}

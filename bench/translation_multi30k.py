@@ -111,10 +111,10 @@ def main() -> None:
     info = result.prepared.info
     greedy = Generator(
         result.model,
-        info["target_tokenizer"],
+        info.target_tokenizer,
         DecodingOptions(strategy="greedy"),
         config.sequence_length,
-        TextSource(info["source_tokenizer"]),
+        TextSource(info.source_tokenizer),
         "translation",
     )
     model = result.model
@@ -133,7 +133,7 @@ def main() -> None:
             done |= nxt == END_ID
             if done.all():
                 break
-        return info["target_tokenizer"].detokenize(tf.constant(tokens)).numpy()
+        return info.target_tokenizer.detokenize(tf.constant(tokens)).numpy()
 
     runners = {
         "export_beam4": lambda batch: loaded(text=tf.constant(batch))["translation"].numpy(),

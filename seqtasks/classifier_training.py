@@ -9,9 +9,9 @@ the order of the label list a recipe passes in.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import shutil
 from collections.abc import Callable
 
 import numpy as np
@@ -24,10 +24,27 @@ from seqtasks.labels import export_labels, multi_hot
 from seqtasks.metrics import classification_report, multilabel_report
 from seqtasks.models.classifier import freeze as freeze_layers
 from seqtasks.models.classifier import replace_head
-from seqtasks.recipe import FinetunePlan, Prepared
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe
 from seqtasks.text import WordVectorizer, out_of_vocabulary
 
 log = logging.getLogger("tasks.sentiment")  # the recipe's log name, as before the move
+
+
+@dataclasses.dataclass
+class ClassifierInfo:
+    """``Prepared.info`` of a text classifier (what :func:`classifier_batches` hands on).
+
+    Attributes:
+        vectorizer: the :class:`~seqtasks.text.WordVectorizer` (text -> token ids).
+        labels: every label, in output order (label id = index).
+        multi_label: whether targets are multi-hot rows (sigmoid outputs).
+        threshold: the multi-label decision threshold (probability >= threshold).
+    """
+
+    vectorizer: WordVectorizer
+    labels: list[str]
+    multi_label: bool
+    threshold: float
 
 
 def classifier_batches(
@@ -58,7 +75,7 @@ def classifier_batches(
         A :class:`~seqtasks.recipe.Prepared` whose ``train``/``validation``
         yield int32 ``token_ids`` ``(batch, padded_length)`` and targets: int32
         class ids ``(batch,)``, or float32 multi-hot ``(batch, len(labels))``.
-        ``info``: ``vectorizer``, ``labels``, ``multi_label``, ``threshold``.
+        ``info``: a :class:`ClassifierInfo`.
         ``metadata``: ``labels``, ``data`` (example counts, mean labels per
         example for multi-label data, skipped bad rows) and ``vocabulary_size``.
 
@@ -93,12 +110,7 @@ def classifier_batches(
             shuffle=False,
             **batches,
         ),
-        info={
-            "vectorizer": vectorizer,
-            "labels": labels,
-            "multi_label": data.multi_label,
-            "threshold": threshold,
-        },
+        info=ClassifierInfo(vectorizer, labels, data.multi_label, threshold),
         metadata={
             "labels": labels,
             "data": {
@@ -127,26 +139,26 @@ def validation_metrics(model, prepared: Prepared) -> dict:
     Args:
         model: maps int32 token ids ``(batch, T)`` to float32 probabilities
             ``(batch, len(labels))``.
-        prepared: from :func:`classifier_batches` (reads ``info["labels"]``,
-            ``info["multi_label"]`` and ``info["threshold"]``).
+        prepared: from :func:`classifier_batches` (reads ``info.labels``,
+            ``info.multi_label`` and ``info.threshold``).
 
     Returns:
         ``val_loss`` (cross-entropy, probabilities clipped to ``[1e-7, 1]`` as
         Keras does), ``val_accuracy``, ``val_macro_f1`` and
         ``val_confusion_matrix``. Multi-label: ``val_loss`` (binary
         cross-entropy, mean over labels), ``val_subset_accuracy``,
-        ``val_micro_f1`` and ``val_macro_f1`` at ``info["threshold"]``.
+        ``val_micro_f1`` and ``val_macro_f1`` at ``info.threshold``.
     """
     probabilities, targets = [], []
     for token_ids, batch_targets in prepared.validation:
         probabilities.append(model.predict_on_batch(token_ids))
         targets.append(batch_targets.numpy())
     probabilities, y_true = np.concatenate(probabilities), np.concatenate(targets)
-    if prepared.info.get("multi_label"):  # y_true: multi-hot (N, L)
+    if prepared.info.multi_label:  # y_true: multi-hot (N, L)
         p = np.clip(probabilities, 1e-7, 1 - 1e-7)
         loss = -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
         report = multilabel_report(
-            y_true > 0.5, probabilities >= prepared.info["threshold"], prepared.info["labels"]
+            y_true > 0.5, probabilities >= prepared.info.threshold, prepared.info.labels
         )
         return {
             "val_loss": float(loss),
@@ -154,9 +166,7 @@ def validation_metrics(model, prepared: Prepared) -> dict:
             "val_micro_f1": report["micro_f1"],
             "val_macro_f1": report["macro_f1"],
         }
-    report = classification_report(
-        y_true, np.argmax(probabilities, axis=-1), prepared.info["labels"]
-    )
+    report = classification_report(y_true, np.argmax(probabilities, axis=-1), prepared.info.labels)
     true_class = probabilities[np.arange(len(y_true)), y_true]
     loss = -np.mean(np.log(np.clip(true_class, 1e-7, 1.0)))  # as Keras' cross-entropy
     return {
@@ -231,7 +241,7 @@ def plan_classifier_finetune(
             )
         labels = model_labels
     model_file = os.path.join(version_dir, "assets.extra", "model.keras")
-    vocabulary_file = os.path.join(version_dir, "assets", "vocabulary.txt")
+    vocabulary_file = os.path.join(version_dir, "assets", "vocabulary.txt")  # not extra
     for path in (model_file, vocabulary_file):
         if not os.path.isfile(path):
             raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
@@ -266,10 +276,7 @@ def plan_classifier_finetune(
     }
 
     def prepare(run_dir: str) -> Prepared:
-        copy = os.path.join(run_dir, "vocabulary.txt")
-        shutil.copyfile(vocabulary_file, copy)
-        prepared = batches(labels, WordVectorizer(copy, sequence_length))
-        prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
-        return prepared
+        vectorizer = WordVectorizer(os.path.join(run_dir, "vocabulary.txt"), sequence_length)
+        return batches(labels, vectorizer)
 
-    return FinetunePlan(model=model, prepare=prepare, metadata=facts)
+    return Recipe.finetune_plan(model, facts, prepare, {vocabulary_file: "vocabulary.txt"})

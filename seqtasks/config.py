@@ -27,8 +27,21 @@ C = TypeVar("C", bound="TrainConfig")
 
 
 def option(default: Any, help: str, **constraints: Any) -> Any:
-    """A dataclass field with help text and constraints (``choices``, ``min``, ``max``)."""
+    """A dataclass field with help text and constraints (``choices``, ``min``, ``max``);
+    ``data=True`` marks a field that describes the training data rather than the model."""
     return dataclasses.field(default=default, metadata={"help": help, **constraints})
+
+
+def retune(group: type, name: str, default: Any, **changes: Any) -> Any:
+    """Field ``name`` of the config class ``group`` with another default (and, in
+    ``changes``, other metadata such as ``help`` or ``min``): how a recipe's config
+    overrides a field of a group it composes (see :mod:`seqtasks.config_groups`).
+
+    Raises:
+        KeyError: if ``group`` has no field ``name``.
+    """
+    base = group.__dataclass_fields__[name]
+    return dataclasses.field(default=default, metadata={**base.metadata, **changes})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +52,7 @@ class TrainConfig:
     immutable; use :func:`apply_overrides` or ``dataclasses.replace``.
     """
 
-    data: str = option("", "Training data: a file, a folder, or tfds:<name>.")
+    data: str = option("", "Training data: a file, a folder, or tfds:<name>.", data=True)
     model: str = option("", "Model architecture (see `python cli.py recipes`).")
     epochs: int = option(10, "Maximum number of epochs (early stopping may end sooner).", min=1)
     batch_size: int = option(64, "Examples per training batch.", min=1)
@@ -60,7 +73,10 @@ class TrainConfig:
         0.1, "Share of the training data held out (seeded) for validation.", min=0.01, max=0.5
     )
     max_examples: int | None = option(
-        None, "Use only the first N training examples (quick runs); None uses all.", min=1
+        None,
+        "Use only the first N training examples (quick runs); None uses all.",
+        min=1,
+        data=True,
     )
     seed: int = option(
         1337, "Seed for data order, the validation split and initialisation.", min=0, max=2**32 - 1

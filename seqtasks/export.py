@@ -76,6 +76,21 @@ def resolve_export(path: str) -> str:
     return path
 
 
+def extra_files(version_dir: str, names, purpose: str) -> list[str]:
+    """Paths of the files ``names`` in an export's ``assets.extra/`` (its Keras models and
+    vocabularies, which fine-tuning and plots need besides the SavedModel).
+
+    Raises:
+        ExportError: ``"<version_dir>: cannot <purpose>: the export lacks <path>"`` for the
+            first missing file.
+    """
+    paths = [os.path.join(version_dir, "assets.extra", name) for name in names]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ExportError(f"{version_dir}: cannot {purpose}: the export lacks {path}")
+    return paths
+
+
 def read_metadata(version_dir: str) -> dict:
     """The metadata JSON of an export version folder.
 

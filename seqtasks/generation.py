@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from seqtasks.decoding import decode, make_sampler
 from seqtasks.images import decode_images
-from seqtasks.tokens import PAD_ID
+from seqtasks.tokens import END_ID, PAD_ID
 
 
 class TextSource(tf.Module):
@@ -233,3 +233,38 @@ class Generator(tf.Module):
             texts.extend(t.decode("utf-8") for t in out[self.output_name].numpy())
             scores.extend(float(v) for v in out["score"].numpy())
         return texts, scores
+
+    def attention(self, inputs) -> tuple:
+        """Decode ``inputs`` and recompute the model's cross-attention over each result.
+
+        For plots: the weights are those of the model's (last) decoder layer given the
+        decoded tokens (``model.cross_attention``; Transformers: averaged over heads).
+
+        Args:
+            inputs: a batch of raw inputs, as :meth:`generate` takes.
+
+        Returns:
+            ``(encoded, ids, scores, maps)``: the source's encoding of ``inputs``
+            (NumPy), the decoded ids int32 ``(B, max_length)``, the scores float32
+            ``(B,)``, and per input ``(tokens, weights)``: the generated token ids
+            after ``[START]`` up to and including ``[END]`` (a list of T ints) and
+            float32 weights ``(T, S)`` over the ``S`` encoder positions.
+
+        Raises:
+            ValueError: if the model has no attention (``cross_attention`` gives None).
+        """
+        encoded = self.source.encode(inputs)
+        ids, scores = self.decode(encoded)
+        ids, encoded = np.asarray(ids), np.asarray(encoded)
+        maps = []
+        for i in range(len(ids)):
+            tokens = [int(t) for t in ids[i, 1:]]
+            if END_ID in tokens:
+                tokens = tokens[: tokens.index(END_ID) + 1]
+            weights = self.model.cross_attention(
+                encoded[i : i + 1], ids[i : i + 1, : len(tokens)].astype(np.int32)
+            )
+            if weights is None:
+                raise ValueError("the model has no attention to plot")
+            maps.append((tokens, np.asarray(weights)[0]))
+        return encoded, ids, np.asarray(scores), maps

@@ -206,3 +206,45 @@ def cached_image_features(
         with open(os.path.join(cache_dir, f"{key}.json"), "w") as f:
             json.dump(meta, f, indent=2)
     return features, {"cache": path, "cache_hit": False, "seconds": round(seconds, 2)}
+
+
+def read_image_file(path: str) -> bytes:
+    """The bytes of the image file ``path``, checked to decode (JPEG, PNG, GIF, BMP).
+
+    Raises:
+        UserError: one line naming ``path``: no such file, unreadable, or not an image.
+    """
+    from seqtasks.errors import UserError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
+    check_image(data, path, decode=True)
+    return data
+
+
+def read_feature_file(path: str, shape: tuple) -> np.ndarray:
+    """A ``.npy`` feature array of exactly ``shape``, as float32 (a captioner's input).
+
+    Raises:
+        UserError: one line naming ``path``: no such file, not a ``.npy`` array, or
+            another shape.
+    """
+    from seqtasks.errors import UserError
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a .npy array ({e})") from None
+    array = np.asarray(array, np.float32)
+    if array.shape != tuple(shape):
+        raise UserError(
+            f"{path}: expected a feature array of shape {tuple(shape)}; found {array.shape}"
+        )
+    return array

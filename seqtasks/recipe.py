@@ -42,7 +42,8 @@ class Prepared:
     Attributes:
         train: ``tf.data.Dataset`` of ``(inputs, targets)`` training batches.
         validation: the same for validation batches.
-        info: task-specific objects (vectorizer, labels, ...).
+        info: the recipe's own typed dataclass of what later steps need
+            (vectorizer, tokenizers, the validation examples, ...).
         metadata: JSON-serialisable facts stored with the export (labels, data
             fingerprint, example counts, ...).
     """
@@ -128,18 +129,20 @@ class Recipe(abc.ABC):
             optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
         )
 
-    # Config fields that describe the training data rather than the model: fine-tuning
-    # reads new data, so they start from the recipe's defaults (or the new flags). The
-    # base names TrainConfig's own; each recipe adds its data fields.
-    data_fields: ClassVar[tuple[str, ...]] = ("data", "max_examples")
+    @property
+    def data_fields(self) -> tuple[str, ...]:
+        """Config fields that describe the training data rather than the model (their
+        metadata has ``data=True``, see :func:`seqtasks.config.option`): fine-tuning reads
+        new data, so they start from the recipe's defaults (or the new flags)."""
+        fields = dataclasses.fields(self.config_class)
+        return tuple(f.name for f in fields if f.metadata.get("data"))
 
     def finetune_config(self, metadata: dict, **overrides: Any) -> TrainConfig:
         """The config an export was trained with, minus its data, with ``overrides`` applied.
 
         Dropped from the saved config: :attr:`data_fields`, ``run_dir``,
-        ``export_dir``, :data:`MACHINE_FIELDS` (how to run on this machine,
-        not what the model is), and ``source_lang``/``target_lang`` (the translation
-        recipe puts the export's language pair back, see its override).
+        ``export_dir`` and :data:`MACHINE_FIELDS` (how to run on this machine,
+        not what the model is).
 
         Raises:
             ConfigError: for an unknown field or an invalid value.
@@ -151,7 +154,7 @@ class Recipe(abc.ABC):
             for key, value in saved.items()
             if key in fields
             and key not in self.data_fields
-            and key not in ("run_dir", "export_dir", "source_lang", "target_lang")
+            and key not in ("run_dir", "export_dir")
             and key not in MACHINE_FIELDS
         }
         base = apply_overrides(self.make_config(), keep)
@@ -176,6 +179,27 @@ class Recipe(abc.ABC):
 
         raise UserError(f"{version_dir}: a {self.name} model; this recipe cannot be fine-tuned")
 
+    @staticmethod
+    def finetune_plan(
+        model, facts: dict, prepare: Callable[[str], Prepared], copies: dict[str, str]
+    ) -> FinetunePlan:
+        """The :class:`FinetunePlan` of a loaded ``model``: its ``prepare(run_dir)`` first
+        copies the export's files named in ``copies`` (path in the export -> file name in
+        the run dir, e.g. a vocabulary that :meth:`prepare` then reuses instead of learning
+        one), then calls ``prepare(run_dir)`` and records ``facts`` (with its
+        ``finetuned_from``) in the new export's metadata."""
+        import os
+        import shutil
+
+        def run(run_dir: str) -> Prepared:
+            for path, name in copies.items():
+                shutil.copyfile(path, os.path.join(run_dir, name))
+            prepared = prepare(run_dir)
+            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
+            return prepared
+
+        return FinetunePlan(model=model, prepare=run, metadata=facts)
+
     @abc.abstractmethod
     def evaluate(self, model, prepared: Prepared, config: TrainConfig) -> dict[str, Any]:
         """Validation metrics of the trained in-memory model (``config``: the run's)."""
@@ -199,32 +223,6 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def format_report(self, report: dict) -> str:
         """Human-readable text of an :meth:`evaluate_export` report."""
-
-
-class GenerationRecipe(Recipe):
-    """Base of the recipes whose model generates a sequence (translation, captioning):
-    teacher-forced training with masked cross-entropy (label smoothing) and token
-    accuracy, and Adam with clipnorm; a Transformer (``config.model == "transformer"``)
-    gets the inverse-square-root warm-up and Adam(0.9, 0.98) of Vaswani et al. 2017,
-    sec. 5.3 (:func:`seqtasks.losses.seq2seq_optimizer`)."""
-
-    def compile_model(self, model, config: TrainConfig) -> None:
-        from seqtasks.losses import seq2seq_optimizer
-
-        loss, metrics = self.loss_and_metrics(config)
-        optimizer = seq2seq_optimizer(config, warmup=self.uses_schedule(config))
-        model.compile(
-            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
-        )
-
-    def uses_schedule(self, config: TrainConfig) -> bool:
-        """A Transformer trains with the warm-up + inverse-square-root schedule."""
-        return config.model == "transformer"
-
-    def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
-        from seqtasks.losses import MaskedCrossEntropy, masked_accuracy
-
-        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
 
 
 def jit_compile(config: TrainConfig) -> bool | str:

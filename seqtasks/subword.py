@@ -21,11 +21,14 @@ is measured in ``tests/test_subword.py``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import tensorflow as tf
 
 from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID, read_vocabulary
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MIN_FREQUENCY = 10  # tensorflow-text's lower_thresh, which keras-hub's tool uses
 
@@ -171,6 +174,30 @@ class SubwordTokenizer(tf.Module):
         return text
 
 
+def learned_tokenizer(
+    path: str,
+    texts: list[str],
+    vocabulary_size: int,
+    sequence_length: int,
+    *,
+    lowercase: bool = False,
+    min_frequency: int = DEFAULT_MIN_FREQUENCY,
+) -> SubwordTokenizer:
+    """The :class:`SubwordTokenizer` of the vocabulary file ``path``, learned from ``texts``
+    first (:func:`learn_vocabulary`, then written) unless the file is there already (a run
+    evaluated again from its checkpoint, or fine-tuning with the export's vocabulary)."""
+    import os
+
+    from seqtasks.text import write_vocabulary
+
+    if not os.path.isfile(path):
+        tokens = learn_vocabulary(
+            texts, vocabulary_size, lowercase=lowercase, min_frequency=min_frequency
+        )
+        write_vocabulary(tokens, path)
+    return SubwordTokenizer(path, sequence_length, lowercase)
+
+
 def subword_coverage(tokenizer: SubwordTokenizer, texts: list[str], batch: int = 4096) -> dict:
     """How well ``tokenizer``'s fixed WordPiece vocabulary covers ``texts``.
 
@@ -215,3 +242,64 @@ def subword_coverage(tokenizer: SubwordTokenizer, texts: list[str], batch: int =
         "split_words": round(split / words, 4) if words else 0.0,
         "pieces_per_word": round(tokens / words, 4) if words else 0.0,
     }
+
+
+# Fine-tuning warns when more of the new data's subword tokens than this are [UNK], or when
+# its words split into this many times the pieces per word of the original training data.
+UNK_WARNING = 0.05
+PIECES_PER_WORD_WARNING = 1.5
+# ... or, for captions, when more of their words than this are not whole vocabulary tokens.
+SPLIT_WORDS_WARNING = 0.2
+
+
+def report_coverage(what: str, coverage: dict, training_pieces_per_word: float | None) -> None:
+    """Log how a fixed WordPiece vocabulary covers new text (:func:`subword_coverage`'s
+    ``coverage``); a warning above :data:`UNK_WARNING` ``[UNK]`` or
+    :data:`PIECES_PER_WORD_WARNING` times the training data's pieces per word."""
+    message = "%s: %.1f%% of the new data's %d subword tokens are [UNK]; %.2f pieces per word"
+    args = [what, 100 * coverage["share"], coverage["tokens"], coverage["pieces_per_word"]]
+    if training_pieces_per_word:
+        message += " (training data: %.2f)"
+        args.append(training_pieces_per_word)
+    poor = coverage["share"] > UNK_WARNING or bool(
+        training_pieces_per_word
+        and coverage["pieces_per_word"] > PIECES_PER_WORD_WARNING * training_pieces_per_word
+    )
+    if poor:
+        log.warning(
+            message + " (above %d%% [UNK] or %.1fx the training pieces per word: the vocabulary "
+            "fits this text poorly; consider training from scratch with `train`)",
+            *args,
+            round(100 * UNK_WARNING),
+            PIECES_PER_WORD_WARNING,
+        )
+    else:
+        log.info(message, *args)
+
+
+def report_word_coverage(coverage: dict) -> None:
+    """Log which share of new captions' words a fixed vocabulary keeps whole
+    (``coverage`` from :func:`subword_coverage` plus ``training_pieces_per_word``); a
+    warning above :data:`SPLIT_WORDS_WARNING`."""
+    message = (
+        "%.1f%% of the new captions' %d words are not whole vocabulary tokens (%.1f%% of "
+        "their subword tokens are [UNK]); %.2f pieces per word"
+    )
+    args = [
+        100 * coverage["split_words"],
+        coverage["words"],
+        100 * coverage["share"],
+        coverage["pieces_per_word"],
+    ]
+    if coverage.get("training_pieces_per_word"):
+        message += " (training data: %.2f)"
+        args.append(coverage["training_pieces_per_word"])
+    if coverage["split_words"] > SPLIT_WORDS_WARNING:
+        log.warning(
+            message + " (above %d%%: the vocabulary fits these captions poorly; consider "
+            "training from scratch with `train`)",
+            *args,
+            round(100 * SPLIT_WORDS_WARNING),
+        )
+    else:
+        log.info(message, *args)

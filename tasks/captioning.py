@@ -22,47 +22,52 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from seqtasks import export as exporting
 from seqtasks.caption_metrics import caption_scores, normalize_caption
-from seqtasks.config import TrainConfig, option
+from seqtasks.config import TrainConfig, option, retune
+from seqtasks.config_groups import (
+    RecordFields,
+    RNNFields,
+    ScheduleFields,
+    SubwordFields,
+    TransformerFields,
+)
 from seqtasks.data.captions import RECORD_SUFFIXES, CaptionData, load_captions
 from seqtasks.data.pipeline import split_indices
-from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.data.teacher_forcing import caption_batches
-from seqtasks.decoding import (
-    DecodingConfig,
-    options_from_config,
-    stored_options,
-)
-from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.decoding import DecodingConfig, options_from_config, stored_options
+from seqtasks.errors import ConfigError, DataError, UserError
+from seqtasks.export import extra_files
 from seqtasks.generation import FeatureSource, Generator, ImageSource
-from seqtasks.images import cached_image_features, check_image, decode_images
-from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
-from seqtasks.metrics import teacher_forced_metrics
+from seqtasks.generation_recipe import GenerationRecipe, decoding_line
+from seqtasks.images import (
+    cached_image_features,
+    check_image,
+    decode_images,
+    read_feature_file,
+    read_image_file,
+)
+from seqtasks.inference import load_keras_model
 from seqtasks.models.captioning import CAPTION_MODELS, ImageCaptioner, build_captioner
 from seqtasks.models.image_encoders import (
     IMAGE_ENCODERS,
     build_image_encoder,
     mobilenet_v2_weights,
 )
-from seqtasks.models.seq2seq import ATTENTION_SCORES, RNN_CELLS
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
+from seqtasks.recipe import FinetunePlan, Prepared
 from seqtasks.subword import (
-    DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
-    learn_vocabulary,
+    learned_tokenizer,
+    report_word_coverage,
     subword_coverage,
 )
-from seqtasks.text import END_ID, write_vocabulary
-from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +76,34 @@ VOCABULARY_FILE = "vocabulary.txt"
 DECODER_FILE = "decoder.keras"
 IMAGE_ENCODER_FILE = "image_encoder.keras"
 
-# finetune warns when more of the new captions' words than this are not whole vocabulary
-# tokens (split into pieces, or [UNK]).
-OOV_WARNING = 0.2
-
 
 # --- config ------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
-class CaptioningConfig(DecodingConfig, TrainConfig):
+class CaptioningConfig(
+    TransformerFields,
+    RNNFields,
+    SubwordFields,
+    ScheduleFields,
+    RecordFields,
+    DecodingConfig,
+    TrainConfig,
+):
     """Defaults of the captioning recipe (every field can be set with ``--set key=value``)."""
 
-    data: str = option(
+    data: str = retune(
+        TrainConfig,
+        "data",
         "",
-        "Training data: a Flickr8k folder, a .csv/.tsv/.jsonl/.parquet of image and caption "
-        "rows, or a .npz of vectors.",
+        help="Training data: a Flickr8k folder, a .csv/.tsv/.jsonl/.parquet of image and "
+        "caption rows, or a .npz of vectors.",
     )
-    max_examples: int | None = option(
-        None, "Use only the first N images (quick runs); None uses all.", min=1
+    max_examples: int | None = retune(
+        TrainConfig,
+        "max_examples",
+        None,
+        help="Use only the first N images (quick runs); None uses all.",
     )
     model: str = option(
         "attention",
@@ -111,37 +125,70 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     patience: int = option(
         3, "Early stopping: epochs without a better validation loss before stopping.", min=0
     )
-    split: str = option("train", "Flickr8k split to train on (train, dev, all).")
+    beam_size: int = retune(DecodingConfig, "beam_size", 3)
+    format: str = retune(
+        RecordFields,
+        "format",
+        "auto",
+        help="Format of a captions file (CSV/TSV/JSONL/Parquet); auto uses the extension.",
+    )
+    on_bad_rows: str = retune(
+        RecordFields,
+        "on_bad_rows",
+        "error",
+        help="Malformed caption rows (wrong number of fields, empty image or caption, bad "
+        "UTF-8, invalid JSON, a missing image file): error stops at the first; skip drops them "
+        "with a warning (count, first line numbers) and records the count.",
+    )
+    dropout: float = retune(ScheduleFields, "dropout", 0.3)
+    vocabulary_size: int = retune(SubwordFields, "vocabulary_size", 5000)
+    sequence_length: int = retune(
+        SubwordFields,
+        "sequence_length",
+        32,
+        help="Longest caption in subword tokens ([START]/[END] included); longer training "
+        "captions are dropped, generated ones stop there.",
+    )
+    embedding_dim: int = retune(
+        RNNFields, "embedding_dim", 256, help="RNN models: word embedding size."
+    )
+    attention: str = retune(
+        RNNFields,
+        "attention",
+        "additive",
+        help="Attention score (model=attention): additive (Bahdanau/Xu) or multiplicative (Luong).",
+    )
+    hidden_dim: int = retune(
+        TransformerFields, "hidden_dim", 512, help="RNN decoder units; Transformer d_model."
+    )
+    intermediate_dim: int = retune(TransformerFields, "intermediate_dim", 1024)
+    num_heads: int = retune(TransformerFields, "num_heads", 8)
+    split: str = option("train", "Flickr8k split to train on (train, dev, all).", data=True)
     validation_data: str | None = option(
         None,
         "Validation data: a Flickr8k split of --data (e.g. dev) or another records "
         "(.csv/.tsv/.jsonl/.parquet) or .npz file; "
         "None carves validation_split of the training images (by image, so no image is on "
         "both sides).",
+        data=True,
     )
     image_dir: str | None = option(
-        None, "Image folder or .tar (default: the Flickr8k folder's one, or the CSV's folder)."
+        None,
+        "Image folder or .tar (default: the Flickr8k folder's one, or the CSV's folder).",
+        data=True,
     )
     captions_file: str | None = option(
-        None, "Feature data (.npz): the image,caption CSV keyed by vector id (default <stem>.csv)."
-    )
-    format: str = option(
-        "auto",
-        "Format of a captions file (CSV/TSV/JSONL/Parquet); auto uses the extension.",
-        choices=("auto", *FORMATS),
+        None,
+        "Feature data (.npz): the image,caption CSV keyed by vector id (default <stem>.csv).",
+        data=True,
     )
     image_column: str | None = option(
-        None, "Image (or vector id) field of CSV/TSV/JSONL/Parquet captions (default: image)."
+        None,
+        "Image (or vector id) field of CSV/TSV/JSONL/Parquet captions (default: image).",
+        data=True,
     )
     caption_column: str | None = option(
-        None, "Caption field of CSV/TSV/JSONL/Parquet captions (default: caption)."
-    )
-    on_bad_rows: str = option(
-        "error",
-        "Malformed caption rows (wrong number of fields, empty image or caption, bad UTF-8, "
-        "invalid JSON, a missing image file): error stops at the first; skip drops them "
-        "with a warning (count, first line numbers) and records the count.",
-        choices=ON_BAD_ROWS,
+        None, "Caption field of CSV/TSV/JSONL/Parquet captions (default: caption).", data=True
     )
     encoder: str = option(
         "mobilenet_v2",
@@ -164,47 +211,12 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
         "runs/feature_cache",
         "Folder caching frozen-encoder features per dataset and encoder ('' = no cache).",
     )
-    vocabulary_size: int = option(
-        5000, "Upper bound on WordPiece tokens (4 reserved included).", min=8
-    )
-    min_frequency: int = option(
-        DEFAULT_MIN_FREQUENCY,
-        "WordPiece: a piece must occur this often to be learned (10, keras-hub's; "
-        "lower it, e.g. to 2, for a few thousand sentences, or rare words become letters).",
-        min=1,
-    )
-    sequence_length: int = option(
-        32,
-        "Longest caption in subword tokens ([START]/[END] included); longer training "
-        "captions are dropped, generated ones stop there.",
-        min=4,
-    )
-    embedding_dim: int = option(256, "RNN models: word embedding size.", min=1)
-    hidden_dim: int = option(512, "RNN decoder units; Transformer d_model.", min=1)
-    cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
-    attention: str = option(
-        "additive",
-        "Attention score (model=attention): additive (Bahdanau/Xu) or multiplicative (Luong).",
-        choices=ATTENTION_SCORES,
-    )
-    intermediate_dim: int = option(1024, "Transformer feed-forward width.", min=1)
-    num_heads: int = option(8, "Transformer attention heads.", min=1)
     num_layers: int = option(2, "Transformer decoder blocks.", min=1)
     num_encoder_layers: int = option(0, "Transformer encoder blocks over the feature grid.", min=0)
-    dropout: float = option(0.3, "Dropout rate.", min=0.0, max=0.9)
-    label_smoothing: float = option(0.1, "Label smoothing of the training loss.", min=0.0, max=0.9)
-    warmup_steps: int = option(
-        1000, "Transformer: optimizer steps of linear learning-rate warm-up.", min=1
-    )
-    beam_size: int = option(3, "Beam size (baked into the export).", min=1, max=64)
 
     def check(self) -> None:
-        """Transformer width divisible by heads; fine-tuning only for MobileNetV2."""
-        if self.model == "transformer" and self.hidden_dim % self.num_heads:
-            raise ConfigError(
-                f"config fields 'hidden_dim' and 'num_heads': the Transformer needs hidden_dim "
-                f"divisible by num_heads; received: {self.hidden_dim} and {self.num_heads}"
-            )
+        """The groups' checks; fine-tuning blocks only for MobileNetV2."""
+        super().check()
         if self.fine_tune_blocks and self.encoder != "mobilenet_v2":
             raise ConfigError(
                 "config field 'fine_tune_blocks' applies to encoder=mobilenet_v2; "
@@ -215,6 +227,29 @@ class CaptioningConfig(DecodingConfig, TrainConfig):
     def end_to_end(self) -> bool:
         """Whether the image encoder trains with the decoder (no feature cache then)."""
         return self.encoder == "cnn" or self.fine_tune_blocks > 0
+
+
+@dataclasses.dataclass
+class CaptioningInfo:
+    """What :meth:`CaptioningRecipe.prepare` hands to the later steps (``Prepared.info``).
+
+    Attributes:
+        tokenizer: the caption :class:`~seqtasks.subword.SubwordTokenizer`.
+        validation_data: the validation :class:`~seqtasks.data.captions.CaptionData`.
+        image_encoder: the Keras image encoder (None for feature-vector data).
+        validation_inputs: the validation images' encoded bytes (end to end) or
+            float32 feature grids ``(N, P, C)`` (cached features, vectors).
+        grid_shape: ``[P, C]``, the feature grid the decoder attends over.
+        feature_shape: what the export takes per example: the grid, or the data's
+            vector shape ``[C]``.
+    """
+
+    tokenizer: SubwordTokenizer
+    validation_data: CaptionData
+    image_encoder: Any
+    validation_inputs: Any
+    grid_shape: list[int]
+    feature_shape: list[int]
 
 
 # --- recipe ------------------------------------------------------------------------------
@@ -239,17 +274,7 @@ class CaptioningRecipe(GenerationRecipe):
     description = "Image captioning: an image (or a feature vector) in, a sentence out."
     config_class = CaptioningConfig
     extra_commands = frozenset({"plot-captions"})
-    data_fields = (
-        *GenerationRecipe.data_fields,
-        "format",
-        "split",
-        "validation_data",
-        "image_dir",
-        "captions_file",
-        "image_column",
-        "caption_column",
-        "on_bad_rows",
-    )
+    output_name = "caption"
     models = {
         "attention": "LSTM decoder attending over the CNN feature grid (Show, Attend and "
         "Tell; default)",
@@ -334,11 +359,10 @@ class CaptioningRecipe(GenerationRecipe):
             tokenizer.vocabulary_size,
             time.perf_counter() - start,
         )
-        info = {"tokenizer": tokenizer, "validation_data": val}
         encoding: dict = {}
         if data.features is not None:
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
-            info["image_encoder"] = None
+            image_encoder = None
         else:
             if image_encoder is None:
                 image_encoder = build_image_encoder(
@@ -347,7 +371,6 @@ class CaptioningRecipe(GenerationRecipe):
                     config.encoder_weights,
                     config.fine_tune_blocks,
                 )
-            info["image_encoder"] = image_encoder
             if config.end_to_end:
                 train_inputs = train.images.read_many(train.ids)
                 val_inputs = val.images.read_many(val.ids)
@@ -355,7 +378,6 @@ class CaptioningRecipe(GenerationRecipe):
                 train_inputs, val_inputs, encoding = self._cached_features(
                     config, image_encoder, data, train, val
                 )
-        info["validation_inputs"] = val_inputs
         train_ds, dropped = caption_batches(train, train_inputs, tokenizer, config, shuffle=True)
         if dropped == train.num_captions:
             raise DataError(
@@ -380,12 +402,11 @@ class CaptioningRecipe(GenerationRecipe):
         grid_shape = (
             list(np.shape(train_inputs)[1:])
             if not isinstance(train_inputs, list)
-            else list(info["image_encoder"].output.shape[1:])
+            else list(image_encoder.output.shape[1:])
         )
-        info["grid_shape"] = grid_shape  # (positions, channels) the decoder attends over
         # What the export takes: feature vectors (dim,) as given, or feature grids.
         feature_shape = list(data.features.shape[1:]) if data.features is not None else grid_shape
-        info["feature_shape"] = feature_shape
+        info = CaptioningInfo(tokenizer, val, image_encoder, val_inputs, grid_shape, feature_shape)
         return Prepared(
             train=train_ds,
             validation=val_ds,
@@ -455,17 +476,14 @@ class CaptioningRecipe(GenerationRecipe):
 
     def _learn_tokenizer(self, config, train: CaptionData, run_dir: str) -> SubwordTokenizer:
         """WordPiece over the normalised training captions (reused if ``run_dir`` has one)."""
-        path = os.path.join(run_dir, "vocabulary.txt")
-        if not os.path.isfile(path):
-            texts = [normalize_caption(c) for captions in train.captions for c in captions]
-            tokens = learn_vocabulary(
-                texts,
-                config.vocabulary_size,
-                lowercase=True,
-                min_frequency=config.min_frequency,
-            )
-            write_vocabulary(tokens, path)
-        return SubwordTokenizer(path, config.sequence_length, lowercase=True)
+        return learned_tokenizer(
+            os.path.join(run_dir, VOCABULARY_FILE),
+            caption_texts(train),
+            config.vocabulary_size,
+            config.sequence_length,
+            lowercase=True,
+            min_frequency=config.min_frequency,
+        )
 
     def _cached_features(self, config, image_encoder, data, train, val):
         """Frozen-encoder feature grids of the training and validation images (cached)."""
@@ -513,7 +531,7 @@ class CaptioningRecipe(GenerationRecipe):
         with the decoder unless ``freeze="encoder"``. The vocabulary is fixed:
         the share of the new captions' words that are not whole vocabulary
         tokens, the ``[UNK]`` share and the pieces per word are logged (a
-        warning above :data:`OOV_WARNING`). ``freeze``: see
+        warning above :data:`seqtasks.subword.SPLIT_WORDS_WARNING`). ``freeze``: see
         :func:`seqtasks.models.seq2seq.freeze`; ``encoder`` also freezes an
         image encoder that was trained end to end.
 
@@ -541,45 +559,15 @@ class CaptioningRecipe(GenerationRecipe):
                 f"{config.data}: vectors of shape {tuple(data.features.shape[1:])}; this model "
                 f"takes {tuple(metadata['feature_shape'])}"
             )
-        extra = os.path.join(version_dir, "assets.extra")
         needed = [DECODER_FILE, VOCABULARY_FILE] + ([] if takes_features else [IMAGE_ENCODER_FILE])
-        for name in needed:
-            if not os.path.isfile(os.path.join(extra, name)):
-                raise ExportError(
-                    f"{version_dir}: cannot fine-tune: the export lacks {os.path.join(extra, name)}"
-                )
-        vocabulary_file = os.path.join(extra, VOCABULARY_FILE)
+        decoder_file, vocabulary_file, *encoder_file = extra_files(version_dir, needed, "fine-tune")
         tokenizer = SubwordTokenizer(vocabulary_file, config.sequence_length, lowercase=True)
         coverage = subword_coverage(tokenizer, caption_texts(data))
         original = (metadata.get("subwords") or {}).get("captions") or {}
         coverage["training_pieces_per_word"] = original.get("pieces_per_word")
-        message = (
-            "%.1f%% of the new captions' %d words are not whole vocabulary tokens (%.1f%% of "
-            "their subword tokens are [UNK]); %.2f pieces per word"
-        )
-        args = [
-            100 * coverage["split_words"],
-            coverage["words"],
-            100 * coverage["share"],
-            coverage["pieces_per_word"],
-        ]
-        if coverage["training_pieces_per_word"]:
-            message += " (training data: %.2f)"
-            args.append(coverage["training_pieces_per_word"])
-        if coverage["split_words"] > OOV_WARNING:
-            log.warning(
-                message + " (above %d%%: the vocabulary fits these captions poorly; consider "
-                "training from scratch with `train`)",
-                *args,
-                round(100 * OOV_WARNING),
-            )
-        else:
-            log.info(message, *args)
-
-        decoder = load_keras_model(os.path.join(extra, DECODER_FILE))
-        image_encoder = (
-            None if takes_features else load_keras_model(os.path.join(extra, IMAGE_ENCODER_FILE))
-        )
+        report_word_coverage(coverage)
+        decoder = load_keras_model(decoder_file)
+        image_encoder = None if takes_features else load_keras_model(encoder_file[0])
         frozen = freeze_layers(decoder, freeze)
         end_to_end = image_encoder is not None and config.end_to_end
         if end_to_end and freeze == "encoder":
@@ -601,20 +589,19 @@ class CaptioningRecipe(GenerationRecipe):
             "out_of_vocabulary": {"captions": coverage},
         }
 
-        def prepare(run_dir: str) -> Prepared:
-            # prepare() reuses a vocabulary found in the run dir instead of learning one.
-            shutil.copyfile(vocabulary_file, os.path.join(run_dir, VOCABULARY_FILE))
-            prepared = self.prepare(config, data, run_dir, image_encoder=image_encoder)
-            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
-            return prepared
-
-        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
+        # prepare() reuses a vocabulary found in the run dir instead of learning one.
+        return self.finetune_plan(
+            model,
+            facts,
+            lambda run_dir: self.prepare(config, data, run_dir, image_encoder=image_encoder),
+            {vocabulary_file: VOCABULARY_FILE},
+        )
 
     # --- model ---------------------------------------------------------------------------
 
     def build_model(self, config: CaptioningConfig, prepared: Prepared) -> keras.Model:
-        grid_shape = prepared.info["grid_shape"]
-        decoder = build_captioner(config, prepared.info["tokenizer"].vocabulary_size, grid_shape)
+        grid_shape = prepared.info.grid_shape
+        decoder = build_captioner(config, prepared.info.tokenizer.vocabulary_size, grid_shape)
         tokens = np.full((1, 2), 2, np.int32)
         decoder(
             {
@@ -622,9 +609,9 @@ class CaptioningRecipe(GenerationRecipe):
                 "decoder_token_ids": tokens,
             }
         )
-        if not config.end_to_end or prepared.info["image_encoder"] is None:
+        if not config.end_to_end or prepared.info.image_encoder is None:
             return decoder
-        model = ImageCaptioner(prepared.info["image_encoder"], decoder)
+        model = ImageCaptioner(prepared.info.image_encoder, decoder)
         size = config.image_size
         model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
         return model
@@ -639,27 +626,23 @@ class CaptioningRecipe(GenerationRecipe):
         ``val_bleu_4`` and ``val_cider_d`` of the validation images' generated
         captions against all their references.
         """
-        forced = teacher_forced_metrics(model, prepared.validation)
-        inputs = prepared.info["validation_inputs"]  # encoded images, or feature grids
+        inputs = prepared.info.validation_inputs  # encoded images, or feature grids
         shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
-        generator = make_generator(model, prepared, config, feature_shape=shape)
-        val: CaptionData = prepared.info["validation_data"]
-        start = time.perf_counter()
-        captions, _ = generator.generate_all(inputs, batch_size=32)
-        seconds = time.perf_counter() - start
+        generator = make_generator(model, prepared.info, config, feature_shape=shape)
+        val = prepared.info.validation_data
+        forced, decoding, captions = self.generation_metrics(
+            model, prepared.validation, generator, inputs, config, batch_size=32
+        )
         scores = caption_scores(captions, val.captions)
         return {
-            "val_nll": forced["nll"],
-            "val_perplexity": forced["perplexity"],
-            "val_token_accuracy": forced["token_accuracy"],
+            **forced,
             **{
                 f"val_{k}": v
                 for k, v in scores.items()
                 if k.startswith(("bleu_", "cider")) and k != "bleu_signature"
             },
             "bleu_signature": scores["bleu_signature"],
-            "decoding": dataclasses.asdict(options_from_config(config)),
-            "decode_seconds": round(seconds, 2),
+            **decoding,
             "examples": [
                 {"image": val.ids[i], "caption": captions[i], "references": val.captions[i]}
                 for i in range(min(3, len(val)))
@@ -669,78 +652,58 @@ class CaptioningRecipe(GenerationRecipe):
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: CaptioningConfig, metadata: dict) -> str:
-        generator = make_generator(model, prepared, config)
-        feature_shape = prepared.info["feature_shape"]
+        """Encoded images (``image_bytes``) or feature vectors (``features``) in, ``caption``
+        and ``score`` out; the ``score`` signature gives caption log-likelihoods."""
+        generator = make_generator(model, prepared.info, config)
         image_encoder = getattr(generator.source, "image_encoder", None)
-        spec = generator.source.spec()
         if image_encoder is not None:
             inputs = {"image_bytes": "tf.string [None]: encoded JPEG, PNG, GIF or BMP images"}
         else:
-            inputs = {"features": f"tf.float32 [None, {', '.join(map(str, feature_shape))}]"}
-        extra_files = {
+            shape = ", ".join(map(str, prepared.info.feature_shape))
+            inputs = {"features": f"tf.float32 [None, {shape}]"}
+        extra = {
             DECODER_FILE: generator.model.save,
-            VOCABULARY_FILE: prepared.info["tokenizer"].vocabulary_file,
+            VOCABULARY_FILE: prepared.info.tokenizer.vocabulary_file,
         }
         if image_encoder is not None:
-            extra_files[IMAGE_ENCODER_FILE] = image_encoder.save
-        return exporting.write_version(
-            config.export_dir,
-            lambda path: exporting.save_serving_archive(
-                path, [generator], generator.serving_function, [spec]
-            ),
-            metadata={
-                "task": self.name,
-                "task_type": self.task_type,
-                "model": config.model,
-                "config": config.to_dict(),
-                "decoding": dataclasses.asdict(options_from_config(config)),
-                "signature": {
-                    "inputs": inputs,
-                    "outputs": {
-                        "caption": "tf.string [None]: the generated caption (lower case, "
-                        "no punctuation)",
-                        "score": "tf.float32 [None]: log P(caption|image) / its length in "
-                        "tokens ([END] included)",
-                    },
-                },
-                "requires": ["tensorflow", "tensorflow_text"],
-                "preprocessing": {
-                    "image_size": config.image_size,
-                    "resize": "bilinear, antialiased, aspect ratio not kept",
-                    "encoder": config.encoder if image_encoder is not None else None,
-                    "feature_dtype": getattr(generator.source, "feature_dtype", None),
-                    "tokenizer": "wordpiece",
-                    "sequence_length": config.sequence_length,
-                    "caption_normalization": "lower case, punctuation removed",
-                },
-                "versions": package_versions(),
-                **prepared.metadata,
-                **metadata,
+            extra[IMAGE_ENCODER_FILE] = image_encoder.save
+        return self.export_generator(
+            generator,
+            prepared,
+            config,
+            metadata,
+            inputs=inputs,
+            outputs={
+                "caption": "tf.string [None]: the generated caption (lower case, no punctuation)",
+                "score": "tf.float32 [None]: log P(caption|image) / its length in tokens "
+                "([END] included)",
             },
-            extra_files=extra_files,
+            preprocessing={
+                "image_size": config.image_size,
+                "resize": "bilinear, antialiased, aspect ratio not kept",
+                "encoder": config.encoder if image_encoder is not None else None,
+                "feature_dtype": getattr(generator.source, "feature_dtype", None),
+                "tokenizer": "wordpiece",
+                "sequence_length": config.sequence_length,
+                "caption_normalization": "lower case, punctuation removed",
+            },
+            extra_files=extra,
         )
 
     # --- serving side --------------------------------------------------------------------
 
     def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
         """Captions of image files (or, for feature models, ``.npy`` vectors) via the export."""
-        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
-
         if metadata.get("inputs") == "features":
-            arrays = [_read_vector(path, metadata) for path in inputs]
-            outputs = call_in_batches(
-                load_serving_fn(version_dir), "features", np.stack(arrays).astype(np.float32), 32
-            )
+            shape = tuple(metadata.get("feature_shape") or ())
+            values = np.stack([read_feature_file(path, shape) for path in inputs])
+            captions, scores, _, _ = self.run_export(version_dir, "features", values)
         else:
-            encoded = [_read_image(path) for path in inputs]
-            outputs = call_in_batches(load_serving_fn(version_dir), "image_bytes", encoded, 32)
+            images = [read_image_file(path) for path in inputs]
+            captions, scores, _, _ = self.run_export(version_dir, "image_bytes", images)
         return [
-            {
-                "image": path,
-                "caption": outputs["caption"][i].decode("utf-8"),
-                "score": float(outputs["score"][i]),
-            }
-            for i, path in enumerate(inputs)
+            {"image": path, "caption": caption, "score": score}
+            for path, caption, score in zip(inputs, captions, scores)
         ]
 
     def evaluate_export(
@@ -763,8 +726,6 @@ class CaptioningRecipe(GenerationRecipe):
         ``format``, the columns and ``on_bad_rows`` are :func:`load_captions`'s; with
         ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
         """
-        import tensorflow_text  # noqa: F401
-
         refs = load_captions(
             data,
             split=split,
@@ -776,8 +737,6 @@ class CaptioningRecipe(GenerationRecipe):
             caption_column=caption_column,
             on_bad_rows=on_bad_rows,
         )
-        loaded = load_serving_fn(version_dir)
-        start = time.perf_counter()
         if metadata.get("inputs") == "features":
             if refs.features is None:
                 raise DataError(f"{data}: this model takes feature vectors; expected a .npz")
@@ -787,7 +746,8 @@ class CaptioningRecipe(GenerationRecipe):
                     f"{data}: vectors of shape {tuple(refs.features.shape[1:])}; this model "
                     f"takes {tuple(expected)}"
                 )
-            outputs = call_in_batches(loaded, "features", refs.features.astype(np.float32), 32)
+            values = refs.features.astype(np.float32)
+            captions, _, seconds, _ = self.run_export(version_dir, "features", values)
         else:
             if refs.images is None:
                 raise DataError(
@@ -796,9 +756,7 @@ class CaptioningRecipe(GenerationRecipe):
             encoded = refs.images.read_many(refs.ids)
             for image_id, blob in zip(refs.ids, encoded):
                 check_image(blob, f"{refs.images.description}: {image_id}", decode=True)
-            outputs = call_in_batches(loaded, "image_bytes", encoded, 32)
-        seconds = time.perf_counter() - start
-        captions = [c.decode("utf-8") for c in outputs["caption"]]
+            captions, _, seconds, _ = self.run_export(version_dir, "image_bytes", encoded)
         report = caption_scores(captions, refs.captions)
         report.update(
             {
@@ -829,13 +787,9 @@ class CaptioningRecipe(GenerationRecipe):
         ]
         if "cider_d" in report:
             lines.append(f"CIDEr-D   {report['cider_d']:.3f}")
-        decoding = report.get("decoding") or {}
+        decoding = decoding_line(report, "images_per_second", "images")
         if decoding:
-            lines.append(
-                f"decoding  {decoding.get('strategy')} (beam {decoding.get('beam_size')}, "
-                f"length penalty {decoding.get('length_penalty')}), "
-                f"{report['images_per_second']} images/s"
-            )
+            lines.append(decoding)
         for example in report.get("examples", []):
             lines.append(f"  {example['image']}: {example['caption']}")
         return "\n".join(lines)
@@ -870,33 +824,24 @@ class CaptioningRecipe(GenerationRecipe):
             )
         if attention and metadata.get("model") == "lstm":
             raise UserError("--attention needs an attention or transformer model; this is lstm")
-        extra = os.path.join(version_dir, "assets.extra")
-        for name in (DECODER_FILE, IMAGE_ENCODER_FILE, VOCABULARY_FILE):
-            if not os.path.isfile(os.path.join(extra, name)):
-                raise ExportError(f"{version_dir}: the export has no assets.extra/{name}")
-        encoded = [_read_image(path) for path in paths]
+        encoded = [read_image_file(path) for path in paths]
         generator = load_generator(version_dir, metadata)
         images = decode_images(tf.constant(encoded), generator.source.image_size)
-        features = generator.source.encode(tf.constant(encoded))
-        ids, scores = generator.decode(features)
-        captions = [c.decode("utf-8") for c in generator.tokenizer.detokenize(ids).numpy()]
         maps = None
         if attention:
+            _, ids, scores, maps = generator.attention(tf.constant(encoded))
+        else:
+            ids, scores = (np.asarray(t) for t in generator.generate(tf.constant(encoded)))
+        captions = [c.decode("utf-8") for c in generator.tokenizer.detokenize(ids).numpy()]
+        if maps is not None:
             from seqtasks.models.image_encoders import grid_shape
 
             rows, columns = grid_shape(generator.source.image_encoder)
-            maps = []
-            ids = np.asarray(ids)
-            for i in range(len(paths)):
-                generated = list(ids[i, 1:])
-                if END_ID in generated:
-                    generated = generated[: generated.index(END_ID) + 1]
-                weights = generator.model.cross_attention(
-                    features[i : i + 1], ids[i : i + 1, : len(generated)].astype(np.int32)
-                )
-                weights = np.asarray(weights)[0].reshape(len(generated), rows, columns)
-                words = [generator.tokenizer.vocabulary[t] for t in generated]
-                maps.append((words, weights))
+            vocabulary = generator.tokenizer.vocabulary
+            maps = [
+                ([vocabulary[t] for t in tokens], weights.reshape(len(tokens), rows, columns))
+                for tokens, weights in maps
+            ]
         pixels = [np.asarray(image).clip(0, 255).astype(np.uint8) for image in images]
         labels = [f"{c}\n({os.path.basename(p)})" for c, p in zip(captions, paths)]
         caption_grid(pixels, labels, output, attention=maps)
@@ -938,7 +883,7 @@ def caption_generator(
 
 
 def make_generator(
-    model, prepared: Prepared, config: CaptioningConfig, feature_shape=None
+    model, info: CaptioningInfo, config: CaptioningConfig, feature_shape=None
 ) -> Generator:
     """The caption generator of a trained model, decoding as ``config`` says: from
     encoded images (its image encoder's input), or with ``feature_shape`` (one
@@ -947,35 +892,32 @@ def make_generator(
     decoder = model.decoder if isinstance(model, ImageCaptioner) else model
     return caption_generator(
         decoder,
-        prepared.info["tokenizer"],
+        info.tokenizer,
         options_from_config(config),
         config.sequence_length,
-        image_encoder=None if feature_shape else prepared.info["image_encoder"],
+        image_encoder=None if feature_shape else info.image_encoder,
         image_size=config.image_size,
-        feature_dtype=feature_dtype(prepared, config),
-        feature_shape=feature_shape or prepared.info["feature_shape"],
+        feature_dtype=feature_dtype(info, config),
+        feature_shape=feature_shape or info.feature_shape,
     )
 
 
-def feature_dtype(prepared: Prepared, config: CaptioningConfig) -> str | None:
+def feature_dtype(info: CaptioningInfo, config: CaptioningConfig) -> str | None:
     """``"float16"`` if the decoder trained on cached (float16) features of a frozen encoder."""
-    cached = prepared.info["image_encoder"] is not None and not config.end_to_end
+    cached = info.image_encoder is not None and not config.end_to_end
     return "float16" if cached else None
 
 
 def load_generator(version_dir: str, metadata: dict) -> Generator:
     """The caption generator of an export's Keras models and vocabulary."""
-    extra = os.path.join(version_dir, "assets.extra")
-    decoder = keras.saving.load_model(os.path.join(extra, DECODER_FILE), compile=False)
-    encoder_path = os.path.join(extra, IMAGE_ENCODER_FILE)
-    image_encoder = (
-        keras.saving.load_model(encoder_path, compile=False)
-        if os.path.isfile(encoder_path)
-        else None
-    )
+    takes_features = metadata.get("inputs") == "features"
+    needed = [DECODER_FILE, VOCABULARY_FILE] + ([] if takes_features else [IMAGE_ENCODER_FILE])
+    decoder_file, vocabulary_file, *encoder_file = extra_files(version_dir, needed, "plot")
+    decoder = load_keras_model(decoder_file)
+    image_encoder = load_keras_model(encoder_file[0]) if encoder_file else None
     preprocessing = metadata.get("preprocessing", {})
     length = int(preprocessing.get("sequence_length", 32))
-    tokenizer = SubwordTokenizer(os.path.join(extra, VOCABULARY_FILE), length, lowercase=True)
+    tokenizer = SubwordTokenizer(vocabulary_file, length, lowercase=True)
     return caption_generator(
         decoder,
         tokenizer,
@@ -986,31 +928,3 @@ def load_generator(version_dir: str, metadata: dict) -> Generator:
         feature_dtype=preprocessing.get("feature_dtype"),
         feature_shape=metadata.get("feature_shape"),
     )
-
-
-def _read_image(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
-    check_image(data, path, decode=True)
-    return data
-
-
-def _read_vector(path: str, metadata: dict) -> np.ndarray:
-    expected = tuple(metadata.get("feature_shape") or ())
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a .npy array ({e})") from None
-    array = np.asarray(array, np.float32)
-    if array.shape != expected:
-        raise UserError(
-            f"{path}: expected a feature array of shape {expected}; found {array.shape}"
-        )
-    return array

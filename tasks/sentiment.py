@@ -34,14 +34,14 @@ from seqtasks.classifier_training import (
     plan_classifier_finetune,
     validation_metrics,
 )
-from seqtasks.config import TrainConfig, option
+from seqtasks.config import TrainConfig, option, retune
+from seqtasks.config_groups import RecordFields
 from seqtasks.data.classification import (
     LABEL_SEPARATOR,
     TextClassificationData,
     load_text_classification,
 )
 from seqtasks.data.pipeline import split_indices
-from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.metrics import format_multilabel_report, format_report
 from seqtasks.models.classifier import POOLINGS, build_text_classifier
@@ -61,25 +61,19 @@ OOV_WARNING = 0.2  # finetune warns when more of the new data's tokens are out o
 
 
 @dataclasses.dataclass(frozen=True)
-class SentimentConfig(TrainConfig):
+class SentimentConfig(RecordFields, TrainConfig):
     """Defaults of the sentiment recipe (every field can be set with ``--set key=value``)."""
 
     model: str = option("bilstm", "Encoder architecture.", choices=ENCODERS)
     epochs: int = option(5, "Maximum number of epochs (early stopping may end sooner).", min=1)
-    format: str = option(
-        "auto", "Data format; auto uses the extension.", choices=("auto", *FORMATS)
+    format: str = retune(
+        RecordFields, "format", "auto", help="Data format; auto uses the extension."
     )
     text_column: str | None = option(
-        None, "Text field of CSV/TSV/JSONL/Parquet data (default: auto)."
+        None, "Text field of CSV/TSV/JSONL/Parquet data (default: auto).", data=True
     )
     label_column: str | None = option(
-        None, "Label field of CSV/TSV/JSONL/Parquet data (default: auto)."
-    )
-    on_bad_rows: str = option(
-        "error",
-        "Malformed rows of a data file: error stops at the first; skip drops them with a "
-        "warning (count, first line numbers) and records the count.",
-        choices=ON_BAD_ROWS,
+        None, "Label field of CSV/TSV/JSONL/Parquet data (default: auto).", data=True
     )
     multi_label: bool = option(
         False,
@@ -170,7 +164,6 @@ class SentimentRecipe(Recipe):
         "with --multi-label."
     )
     config_class = SentimentConfig
-    data_fields = (*Recipe.data_fields, "format", "text_column", "label_column", "on_bad_rows")
     models = {
         "rnn": "SimpleRNN (tanh, or ReLU with identity-initialised recurrent weights)",
         "lstm": "LSTM",
@@ -267,8 +260,8 @@ class SentimentRecipe(Recipe):
 
     def build_model(self, config: SentimentConfig, prepared: Prepared) -> keras.Model:
         return build_text_classifier(
-            num_classes=len(prepared.info["labels"]),
-            vocabulary_size=prepared.info["vectorizer"].vocabulary_size,
+            num_classes=len(prepared.info.labels),
+            vocabulary_size=prepared.info.vectorizer.vocabulary_size,
             sequence_length=config.sequence_length,
             kind=config.model,
             pooling=config.pooling,
@@ -302,7 +295,7 @@ class SentimentRecipe(Recipe):
         """Loss, accuracy, macro-F1 and confusion matrix on the validation split (one pass).
 
         Multi-label: binary cross-entropy, subset accuracy, micro- and macro-F1
-        at ``prepared.info["threshold"]``.
+        at ``prepared.info.threshold``.
         """
         return validation_metrics(model, prepared)
 
@@ -311,8 +304,8 @@ class SentimentRecipe(Recipe):
     def export(self, model, prepared: Prepared, config: SentimentConfig, metadata: dict) -> str:
         return export_classifier(
             model,
-            prepared.info["vectorizer"],
-            prepared.info["labels"],
+            prepared.info.vectorizer,
+            prepared.info.labels,
             config.export_dir,
             describe={
                 "task": self.name,

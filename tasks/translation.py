@@ -18,54 +18,45 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from seqtasks import export as exporting
-from seqtasks.config import TrainConfig, option
+from seqtasks.config import TrainConfig, option, retune
+from seqtasks.config_groups import (
+    RecordFields,
+    RNNFields,
+    ScheduleFields,
+    SubwordFields,
+    TransformerFields,
+)
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import split_indices
-from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.data.teacher_forcing import pair_batches
-from seqtasks.decoding import (
-    DecodingConfig,
-    options_from_config,
-    stored_options,
-)
-from seqtasks.errors import ConfigError, DataError, ExportError, UserError
+from seqtasks.decoding import DecodingConfig, options_from_config, stored_options
+from seqtasks.errors import ConfigError, DataError, UserError
+from seqtasks.export import extra_files
 from seqtasks.generation import Generator, TextSource
-from seqtasks.inference import call_in_batches, load_keras_model, load_serving_fn
-from seqtasks.metrics import bleu_chrf, teacher_forced_metrics
-from seqtasks.models.seq2seq import (
-    ATTENTION_SCORES,
-    RNN_CELLS,
-    SEQ2SEQ_MODELS,
-    build_seq2seq,
-)
+from seqtasks.generation_recipe import GenerationRecipe, decoding_line, export_perplexity
+from seqtasks.inference import load_keras_model
+from seqtasks.metrics import bleu_chrf
+from seqtasks.models.seq2seq import SEQ2SEQ_MODELS, build_seq2seq
 from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, GenerationRecipe, Prepared
+from seqtasks.recipe import FinetunePlan, Prepared
 from seqtasks.subword import (
-    DEFAULT_MIN_FREQUENCY,
     SubwordTokenizer,
-    learn_vocabulary,
+    learned_tokenizer,
+    report_coverage,
     subword_coverage,
 )
-from seqtasks.text import END_ID, write_vocabulary
-from seqtasks.versions import package_versions
 
 log = logging.getLogger(__name__)
 
 # Copies of the WordPiece vocabularies in an export's assets.extra/ (plots, fine-tuning).
 VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
 
-# finetune warns when more of the new data's subword tokens than this are [UNK], or when its
-# words split into this many times the pieces per word of the original training data.
-UNK_WARNING = 0.05
-PIECES_PER_WORD_WARNING = 1.5
 # Fine-tuning a Transformer: linear warm-up over at most this many optimizer steps (the
 # model is trained already; a long warm-up would spend a short fine-tuning run at tiny rates).
 FINETUNE_WARMUP_STEPS = 100
@@ -75,7 +66,15 @@ FINETUNE_WARMUP_STEPS = 100
 
 
 @dataclasses.dataclass(frozen=True)
-class TranslationConfig(DecodingConfig, TrainConfig):
+class TranslationConfig(
+    TransformerFields,
+    RNNFields,
+    SubwordFields,
+    ScheduleFields,
+    RecordFields,
+    DecodingConfig,
+    TrainConfig,
+):
     """Defaults of the translation recipe (every field can be set with ``--set key=value``)."""
 
     model: str = option("transformer", "Encoder-decoder architecture.", choices=SEQ2SEQ_MODELS)
@@ -94,92 +93,106 @@ class TranslationConfig(DecodingConfig, TrainConfig):
     patience: int = option(
         3, "Early stopping: epochs without a better validation loss before stopping.", min=0
     )
-    source_lang: str = option("en", "Source language code (file suffix in a folder of splits).")
-    target_lang: str = option("de", "Target language code.")
-    source_file: str | None = option(None, "Explicit source file, one sentence per line.")
-    target_file: str | None = option(None, "Explicit target file, aligned with source_file.")
-    split: str = option("train", "Training split of a folder of <split>.<lang> files, or TFDS.")
+    format: str = retune(
+        RecordFields,
+        "format",
+        "auto",
+        help="Data format of a file; auto uses the extension (a .tsv/.txt is records only if "
+        "its first line names both columns, else a headerless pair file).",
+    )
+    on_bad_rows: str = retune(
+        RecordFields,
+        "on_bad_rows",
+        "error",
+        help="Malformed pairs (no tab, wrong number of fields, empty side, bad UTF-8, invalid "
+        "JSON): error stops at the first; skip drops them with a warning (count, first line "
+        "numbers) and records the count.",
+    )
+    vocabulary_size: int = retune(
+        SubwordFields,
+        "vocabulary_size",
+        8000,
+        help="Upper bound on WordPiece tokens per vocabulary (4 reserved included).",
+    )
+    sequence_length: int = retune(
+        SubwordFields,
+        "sequence_length",
+        64,
+        help="Longest source and target in subword tokens ([START]/[END] included); longer "
+        "training pairs are dropped, longer inputs truncated at inference.",
+    )
+    hidden_dim: int = retune(
+        TransformerFields,
+        "hidden_dim",
+        256,
+        help="Transformer d_model; RNN units per encoder direction.",
+    )
+    # The language pair is the data's: fine-tuning puts the export's back (finetune_config).
+    source_lang: str = option(
+        "en", "Source language code (file suffix in a folder of splits).", data=True
+    )
+    target_lang: str = option("de", "Target language code.", data=True)
+    source_file: str | None = option(
+        None, "Explicit source file, one sentence per line.", data=True
+    )
+    target_file: str | None = option(
+        None, "Explicit target file, aligned with source_file.", data=True
+    )
+    split: str = option(
+        "train", "Training split of a folder of <split>.<lang> files, or TFDS.", data=True
+    )
     validation_data: str | None = option(
         None,
         "Split of the same folder/TFDS dataset used for validation (e.g. val); "
         "None carves validation_split from the training data.",
+        data=True,
     )
     reverse: bool = option(
-        False, "Headerless pair files: column 2 is the source, column 1 the target."
-    )
-    format: str = option(
-        "auto",
-        "Data format of a file; auto uses the extension (a .tsv/.txt is records only if its "
-        "first line names both columns, else a headerless pair file).",
-        choices=("auto", *FORMATS),
+        False, "Headerless pair files: column 2 is the source, column 1 the target.", data=True
     )
     source_column: str | None = option(
         None,
         "Source field of CSV/TSV/JSONL/Parquet data (default: source_lang if such a column "
         "exists, else source).",
+        data=True,
     )
     target_column: str | None = option(
         None,
         "Target field of CSV/TSV/JSONL/Parquet data (default: target_lang if such a column "
         "exists, else target).",
-    )
-    on_bad_rows: str = option(
-        "error",
-        "Malformed pairs (no tab, wrong number of fields, empty side, bad UTF-8, invalid "
-        "JSON): error stops at the first; skip drops them with a warning (count, first line "
-        "numbers) and records the count.",
-        choices=ON_BAD_ROWS,
+        data=True,
     )
     shared_vocabulary: bool = option(
         False, "One WordPiece vocabulary for both languages instead of one each."
     )
-    vocabulary_size: int = option(
-        8000, "Upper bound on WordPiece tokens per vocabulary (4 reserved included).", min=8
-    )
     lowercase: bool = option(False, "Lower-case text before tokenization.")
-    min_frequency: int = option(
-        DEFAULT_MIN_FREQUENCY,
-        "WordPiece: a piece must occur this often to be learned (10, keras-hub's; "
-        "lower it, e.g. to 2, for a few thousand sentences, or rare words become letters).",
-        min=1,
-    )
-    sequence_length: int = option(
-        64,
-        "Longest source and target in subword tokens ([START]/[END] included); longer "
-        "training pairs are dropped, longer inputs truncated at inference.",
-        min=4,
-    )
-    hidden_dim: int = option(256, "Transformer d_model; RNN units per encoder direction.", min=1)
-    intermediate_dim: int = option(512, "Transformer feed-forward width.", min=1)
-    num_heads: int = option(4, "Transformer attention heads.", min=1)
     num_layers: int | None = option(
         None,
         "Transformer blocks per side (None: 3); rnn-attention bidirectional encoder layers "
         "(None: 1).",
         min=1,
     )
-    embedding_dim: int = option(256, "RNN models: token embedding size.", min=1)
-    cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
-    attention: str = option(
-        "additive",
-        "RNN models: attention score, additive (Bahdanau) or multiplicative (Luong).",
-        choices=ATTENTION_SCORES,
-    )
-    dropout: float = option(0.1, "Dropout rate.", min=0.0, max=0.9)
-    label_smoothing: float = option(0.1, "Label smoothing of the training loss.", min=0.0, max=0.9)
-    warmup_steps: int = option(
-        1000, "Transformer: optimizer steps of linear learning-rate warm-up.", min=1
-    )
 
     def check(self) -> None:
-        """Transformer width divisible by heads; RNN-only fields not combined with the Transformer."""
-        if self.model == "transformer" and self.hidden_dim % self.num_heads:
-            raise ConfigError(
-                f"config fields 'hidden_dim' and 'num_heads': the Transformer needs hidden_dim "
-                f"divisible by num_heads; received: {self.hidden_dim} and {self.num_heads}"
-            )
+        """The groups' checks; ``source_file`` and ``target_file`` go together."""
+        super().check()
         if bool(self.source_file) != bool(self.target_file):
             raise ConfigError("--source-file and --target-file go together; received only one")
+
+
+@dataclasses.dataclass
+class TranslationInfo:
+    """What :meth:`TranslationRecipe.prepare` hands to the later steps (``Prepared.info``).
+
+    Attributes:
+        source_tokenizer: the source :class:`~seqtasks.subword.SubwordTokenizer`.
+        target_tokenizer: the target one (the same object with ``shared_vocabulary``).
+        validation_pairs: the validation :class:`~seqtasks.data.parallel.ParallelData`.
+    """
+
+    source_tokenizer: SubwordTokenizer
+    target_tokenizer: SubwordTokenizer
+    validation_pairs: ParallelData
 
 
 # --- recipe ------------------------------------------------------------------------------
@@ -201,18 +214,7 @@ class TranslationRecipe(GenerationRecipe):
     description = "Machine translation (encoder-decoder): a sentence in, its translation out."
     config_class = TranslationConfig
     extra_commands = frozenset({"plot-attention"})
-    data_fields = (
-        *GenerationRecipe.data_fields,
-        "format",
-        "source_file",
-        "target_file",
-        "split",
-        "validation_data",
-        "source_column",
-        "target_column",
-        "on_bad_rows",
-        "reverse",
-    )
+    output_name = "translation"
     models = {
         "transformer": "keras-hub Transformer encoder-decoder (default)",
         "rnn-attention": "BiLSTM/BiGRU encoder, LSTM/GRU decoder with additive or "
@@ -277,14 +279,7 @@ class TranslationRecipe(GenerationRecipe):
             train = data
         else:
             train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
-            train = ParallelData(
-                [data.sources[i] for i in train_idx],
-                [data.targets[i] for i in train_idx],
-                data.source,
-            )
-            val = ParallelData(
-                [data.sources[i] for i in val_idx], [data.targets[i] for i in val_idx], data.source
-            )
+            train, val = data.subset(train_idx), data.subset(val_idx)
 
         start = time.perf_counter()
         reused = any(name.startswith("vocabulary.") for name in os.listdir(run_dir))
@@ -325,11 +320,7 @@ class TranslationRecipe(GenerationRecipe):
         return Prepared(
             train=train_ds,
             validation=val_ds,
-            info={
-                "source_tokenizer": source_tokenizer,
-                "target_tokenizer": target_tokenizer,
-                "validation_pairs": val,
-            },
+            info=TranslationInfo(source_tokenizer, target_tokenizer, val),
             metadata={
                 "source_lang": config.source_lang,
                 "target_lang": config.target_lang,
@@ -362,24 +353,19 @@ class TranslationRecipe(GenerationRecipe):
         )
 
     def _learn_tokenizers(self, config, train: ParallelData, run_dir: str):
-        """WordPiece tokenizers for source and target (the same object when shared).
-
-        Vocabularies are written to ``run_dir`` as ``vocabulary.<lang>.txt`` (or
-        ``vocabulary.shared.txt``); a file already there (a run being evaluated
-        again from its checkpoint) is reused instead of learning a new one.
-        """
+        """WordPiece tokenizers for source and target (the same object when shared),
+        written to ``run_dir`` as ``vocabulary.<lang>.txt`` (or ``vocabulary.shared.txt``)
+        or reused from there (:func:`~seqtasks.subword.learned_tokenizer`)."""
 
         def tokenizer(name: str, texts: list[str]) -> SubwordTokenizer:
-            path = os.path.join(run_dir, f"vocabulary.{name}.txt")
-            if not os.path.isfile(path):
-                tokens = learn_vocabulary(
-                    texts,
-                    config.vocabulary_size,
-                    lowercase=config.lowercase,
-                    min_frequency=config.min_frequency,
-                )
-                write_vocabulary(tokens, path)
-            return SubwordTokenizer(path, config.sequence_length, config.lowercase)
+            return learned_tokenizer(
+                os.path.join(run_dir, f"vocabulary.{name}.txt"),
+                texts,
+                config.vocabulary_size,
+                config.sequence_length,
+                lowercase=config.lowercase,
+                min_frequency=config.min_frequency,
+            )
 
         if config.shared_vocabulary:
             shared = tokenizer("shared", train.sources + train.targets)
@@ -450,12 +436,9 @@ class TranslationRecipe(GenerationRecipe):
         pair = export_language_pair(metadata)
         if pair is not None:
             check_language_pair(pair, config.source_lang, config.target_lang)
-        extra = os.path.join(version_dir, "assets.extra")
-        model_file = os.path.join(extra, "model.keras")
-        vocabulary_files = [os.path.join(extra, name) for name in VOCABULARY_FILES]
-        for path in (model_file, *vocabulary_files):
-            if not os.path.isfile(path):
-                raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
+        model_file, *vocabulary_files = extra_files(
+            version_dir, ["model.keras", *VOCABULARY_FILES], "fine-tune"
+        )
         tokenizers = [
             SubwordTokenizer(path, config.sequence_length, config.lowercase)
             for path in vocabulary_files
@@ -484,28 +467,24 @@ class TranslationRecipe(GenerationRecipe):
             "out_of_vocabulary": coverage,
         }
 
-        def prepare(run_dir: str) -> Prepared:
-            # prepare() reuses vocabularies found in the run dir instead of learning new ones.
-            names = (
-                ["shared", "shared"]
-                if config.shared_vocabulary
-                else [config.source_lang, config.target_lang]
-            )
-            for name, path in zip(names, vocabulary_files):
-                shutil.copyfile(path, os.path.join(run_dir, f"vocabulary.{name}.txt"))
-            prepared = self.prepare(config, data, run_dir)
-            prepared.metadata.update({"finetuned_from": facts["finetuned_from"], "finetune": facts})
-            return prepared
-
-        return FinetunePlan(model=model, prepare=prepare, metadata=facts)
+        # prepare() reuses vocabularies found in the run dir instead of learning new ones.
+        names = (
+            ["shared"] * 2 if config.shared_vocabulary else [config.source_lang, config.target_lang]
+        )
+        return self.finetune_plan(
+            model,
+            facts,
+            lambda run_dir: self.prepare(config, data, run_dir),
+            {path: f"vocabulary.{name}.txt" for name, path in zip(names, vocabulary_files)},
+        )
 
     # --- model ---------------------------------------------------------------------------
 
     def build_model(self, config: TranslationConfig, prepared: Prepared) -> keras.Model:
         model = build_seq2seq(
             config,
-            prepared.info["source_tokenizer"].vocabulary_size,
-            prepared.info["target_tokenizer"].vocabulary_size,
+            prepared.info.source_tokenizer.vocabulary_size,
+            prepared.info.target_tokenizer.vocabulary_size,
         )
         # Build the weights with a dummy batch so summaries and checkpoints work before fit.
         dummy = np.ones((1, 2), np.int32)
@@ -522,74 +501,47 @@ class TranslationRecipe(GenerationRecipe):
         ``val_token_accuracy`` under teacher forcing; sacreBLEU ``val_bleu`` and
         ``val_chrf`` of the validation sources decoded with the configured strategy.
         """
-        forced = teacher_forced_metrics(model, prepared.validation)
-        translator = make_translator(model, prepared, config)
-        pairs: ParallelData = prepared.info["validation_pairs"]
-        start = time.perf_counter()
-        hypotheses, _ = translator.generate_all(pairs.sources)
-        seconds = time.perf_counter() - start
+        pairs = prepared.info.validation_pairs
+        translator = make_translator(model, prepared.info, config)
+        forced, decoding, hypotheses = self.generation_metrics(
+            model, prepared.validation, translator, pairs.sources, config
+        )
         scores = bleu_chrf(hypotheses, pairs.targets)
         return {
-            "val_nll": forced["nll"],
-            "val_perplexity": forced["perplexity"],
-            "val_token_accuracy": forced["token_accuracy"],
+            **forced,
             "val_bleu": scores["bleu"],
             "val_chrf": scores["chrf"],
             "bleu_signature": scores["bleu_signature"],
             "chrf_signature": scores["chrf_signature"],
-            "decoding": dataclasses.asdict(decoding_options(config)),
-            "decode_seconds": round(seconds, 2),
+            **decoding,
         }
 
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: TranslationConfig, metadata: dict) -> str:
-        translator = make_translator(model, prepared, config)
-        text_spec = tf.TensorSpec([None], tf.string, name="text")
-        target_spec = tf.TensorSpec([None], tf.string, name="target")
-        options = decoding_options(config)
-        return exporting.write_version(
-            config.export_dir,
-            lambda path: exporting.save_serving_archive(
-                path,
-                [translator],
-                translator.serving_function,
-                [text_spec],
-                extra_endpoints={"score": (translator.score, [text_spec, target_spec])},
-            ),
-            metadata={
-                "task": self.name,
-                "task_type": self.task_type,
-                "model": config.model,
-                "config": config.to_dict(),
-                "decoding": dataclasses.asdict(options),
-                "signature": {
-                    "inputs": {"text": "tf.string [None]: raw source sentences"},
-                    "outputs": {
-                        "translation": "tf.string [None]: detokenized translations",
-                        "score": "tf.float32 [None]: log P(translation|text) / its length in "
-                        "tokens ([END] included); 0 for empty input",
-                    },
-                },
-                "signatures": {
-                    "score": "text, target (tf.string [None]) -> log_likelihood (float32 [None], "
-                    "summed over target tokens incl. [END]), tokens (int32 [None])"
-                },
-                "requires": ["tensorflow", "tensorflow_text"],
-                "preprocessing": {
-                    "tokenizer": "wordpiece",
-                    "sequence_length": config.sequence_length,
-                    "lowercase": config.lowercase,
-                    "shared_vocabulary": config.shared_vocabulary,
-                },
-                "versions": package_versions(),
-                **prepared.metadata,
-                **metadata,
+        """Raw source strings in (``text``), ``translation`` and ``score`` out; the ``score``
+        signature gives target log-likelihoods (perplexity)."""
+        return self.export_generator(
+            make_translator(model, prepared.info, config),
+            prepared,
+            config,
+            metadata,
+            inputs={"text": "tf.string [None]: raw source sentences"},
+            outputs={
+                "translation": "tf.string [None]: detokenized translations",
+                "score": "tf.float32 [None]: log P(translation|text) / its length in "
+                "tokens ([END] included); 0 for empty input",
+            },
+            preprocessing={
+                "tokenizer": "wordpiece",
+                "sequence_length": config.sequence_length,
+                "lowercase": config.lowercase,
+                "shared_vocabulary": config.shared_vocabulary,
             },
             extra_files={
                 "model.keras": model.save,
-                VOCABULARY_FILES[0]: prepared.info["source_tokenizer"].vocabulary_file,
-                VOCABULARY_FILES[1]: prepared.info["target_tokenizer"].vocabulary_file,
+                VOCABULARY_FILES[0]: prepared.info.source_tokenizer.vocabulary_file,
+                VOCABULARY_FILES[1]: prepared.info.target_tokenizer.vocabulary_file,
             },
         )
 
@@ -597,16 +549,10 @@ class TranslationRecipe(GenerationRecipe):
 
     def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
         """Translations and scores of raw source sentences from the exported SavedModel."""
-        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
-
-        outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs)
+        texts, scores, _, _ = self.run_export(version_dir, "text", inputs, batch_size=64)
         return [
-            {
-                "text": text,
-                "translation": outputs["translation"][i].decode("utf-8"),
-                "score": float(outputs["score"][i]),
-            }
-            for i, text in enumerate(inputs)
+            {"text": text, "translation": translation, "score": score}
+            for text, translation, score in zip(inputs, texts, scores)
         ]
 
     def evaluate_export(
@@ -633,11 +579,8 @@ class TranslationRecipe(GenerationRecipe):
         ``format``, the columns and ``on_bad_rows`` are :func:`load_parallel`'s. With
         ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
         """
-        import tensorflow_text  # noqa: F401
-
         if reverse is None:
             reverse = bool((metadata.get("config") or {}).get("reverse", False))
-
         pairs = load_parallel(
             data,
             source_lang=source_lang or metadata.get("source_lang", ""),
@@ -652,23 +595,13 @@ class TranslationRecipe(GenerationRecipe):
             target_column=target_column,
             on_bad_rows=on_bad_rows,
         )
-        loaded = load_serving_fn(version_dir)
-        start = time.perf_counter()
-        outputs = call_in_batches(loaded, "text", pairs.sources)
-        seconds = time.perf_counter() - start
-        hypotheses = [t.decode("utf-8") for t in outputs["translation"]]
+        hypotheses, _, seconds, loaded = self.run_export(
+            version_dir, "text", pairs.sources, batch_size=64
+        )
         report = bleu_chrf(hypotheses, pairs.targets)
-        score_fn = loaded._seqtasks_loaded.signatures.get("score")
-        if score_fn is not None:
-            nll, tokens = 0.0, 0
-            for i in range(0, len(pairs), 64):
-                out = score_fn(
-                    text=tf.constant(pairs.sources[i : i + 64]),
-                    target=tf.constant(pairs.targets[i : i + 64]),
-                )
-                nll -= float(out["log_likelihood"].numpy().sum())
-                tokens += int(out["tokens"].numpy().sum())
-            report["perplexity"] = float(np.exp(nll / max(tokens, 1)))
+        perplexity = export_perplexity(loaded, "text", pairs.sources, pairs.targets)
+        if perplexity is not None:
+            report["perplexity"] = perplexity
         report.update(
             {
                 "data": pairs.source,
@@ -699,38 +632,18 @@ class TranslationRecipe(GenerationRecipe):
             UserError: for an empty sentence; ExportError if the export lacks
             its Keras model or vocabularies.
         """
-        from seqtasks.errors import ExportError, UserError
+        from seqtasks.errors import UserError
         from seqtasks.plots import attention_heatmap
 
         if not sentence.strip():
             raise UserError("nothing to plot: the sentence is empty")
-        extra = os.path.join(version_dir, "assets.extra")
-        needed = ["model.keras", *VOCABULARY_FILES]
-        missing = [name for name in needed if not os.path.isfile(os.path.join(extra, name))]
-        if missing:
-            raise ExportError(f"{version_dir}: the export has no assets.extra/{missing[0]}")
-        model = keras.saving.load_model(os.path.join(extra, "model.keras"), compile=False)
-        preprocessing = metadata.get("preprocessing", {})
-        length = int(preprocessing.get("sequence_length", 64))
-        lowercase = bool(preprocessing.get("lowercase", False))
-        source_tokenizer, target_tokenizer = (
-            SubwordTokenizer(os.path.join(extra, name), length, lowercase)
-            for name in VOCABULARY_FILES
-        )
-        options = stored_options(metadata.get("decoding"))
-        translator = text_generator(model, source_tokenizer, target_tokenizer, options, length)
-        text = tf.constant([sentence])
-        ids, scores = translator.generate(text)
-        ids = np.asarray(ids)[0]
-        generated = list(ids[1:])
-        if END_ID in generated:
-            generated = generated[: generated.index(END_ID) + 1]
-        source = translator.source.encode(text).numpy()
-        decoder_inputs = ids[None, : len(generated)].astype(np.int32)
-        weights = np.asarray(model.cross_attention(source, decoder_inputs))[0]
-        source_tokens = [source_tokenizer.vocabulary[i] for i in source[0]]
-        target_tokens = [target_tokenizer.vocabulary[i] for i in generated]
-        translation = target_tokenizer.detokenize(ids[None]).numpy()[0].decode("utf-8")
+        translator = load_translator(version_dir, metadata)
+        source, ids, scores, maps = translator.attention(tf.constant([sentence]))
+        tokens, weights = maps[0]
+        vocabulary = (translator.source.tokenizer.vocabulary, translator.tokenizer.vocabulary)
+        source_tokens = [vocabulary[0][i] for i in source[0]]
+        target_tokens = [vocabulary[1][i] for i in tokens]
+        translation = translator.tokenizer.detokenize(ids[:1]).numpy()[0].decode("utf-8")
         attention_heatmap(
             weights,
             source_tokens,
@@ -740,7 +653,7 @@ class TranslationRecipe(GenerationRecipe):
         )
         return {
             "translation": translation,
-            "score": float(np.asarray(scores)[0]),
+            "score": float(scores[0]),
             "source_tokens": source_tokens,
             "target_tokens": target_tokens,
             "output": output,
@@ -754,13 +667,9 @@ class TranslationRecipe(GenerationRecipe):
         ]
         if "perplexity" in report:
             lines.append(f"perplexity {report['perplexity']:.2f}")
-        decoding = report.get("decoding") or {}
+        decoding = decoding_line(report, "sentences_per_second", "sentences")
         if decoding:
-            lines.append(
-                f"decoding  {decoding.get('strategy')} (beam {decoding.get('beam_size')}, "
-                f"length penalty {decoding.get('length_penalty')}), "
-                f"{report['sentences_per_second']} sentences/s"
-            )
+            lines.append(decoding)
         return "\n".join(lines)
 
 
@@ -785,29 +694,6 @@ def check_language_pair(pair: tuple[str, str], source_lang: str, target_lang: st
         )
 
 
-def report_coverage(what: str, coverage: dict, training_pieces_per_word: float | None) -> None:
-    """Log how a fixed WordPiece vocabulary covers new text; warn when it covers it poorly."""
-    message = "%s: %.1f%% of the new data's %d subword tokens are [UNK]; %.2f pieces per word"
-    args = [what, 100 * coverage["share"], coverage["tokens"], coverage["pieces_per_word"]]
-    if training_pieces_per_word:
-        message += " (training data: %.2f)"
-        args.append(training_pieces_per_word)
-    poor = coverage["share"] > UNK_WARNING or bool(
-        training_pieces_per_word
-        and coverage["pieces_per_word"] > PIECES_PER_WORD_WARNING * training_pieces_per_word
-    )
-    if poor:
-        log.warning(
-            message + " (above %d%% [UNK] or %.1fx the training pieces per word: the vocabulary "
-            "fits this text poorly; consider training from scratch with `train`)",
-            *args,
-            round(100 * UNK_WARNING),
-            PIECES_PER_WORD_WARNING,
-        )
-    else:
-        log.info(message, *args)
-
-
 def text_generator(model, source_tokenizer, target_tokenizer, options, max_length: int):
     """A :class:`~seqtasks.generation.Generator` from source strings to translations
     (output ``translation``; an empty or whitespace-only source gives "" with score 0)."""
@@ -821,18 +707,33 @@ def text_generator(model, source_tokenizer, target_tokenizer, options, max_lengt
     )
 
 
-def make_translator(model, prepared: Prepared, config: TranslationConfig) -> Generator:
+def make_translator(model, info: TranslationInfo, config: TranslationConfig) -> Generator:
     """The translation :class:`~seqtasks.generation.Generator` of a trained model,
     decoding as ``config`` says."""
     return text_generator(
         model,
-        prepared.info["source_tokenizer"],
-        prepared.info["target_tokenizer"],
-        decoding_options(config),
+        info.source_tokenizer,
+        info.target_tokenizer,
+        options_from_config(config),
         config.sequence_length,
     )
 
 
-def decoding_options(config: TranslationConfig):
-    """The :class:`~seqtasks.decoding.DecodingOptions` of ``config``."""
-    return options_from_config(config)
+def load_translator(version_dir: str, metadata: dict) -> Generator:
+    """The translation :class:`~seqtasks.generation.Generator` of an export's Keras model
+    and vocabularies (``assets.extra/``), decoding with its stored options.
+
+    Raises:
+        ExportError: if the export lacks its Keras model or vocabularies, or the model
+            cannot be loaded.
+    """
+    model_file, *vocabularies = extra_files(version_dir, ["model.keras", *VOCABULARY_FILES], "plot")
+    preprocessing = metadata.get("preprocessing", {})
+    length = int(preprocessing.get("sequence_length", 64))
+    lowercase = bool(preprocessing.get("lowercase", False))
+    source_tokenizer, target_tokenizer = (
+        SubwordTokenizer(path, length, lowercase) for path in vocabularies
+    )
+    model = load_keras_model(model_file)
+    options = stored_options(metadata.get("decoding"))
+    return text_generator(model, source_tokenizer, target_tokenizer, options, length)

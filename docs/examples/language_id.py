@@ -37,6 +37,12 @@ class LanguageIdConfig(TrainConfig):
     embedding_dim: int = option(32, "Word embedding size.", min=1)
 
 
+# What prepare() hands to the later steps (Prepared.info): a typed dataclass per recipe.
+@dataclasses.dataclass
+class LanguageIdInfo:
+    vectorizer: WordVectorizer
+
+
 class LanguageIdRecipe(Recipe):
     name = "language-id"
     task_type = "many-to-one"
@@ -72,7 +78,7 @@ class LanguageIdRecipe(Recipe):
         return Prepared(
             train=batches(train_idx, True),
             validation=batches(val_idx, False),
-            info={"vectorizer": vectorizer},
+            info=LanguageIdInfo(vectorizer),
             metadata={"labels": LANGUAGES},
         )
 
@@ -81,7 +87,7 @@ class LanguageIdRecipe(Recipe):
         ids = keras.Input((None,), dtype="int32", name="token_ids")
         mask = keras.ops.cast(keras.ops.not_equal(ids, PAD_ID), "float32")[..., None]
         x = keras.layers.Embedding(
-            prepared.info["vectorizer"].vocabulary_size, config.embedding_dim
+            prepared.info.vectorizer.vocabulary_size, config.embedding_dim
         )(ids)
         pooled = keras.ops.sum(x * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, 1), 1.0)
         probabilities = keras.layers.Dense(len(LANGUAGES), activation="softmax")(pooled)
@@ -97,7 +103,7 @@ class LanguageIdRecipe(Recipe):
 
     # 6. Export: raw strings in, a label out; tokenization inside the graph.
     def export(self, model, prepared, config, metadata):
-        module = LanguageIdServing(prepared.info["vectorizer"], model)
+        module = LanguageIdServing(prepared.info.vectorizer, model)
         spec = [tf.TensorSpec([None], tf.string, name="text")]
         return exporting.write_version(
             config.export_dir,

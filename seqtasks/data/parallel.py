@@ -107,6 +107,13 @@ class ParallelData:
     def __len__(self) -> int:
         return len(self.sources)
 
+    def subset(self, indices) -> ParallelData:
+        """The pairs at ``indices`` (an iterable of ints), in that order, from the same source."""
+        indices = list(indices)
+        return ParallelData(
+            [self.sources[i] for i in indices], [self.targets[i] for i in indices], self.source
+        )
+
 
 def load_parallel(
     path: str | None = None,

@@ -45,6 +45,12 @@ def shuffle_each_epoch(ds: tf.data.Dataset, size: int, seed: int) -> tf.data.Dat
     ``reshuffle_each_iteration=True`` the order of a pass depends on how many
     iterators the process made before, which a resumed run cannot reproduce.)
     Every pass of one epoch number has the same order.
+
+    TensorFlow cannot seed an op from a tensor under the global seed 0
+    (``keras.utils.set_random_seed(0)``): iterating then raises
+    ``OperatorNotAllowedInGraphError``. :func:`seqtasks.training.environment.seed_everything`
+    (the driver's seeding) gives seed 0 another TensorFlow global seed; seed the same way
+    when building these pipelines outside the driver.
     """
     epoch = data_epoch()
 

@@ -61,7 +61,7 @@ def test_the_worked_example_trains_exports_and_serves(tmp_path):
 
     # The export needs no seqtasks code, and answers as the in-memory model does.
     fresh = run_fresh_python(FRESH, result.export_path, json.dumps(sentences), cwd=tmp_path)
-    vectorizer = result.prepared.info["vectorizer"]
+    vectorizer = result.prepared.info.vectorizer
     import tensorflow as tf
 
     ids = vectorizer.pad(vectorizer(tf.constant(sentences)))

@@ -23,6 +23,16 @@ TEXTS = ["a", "b", "a b", "c", "b c a", "a a", "c", "b"]
 LABELS = ["neg", "pos", "neg", "pos", "pos", "neg", "pos", "neg"]
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """The driver's seeding: an earlier test in this worker may have left TensorFlow's
+    global seed at 0, under which TensorFlow cannot seed the per-epoch shuffle from a
+    tensor (seqtasks.training.environment.seed_everything avoids it the same way)."""
+    from seqtasks.training.environment import seed_everything
+
+    seed_everything(1)
+
+
 @pytest.fixture
 def vectorizer(tmp_path):
     path = write_vocabulary([*RESERVED_TOKENS, *WORDS], str(tmp_path / "vocabulary.txt"))
@@ -49,9 +59,9 @@ def test_single_label_batches_targets_and_metadata(vectorizer):
     validation = collect(prepared.validation)
     assert [(ids[0], target) for ids, target in validation] == [(5, 0), (6, 1)]  # b neg, c pos
     assert len(collect(prepared.train)) == 6
-    assert prepared.info["labels"] == ["neg", "pos", "zzz"]
-    assert prepared.info["multi_label"] is False and prepared.info["threshold"] == 0.5
-    assert prepared.info["vectorizer"] is vectorizer
+    assert prepared.info.labels == ["neg", "pos", "zzz"]
+    assert prepared.info.multi_label is False and prepared.info.threshold == 0.5
+    assert prepared.info.vectorizer is vectorizer
     assert prepared.metadata == {
         "labels": ["neg", "pos", "zzz"],
         "data": {
@@ -84,7 +94,7 @@ def test_multi_label_batches_are_multi_hot(vectorizer):
     rows = {ids[0]: target for ids, target in collect(prepared.validation)}
     # a -> x; b -> x, y; a b -> z (first id 4 again: collected last wins); c -> x, y, z
     assert rows[5] == [1.0, 1.0, 0.0] and rows[6] == [1.0, 1.0, 1.0]
-    assert prepared.info["multi_label"] is True and prepared.info["threshold"] == 0.3
+    assert prepared.info.multi_label is True and prepared.info.threshold == 0.3
     assert prepared.metadata["data"]["labels_per_example"] == 1.75
     assert "skipped_bad_rows" not in prepared.metadata["data"]
 
@@ -231,7 +241,7 @@ def test_finetune_plan_new_head_oov_and_prepare(tmp_path, export_files, caplog):
     assert (run_dir / "vocabulary.txt").read_text() == (
         open(os.path.join(export_files, "assets", "vocabulary.txt")).read()
     )
-    assert prepared.info["labels"] == ["x", "y", "z"]
+    assert prepared.info.labels == ["x", "y", "z"]
     assert prepared.metadata["finetune"] is facts
     assert prepared.metadata["finetuned_from"] == facts["finetuned_from"]
 

@@ -210,7 +210,7 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(overfit, tmp_path
         tf.io.encode_jpeg(tf.image.rgb_to_grayscale(pixels), quality=95).numpy()
     )
     fresh = run_fresh_python(FRESH_PROCESS, result.export_path, *paths, cwd=tmp_path)
-    generator = make_generator(result.model, result.prepared, result.config)
+    generator = make_generator(result.model, result.prepared.info, result.config)
     captions, scores = generator.generate_all([open(p, "rb").read() for p in paths])
     assert fresh["out"]["3"]["caption"] == captions
     np.testing.assert_allclose(fresh["out"]["3"]["score"], scores, atol=1e-4)
@@ -276,7 +276,7 @@ def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
     assert changed and all(n.startswith(("block_16_", "Conv_1")) for n in changed), changed
     from tasks.captioning import make_generator
 
-    generator = make_generator(result.model, result.prepared, config)
+    generator = make_generator(result.model, result.prepared.info, config)
     assert generator.source.feature_dtype is None  # trained end to end on float32 features
     images = [open(tmp_path / "images" / n, "rb").read() for n in names[:2]]
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]

@@ -86,7 +86,7 @@ def test_fresh_process_matches_in_memory_model(trained, tmp_path):
         "unwatchable",
     ]
     assert len(long_text.split()) == 10000
-    vectorizer, model = trained.prepared.info["vectorizer"], trained.model
+    vectorizer, model = trained.prepared.info.vectorizer, trained.model
     expected = model.predict_on_batch(vectorizer.pad(vectorizer(tf.constant(texts))))
     texts_file = tmp_path / "texts.json"
     for batch in (texts[:1], texts):

@@ -84,10 +84,10 @@ def test_export_in_a_fresh_process_matches_the_in_memory_model(translation, tmp_
     info = translation.prepared.info
     translator = Generator(
         translation.model,
-        info["target_tokenizer"],
+        info.target_tokenizer,
         DecodingOptions(beam_size=2),
         TINY_TRANSLATION["sequence_length"],
-        TextSource(info["source_tokenizer"]),
+        TextSource(info.source_tokenizer),
         "translation",
     )
     for name, batch in batches.items():
@@ -236,11 +236,11 @@ def test_a_sampling_export_saves_its_seed_state_and_samples(translation, tmp_pat
 
     info = translation.prepared.info
     options = DecodingOptions(strategy="sample", top_k=10**6, temperature=0.8, seed=3)
-    source = TextSource(info["source_tokenizer"])
+    source = TextSource(info.source_tokenizer)
     translator = Generator(
-        translation.model, info["target_tokenizer"], options, 24, source, "translation"
+        translation.model, info.target_tokenizer, options, 24, source, "translation"
     )
-    assert translator.sampler.k == info["target_tokenizer"].vocabulary_size  # top_k capped
+    assert translator.sampler.k == info.target_tokenizer.vocabulary_size  # top_k capped
     spec = [tf.TensorSpec([None], tf.string, name="text")]
     save_serving_archive(str(tmp_path / "sampled"), [translator], translator.serving_function, spec)
     serve = tf.saved_model.load(str(tmp_path / "sampled")).signatures["serving_default"]

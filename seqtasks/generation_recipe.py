@@ -1,0 +1,241 @@
+"""The base of every recipe whose model generates a sequence (translation, captioning).
+
+:class:`GenerationRecipe` holds what those recipes share, so a recipe file keeps
+only the task's own choices (its data, its model, its source of encoder input and
+its scores):
+
+- training: teacher forcing with masked cross-entropy (label smoothing) and token
+  accuracy; Adam with clipnorm, and for a Transformer the warm-up +
+  inverse-square-root schedule and Adam(0.9, 0.98) of Vaswani et al. 2017,
+  sec. 5.3 (:func:`seqtasks.losses.seq2seq_optimizer`);
+- validation: teacher-forced NLL, perplexity and token accuracy plus the decoded
+  outputs of the validation inputs (:meth:`GenerationRecipe.generation_metrics`);
+- export: one :class:`~seqtasks.generation.Generator` as the SavedModel, with its
+  ``serving_default`` and ``score`` signatures and the metadata every generation
+  export carries (:meth:`GenerationRecipe.export_generator`);
+- serving side: calling the export in batches (:meth:`GenerationRecipe.run_export`),
+  perplexity from its ``score`` signature (:func:`export_perplexity`) and the
+  report's decoding line (:func:`decoding_line`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, ClassVar
+
+from seqtasks.config import TrainConfig
+from seqtasks.recipe import Recipe, jit_compile
+
+
+class GenerationRecipe(Recipe):
+    """Base of the recipes whose model generates a sequence (see the module docstring).
+
+    Subclasses set :attr:`output_name` (the export's text output: ``"translation"``,
+    ``"caption"``) besides the :class:`~seqtasks.recipe.Recipe` attributes.
+    """
+
+    output_name: ClassVar[str]
+
+    def uses_schedule(self, config: TrainConfig) -> bool:
+        """A Transformer trains with the warm-up + inverse-square-root schedule."""
+        return config.model == "transformer"
+
+    def compile_model(self, model, config: TrainConfig) -> None:
+        from seqtasks.losses import seq2seq_optimizer
+
+        loss, metrics = self.loss_and_metrics(config)
+        optimizer = seq2seq_optimizer(config, warmup=self.uses_schedule(config))
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
+
+    def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
+        from seqtasks.losses import MaskedCrossEntropy, masked_accuracy
+
+        return MaskedCrossEntropy(config.label_smoothing), [masked_accuracy]
+
+    # --- validation ----------------------------------------------------------------------
+
+    def generation_metrics(
+        self, model, validation, generator, inputs, config: TrainConfig, batch_size: int = 64
+    ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """Teacher-forced metrics of ``model`` and the decoded outputs of ``inputs``.
+
+        Args:
+            model: the trained Keras model (``fit``'s).
+            validation: the ``tf.data`` validation batches (teacher forcing).
+            generator: the :class:`~seqtasks.generation.Generator` of ``model``.
+            inputs: the raw validation inputs ``generator`` decodes (strings, image
+                bytes or feature arrays), in the order of the references.
+            config: the run's config (its decoding options are reported).
+
+        Returns:
+            ``(forced, decoding, texts)``: ``forced`` has ``val_nll`` (nats per target
+            token, no label smoothing), ``val_perplexity`` (``exp(val_nll)``) and
+            ``val_token_accuracy``; ``decoding`` has ``decoding`` (the options as a
+            dict) and ``decode_seconds``; ``texts`` the generated strings.
+        """
+        from seqtasks.decoding import options_from_config
+        from seqtasks.metrics import teacher_forced_metrics
+
+        forced = teacher_forced_metrics(model, validation)
+        start = time.perf_counter()
+        texts, _ = generator.generate_all(inputs, batch_size=batch_size)
+        seconds = time.perf_counter() - start
+        return (
+            {
+                "val_nll": forced["nll"],
+                "val_perplexity": forced["perplexity"],
+                "val_token_accuracy": forced["token_accuracy"],
+            },
+            {
+                "decoding": dataclasses.asdict(options_from_config(config)),
+                "decode_seconds": round(seconds, 2),
+            },
+            texts,
+        )
+
+    # --- export --------------------------------------------------------------------------
+
+    def export_generator(
+        self,
+        generator,
+        prepared,
+        config: TrainConfig,
+        metadata: dict,
+        *,
+        inputs: dict[str, str],
+        outputs: dict[str, str],
+        preprocessing: dict[str, Any],
+        extra_files: dict[str, Any],
+    ) -> str:
+        """Write ``generator`` as the next SavedModel version of ``config.export_dir``.
+
+        Signatures: ``serving_default`` (:meth:`Generator.serve`) and ``score``
+        (:meth:`Generator.score`: the source's input and ``target`` strings ->
+        ``log_likelihood`` float32 ``[None]`` summed over the target's tokens,
+        ``[END]`` included, and ``tokens`` int32 ``[None]``).
+
+        Args:
+            generator: the :class:`~seqtasks.generation.Generator` to export; its
+                source has a fixed input spec.
+            prepared: the run's :class:`~seqtasks.recipe.Prepared` (its metadata is stored).
+            config: the run's config (stored, with its decoding options).
+            metadata: facts from the driver (run, metrics, data fingerprint, ...).
+            inputs, outputs: the ``serving_default`` signature described for people
+                (name -> ``"dtype [shape]: meaning"``).
+            preprocessing: what the export does to its inputs (tokenizer, lengths, ...).
+            extra_files: files for ``assets.extra/`` (see
+                :func:`seqtasks.export.write_version`).
+
+        Returns:
+            The new version's folder.
+        """
+        from seqtasks import export as exporting
+        from seqtasks.decoding import options_from_config
+        from seqtasks.versions import package_versions
+
+        spec = generator.source.spec()
+        score_doc = (
+            f"{', '.join(inputs)}, target (tf.string [None]) -> log_likelihood (float32 "
+            "[None], summed over target tokens incl. [END]), tokens (int32 [None])"
+        )
+        return exporting.write_version(
+            config.export_dir,
+            lambda path: exporting.save_serving_archive(
+                path,
+                [generator],
+                generator.serving_function,
+                [spec],
+                extra_endpoints={"score": (generator.score, generator.score_signature())},
+            ),
+            metadata={
+                "task": self.name,
+                "task_type": self.task_type,
+                "model": config.model,
+                "config": config.to_dict(),
+                "decoding": dataclasses.asdict(options_from_config(config)),
+                "signature": {"inputs": inputs, "outputs": outputs},
+                "signatures": {"score": score_doc},
+                "requires": ["tensorflow", "tensorflow_text"],
+                "preprocessing": preprocessing,
+                "versions": package_versions(),
+                **prepared.metadata,
+                **metadata,
+            },
+            extra_files=extra_files,
+        )
+
+    # --- serving side --------------------------------------------------------------------
+
+    def run_export(
+        self, version_dir: str, input_name: str, inputs, batch_size: int = 32
+    ) -> tuple[list[str], list[float], float, Any]:
+        """Call the export's ``serving_default`` on ``inputs`` in batches.
+
+        Args:
+            version_dir: an export version folder.
+            input_name: the signature's input (``text``, ``image_bytes``, ``features``).
+            inputs: a list of strings or bytes, or a float32 array ``(N, ...)``.
+            batch_size: inputs per call (default 32).
+
+        Returns:
+            ``(texts, scores, seconds, loaded)``: the decoded :attr:`output_name`
+            strings, the length-normalised log-probabilities, the wall time of the
+            calls in seconds, and the loaded signature (for :func:`export_perplexity`).
+
+        Raises:
+            ExportError: if the SavedModel cannot be loaded.
+        """
+        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
+
+        from seqtasks.inference import call_in_batches, load_serving_fn
+
+        loaded = load_serving_fn(version_dir)
+        start = time.perf_counter()
+        outputs = call_in_batches(loaded, input_name, inputs, batch_size)
+        seconds = time.perf_counter() - start
+        texts = [t.decode("utf-8") for t in outputs[self.output_name]]
+        return texts, [float(s) for s in outputs["score"]], seconds, loaded
+
+
+def export_perplexity(loaded, input_name: str, inputs, targets: list[str], batch_size: int = 64):
+    """Perplexity of ``targets`` given ``inputs`` from an export's ``score`` signature.
+
+    ``exp(-sum log P(target) / sum tokens)`` over all pairs, tokens counted with
+    ``[END]``; None when the export has no ``score`` signature (older exports).
+
+    Args:
+        loaded: the ``serving_default`` function of :meth:`GenerationRecipe.run_export`.
+        input_name: the source input's name (``text``).
+        inputs, targets: aligned lists of raw inputs and target strings.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    score_fn = loaded._seqtasks_loaded.signatures.get("score")
+    if score_fn is None:
+        return None
+    nll, tokens = 0.0, 0
+    for i in range(0, len(targets), batch_size):
+        out = score_fn(
+            **{input_name: tf.constant(inputs[i : i + batch_size])},
+            target=tf.constant(targets[i : i + batch_size]),
+        )
+        nll -= float(out["log_likelihood"].numpy().sum())
+        tokens += int(out["tokens"].numpy().sum())
+    return float(np.exp(nll / max(tokens, 1)))
+
+
+def decoding_line(report: dict, rate_key: str, unit: str) -> str | None:
+    """The report line ``decoding  beam (beam 4, length penalty 0.6), 12.3 <unit>/s``, or
+    None when the report has no decoding options."""
+    decoding = report.get("decoding") or {}
+    if not decoding:
+        return None
+    return (
+        f"decoding  {decoding.get('strategy')} (beam {decoding.get('beam_size')}, "
+        f"length penalty {decoding.get('length_penalty')}), "
+        f"{report[rate_key]} {unit}/s"
+    )
