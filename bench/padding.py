@@ -72,14 +72,13 @@ def measure(name: str, scheme: str, max_examples: int | None) -> dict:
     """Prepare ``name``'s training pipeline with ``scheme``'s boundaries and count one epoch."""
     sys.path.insert(0, ROOT)
     import tasks
-    import tasks.translation
-    from seqtasks.data import pipeline
+    from seqtasks.data import pipeline, teacher_forcing
 
     recipe_name, fields = DATASETS[name]
     recipe = tasks.get_recipe(recipe_name)
     boundaries = functools.partial(pipeline.bucket_boundaries, **SCHEMES[scheme])
-    saved = pipeline.bucket_boundaries, tasks.translation.bucket_boundaries
-    pipeline.bucket_boundaries = tasks.translation.bucket_boundaries = boundaries
+    saved = pipeline.bucket_boundaries, teacher_forcing.bucket_boundaries
+    pipeline.bucket_boundaries = teacher_forcing.bucket_boundaries = boundaries
     try:
         with tempfile.TemporaryDirectory(prefix="padding-") as tmp:
             config = recipe.make_config(**fields, max_examples=max_examples).validate()
@@ -87,7 +86,7 @@ def measure(name: str, scheme: str, max_examples: int | None) -> dict:
             prepared = recipe.prepare(config, recipe.load_data(config), tmp)
             result = count_epoch(prepared.train)
     finally:
-        pipeline.bucket_boundaries, tasks.translation.bucket_boundaries = saved
+        pipeline.bucket_boundaries, teacher_forcing.bucket_boundaries = saved
     result.update(
         {
             "dataset": name,

@@ -110,11 +110,13 @@ def prepare_task(task: str, args) -> dict:
         data = recipe.load_data(config)
         prepared = recipe.prepare(config, data, tmp)
         # Build through the recipe, recording the call it makes to the seqtasks builder.
-        module = importlib.import_module(recipe.__class__.__module__)
-        spies = {
-            name: mock.patch.object(module, name, wraps=getattr(module, name))
-            for name in TASKS[task]["builders"]
-        }
+        # The spy replaces the name where the call looks it up: in the recipe's module if it
+        # imported the builder, else in the builder's own module (build_seq2seq calls it).
+        recipe_module = importlib.import_module(recipe.__class__.__module__)
+        spies = {}
+        for name, home in TASKS[task]["builders"].items():
+            module = recipe_module if hasattr(recipe_module, name) else importlib.import_module(home)
+            spies[name] = mock.patch.object(module, name, wraps=getattr(module, name))
         called = {name: patcher.start() for name, patcher in spies.items()}
         try:
             model = recipe.build_model(config, prepared)

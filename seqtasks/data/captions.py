@@ -240,3 +240,70 @@ def _resolve(base: str, image_dir: str) -> str:
     """``image_dir`` relative to the data folder ``base`` if it exists there, else as given."""
     inside = os.path.join(base, image_dir)
     return inside if os.path.exists(inside) else image_dir
+
+
+def check_images(data: CaptionData) -> None:
+    """Decode every image of ``data`` once (nothing for feature vectors), so that a file that
+    is not an image, or a corrupt one, fails before anything is written.
+
+    Raises:
+        DataError: naming the image store and the image id of the first bad image.
+    """
+    from seqtasks.images import check_image
+
+    if data.images is None:
+        return
+    for image_id, encoded in zip(data.ids, data.images.read_many(data.ids)):
+        check_image(encoded, f"{data.images.description}: {image_id}", decode=True)
+
+
+def load_validation_captions(
+    name: str,
+    train: CaptionData,
+    *,
+    training_data: str,
+    image_dir: str | None = None,
+    image_column: str | None = None,
+    caption_column: str | None = None,
+    on_bad_rows: str = "error",
+) -> CaptionData:
+    """The validation captions ``name`` for the training data ``train`` (read from
+    ``training_data``): a split of the same Flickr8k folder or TFDS dataset (e.g. ``dev``),
+    or another records (.csv/.tsv/.jsonl/.parquet) or .npz file; its images are checked
+    (:func:`check_images`).
+
+    Raises:
+        ConfigError: ``name`` is neither a file nor a split of ``training_data``, or it
+            holds images where ``train`` holds feature vectors (or the other way round).
+        DataError: for bad rows or images in it.
+    """
+    from seqtasks.errors import ConfigError
+
+    columns = {
+        "image_column": image_column,
+        "caption_column": caption_column,
+        "on_bad_rows": on_bad_rows,
+    }
+    if name.lower().endswith(".npz"):
+        val = load_captions(name, **columns)
+    elif name.lower().endswith(RECORD_SUFFIXES):
+        val = load_captions(name, image_dir=image_dir, **columns)
+    elif training_data.startswith("tfds:"):
+        val = load_captions(
+            training_data, split=name, image_column=image_column, caption_column=caption_column
+        )
+    elif os.path.isdir(training_data):
+        val = load_captions(training_data, split=name, image_dir=image_dir, on_bad_rows=on_bad_rows)
+    else:
+        raise ConfigError(
+            f"config field 'validation_data': {name!r} is not a .csv or .npz file, and a "
+            f"split name needs a Flickr8k folder as --data; received: {training_data!r}"
+        )
+    if (val.features is None) != (train.features is None):
+        raise ConfigError(
+            f"config field 'validation_data': {name} holds "
+            f"{'images' if val.features is None else 'feature vectors'}, the training data "
+            f"{'images' if train.features is None else 'feature vectors'}"
+        )
+    check_images(val)
+    return val

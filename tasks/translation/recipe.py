@@ -1,17 +1,5 @@
-"""Machine translation, the many-to-many recipe: a sentence in, its translation out.
-
-Defaults train a small Transformer (3+3 blocks, d_model 256) on WordPiece
-subwords learned from the training data, with label smoothing and a warm-up +
-inverse-square-root learning-rate schedule; evaluation decodes with beam
-search and scores with sacreBLEU. The export takes raw source strings and
-returns translations: tokenization, beam search and detokenization all run
-inside the SavedModel. Top to bottom: config, data, model, metrics, export,
-serving side.
-
-    python cli.py train translation --data ../shared/data/multi30k --source-lang en --target-lang de
-    python cli.py predict saved_models/translation "A man is riding a bicycle down the street."
-    python cli.py evaluate saved_models/translation --data ../shared/data/multi30k --split test_2016_flickr
-"""
+"""The training side of the translation recipe: data, vocabularies, fine-tuning, model,
+validation metrics and export (the serving side is :mod:`tasks.translation.serving`)."""
 
 from __future__ import annotations
 
@@ -22,27 +10,15 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from seqtasks.config import TrainConfig, option, retune
-from seqtasks.config_groups import (
-    RecordFields,
-    RNNFields,
-    ScheduleFields,
-    SubwordFields,
-    TransformerFields,
-)
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import split_indices
 from seqtasks.data.teacher_forcing import pair_batches
-from seqtasks.decoding import DecodingConfig, options_from_config, stored_options
 from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.export import extra_files
-from seqtasks.generation import Generator, TextSource
-from seqtasks.generation_recipe import GenerationRecipe, decoding_line, export_perplexity
 from seqtasks.inference import load_keras_model
 from seqtasks.metrics import bleu_chrf
-from seqtasks.models.seq2seq import SEQ2SEQ_MODELS, build_seq2seq
+from seqtasks.models.seq2seq import build_seq2seq
 from seqtasks.models.seq2seq import freeze as freeze_layers
 from seqtasks.recipe import FinetunePlan, Prepared
 from seqtasks.subword import (
@@ -51,154 +27,17 @@ from seqtasks.subword import (
     report_coverage,
     subword_coverage,
 )
+from tasks.translation.config import TranslationConfig, TranslationInfo
+from tasks.translation.serving import VOCABULARY_FILES, TranslationServing, make_translator
 
-log = logging.getLogger(__name__)
-
-# Copies of the WordPiece vocabularies in an export's assets.extra/ (plots, fine-tuning).
-VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
+log = logging.getLogger("tasks.translation")
 
 # Fine-tuning a Transformer: linear warm-up over at most this many optimizer steps (the
 # model is trained already; a long warm-up would spend a short fine-tuning run at tiny rates).
 FINETUNE_WARMUP_STEPS = 100
 
 
-# --- config ------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class TranslationConfig(
-    TransformerFields,
-    RNNFields,
-    SubwordFields,
-    ScheduleFields,
-    RecordFields,
-    DecodingConfig,
-    TrainConfig,
-):
-    """Defaults of the translation recipe (every field can be set with ``--set key=value``)."""
-
-    model: str = option("transformer", "Encoder-decoder architecture.", choices=SEQ2SEQ_MODELS)
-    epochs: int = option(20, "Maximum number of epochs (early stopping may end sooner).", min=1)
-    batch_size: int = option(64, "Sentence pairs per training batch.", min=1)
-    learning_rate: float = option(
-        1e-3, "Adam learning rate (the Transformer's peak, reached after warmup_steps).", above=0.0
-    )
-    reduce_lr_factor: float = option(
-        0.5,
-        "RNN models: multiply the learning rate by this after an epoch without a better "
-        "validation loss (1 = off). The Transformer uses its warm-up schedule instead.",
-        min=0.01,
-        max=1.0,
-    )
-    patience: int = option(
-        3, "Early stopping: epochs without a better validation loss before stopping.", min=0
-    )
-    format: str = retune(
-        RecordFields,
-        "format",
-        "auto",
-        help="Data format of a file; auto uses the extension (a .tsv/.txt is records only if "
-        "its first line names both columns, else a headerless pair file).",
-    )
-    on_bad_rows: str = retune(
-        RecordFields,
-        "on_bad_rows",
-        "error",
-        help="Malformed pairs (no tab, wrong number of fields, empty side, bad UTF-8, invalid "
-        "JSON): error stops at the first; skip drops them with a warning (count, first line "
-        "numbers) and records the count.",
-    )
-    vocabulary_size: int = retune(
-        SubwordFields,
-        "vocabulary_size",
-        8000,
-        help="Upper bound on WordPiece tokens per vocabulary (4 reserved included).",
-    )
-    sequence_length: int = retune(
-        SubwordFields,
-        "sequence_length",
-        64,
-        help="Longest source and target in subword tokens ([START]/[END] included); longer "
-        "training pairs are dropped, longer inputs truncated at inference.",
-    )
-    hidden_dim: int = retune(
-        TransformerFields,
-        "hidden_dim",
-        256,
-        help="Transformer d_model; RNN units per encoder direction.",
-    )
-    # The language pair is the data's: fine-tuning puts the export's back (finetune_config).
-    source_lang: str = option(
-        "en", "Source language code (file suffix in a folder of splits).", data=True
-    )
-    target_lang: str = option("de", "Target language code.", data=True)
-    source_file: str | None = option(
-        None, "Explicit source file, one sentence per line.", data=True
-    )
-    target_file: str | None = option(
-        None, "Explicit target file, aligned with source_file.", data=True
-    )
-    split: str = option(
-        "train", "Training split of a folder of <split>.<lang> files, or TFDS.", data=True
-    )
-    validation_data: str | None = option(
-        None,
-        "Split of the same folder/TFDS dataset used for validation (e.g. val); "
-        "None carves validation_split from the training data.",
-        data=True,
-    )
-    reverse: bool = option(
-        False, "Headerless pair files: column 2 is the source, column 1 the target.", data=True
-    )
-    source_column: str | None = option(
-        None,
-        "Source field of CSV/TSV/JSONL/Parquet data (default: source_lang if such a column "
-        "exists, else source).",
-        data=True,
-    )
-    target_column: str | None = option(
-        None,
-        "Target field of CSV/TSV/JSONL/Parquet data (default: target_lang if such a column "
-        "exists, else target).",
-        data=True,
-    )
-    shared_vocabulary: bool = option(
-        False, "One WordPiece vocabulary for both languages instead of one each."
-    )
-    lowercase: bool = option(False, "Lower-case text before tokenization.")
-    num_layers: int | None = option(
-        None,
-        "Transformer blocks per side (None: 3); rnn-attention bidirectional encoder layers "
-        "(None: 1).",
-        min=1,
-    )
-
-    def check(self) -> None:
-        """The groups' checks; ``source_file`` and ``target_file`` go together."""
-        super().check()
-        if bool(self.source_file) != bool(self.target_file):
-            raise ConfigError("--source-file and --target-file go together; received only one")
-
-
-@dataclasses.dataclass
-class TranslationInfo:
-    """What :meth:`TranslationRecipe.prepare` hands to the later steps (``Prepared.info``).
-
-    Attributes:
-        source_tokenizer: the source :class:`~seqtasks.subword.SubwordTokenizer`.
-        target_tokenizer: the target one (the same object with ``shared_vocabulary``).
-        validation_pairs: the validation :class:`~seqtasks.data.parallel.ParallelData`.
-    """
-
-    source_tokenizer: SubwordTokenizer
-    target_tokenizer: SubwordTokenizer
-    validation_pairs: ParallelData
-
-
-# --- recipe ------------------------------------------------------------------------------
-
-
-class TranslationRecipe(GenerationRecipe):
+class TranslationRecipe(TranslationServing):
     """Many-to-many encoder-decoder translation on the recipe contract of :mod:`seqtasks.recipe`.
 
     Batches follow the seq2seq layout ``({"encoder_token_ids": src,
@@ -214,26 +53,11 @@ class TranslationRecipe(GenerationRecipe):
     description = "Machine translation (encoder-decoder): a sentence in, its translation out."
     config_class = TranslationConfig
     extra_commands = frozenset({"plot-attention"})
-    output_name = "translation"
     models = {
         "transformer": "keras-hub Transformer encoder-decoder (default)",
         "rnn-attention": "BiLSTM/BiGRU encoder, LSTM/GRU decoder with additive or "
         "multiplicative attention",
     }
-    evaluate_options = frozenset(
-        {
-            "source_lang",
-            "target_lang",
-            "source_file",
-            "target_file",
-            "split",
-            "max_examples",
-            "format",
-            "source_column",
-            "target_column",
-            "on_bad_rows",
-        }
-    )
 
     # --- data ----------------------------------------------------------------------------
 
@@ -545,136 +369,6 @@ class TranslationRecipe(GenerationRecipe):
             },
         )
 
-    # --- serving side --------------------------------------------------------------------
-
-    def predict(self, version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
-        """Translations and scores of raw source sentences from the exported SavedModel."""
-        texts, scores, _, _ = self.run_export(version_dir, "text", inputs, batch_size=64)
-        return [
-            {"text": text, "translation": translation, "score": score}
-            for text, translation, score in zip(inputs, texts, scores)
-        ]
-
-    def evaluate_export(
-        self,
-        version_dir: str,
-        metadata: dict,
-        *,
-        data: str | None = None,
-        split: str = "test",
-        source_lang: str | None = None,
-        target_lang: str | None = None,
-        source_file: str | None = None,
-        target_file: str | None = None,
-        reverse: bool | None = None,
-        max_examples: int | None = None,
-        format: str | None = None,
-        source_column: str | None = None,
-        target_column: str | None = None,
-        on_bad_rows: str = "error",
-    ) -> dict:
-        """sacreBLEU BLEU and chrF of the export's translations of ``split``, and perplexity.
-
-        Languages and ``reverse`` (pair files) default to those the model was trained with;
-        ``format``, the columns and ``on_bad_rows`` are :func:`load_parallel`'s. With
-        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
-        """
-        if reverse is None:
-            reverse = bool((metadata.get("config") or {}).get("reverse", False))
-        pairs = load_parallel(
-            data,
-            source_lang=source_lang or metadata.get("source_lang", ""),
-            target_lang=target_lang or metadata.get("target_lang", ""),
-            split=split,
-            source_file=source_file,
-            target_file=target_file,
-            reverse=reverse,
-            max_examples=max_examples,
-            format=format,
-            source_column=source_column,
-            target_column=target_column,
-            on_bad_rows=on_bad_rows,
-        )
-        hypotheses, _, seconds, loaded = self.run_export(
-            version_dir, "text", pairs.sources, batch_size=64
-        )
-        report = bleu_chrf(hypotheses, pairs.targets)
-        perplexity = export_perplexity(loaded, "text", pairs.sources, pairs.targets)
-        if perplexity is not None:
-            report["perplexity"] = perplexity
-        report.update(
-            {
-                "data": pairs.source,
-                "split": split,
-                "decoding": metadata.get("decoding"),
-                "sentences_per_second": round(len(pairs) / seconds, 2),
-                "skipped_empty": pairs.skipped_empty,
-            }
-        )
-        if pairs.skipped_bad_rows is not None:
-            report["skipped_bad_rows"] = pairs.skipped_bad_rows
-        return report
-
-    def format_prediction(self, result: dict) -> str:
-        return result["translation"]
-
-    def plot_attention(self, version_dir: str, metadata: dict, sentence: str, output: str) -> dict:
-        """Translate ``sentence`` with the export's Keras model and plot its cross-attention.
-
-        Decodes as the export does (its stored decoding options), then draws
-        the last decoder layer's attention weights: one row per generated
-        token (``[END]`` included), one column per source subword.
-
-        Returns:
-            ``{"translation", "score", "source_tokens", "target_tokens", "output"}``.
-
-        Raises:
-            UserError: for an empty sentence; ExportError if the export lacks
-            its Keras model or vocabularies.
-        """
-        from seqtasks.errors import UserError
-        from seqtasks.plots import attention_heatmap
-
-        if not sentence.strip():
-            raise UserError("nothing to plot: the sentence is empty")
-        translator = load_translator(version_dir, metadata)
-        source, ids, scores, maps = translator.attention(tf.constant([sentence]))
-        tokens, weights = maps[0]
-        vocabulary = (translator.source.tokenizer.vocabulary, translator.tokenizer.vocabulary)
-        source_tokens = [vocabulary[0][i] for i in source[0]]
-        target_tokens = [vocabulary[1][i] for i in tokens]
-        translation = translator.tokenizer.detokenize(ids[:1]).numpy()[0].decode("utf-8")
-        attention_heatmap(
-            weights,
-            source_tokens,
-            target_tokens,
-            output,
-            title=f"{sentence}\n→ {translation}",
-        )
-        return {
-            "translation": translation,
-            "score": float(scores[0]),
-            "source_tokens": source_tokens,
-            "target_tokens": target_tokens,
-            "output": output,
-        }
-
-    def format_report(self, report: dict) -> str:
-        lines = [
-            f"split     {report['split']} ({report['segments']} sentences)",
-            f"BLEU      {report['bleu']:.2f}   {report['bleu_signature']}",
-            f"chrF      {report['chrf']:.2f}   {report['chrf_signature']}",
-        ]
-        if "perplexity" in report:
-            lines.append(f"perplexity {report['perplexity']:.2f}")
-        decoding = decoding_line(report, "sentences_per_second", "sentences")
-        if decoding:
-            lines.append(decoding)
-        return "\n".join(lines)
-
-
-# --- building blocks ---------------------------------------------------------------------
-
 
 def export_language_pair(metadata: dict) -> tuple[str, str] | None:
     """``(source_lang, target_lang)`` of a translation export, or None if it has none."""
@@ -692,48 +386,3 @@ def check_language_pair(pair: tuple[str, str], source_lang: str, target_lang: st
             f"{pair[1]}; received: {source_lang} to {target_lang} (fine-tuning keeps the "
             "model's language pair; train a new model for another)"
         )
-
-
-def text_generator(model, source_tokenizer, target_tokenizer, options, max_length: int):
-    """A :class:`~seqtasks.generation.Generator` from source strings to translations
-    (output ``translation``; an empty or whitespace-only source gives "" with score 0)."""
-    return Generator(
-        model,
-        target_tokenizer,
-        options,
-        max_length,
-        source=TextSource(source_tokenizer),
-        output_name="translation",
-    )
-
-
-def make_translator(model, info: TranslationInfo, config: TranslationConfig) -> Generator:
-    """The translation :class:`~seqtasks.generation.Generator` of a trained model,
-    decoding as ``config`` says."""
-    return text_generator(
-        model,
-        info.source_tokenizer,
-        info.target_tokenizer,
-        options_from_config(config),
-        config.sequence_length,
-    )
-
-
-def load_translator(version_dir: str, metadata: dict) -> Generator:
-    """The translation :class:`~seqtasks.generation.Generator` of an export's Keras model
-    and vocabularies (``assets.extra/``), decoding with its stored options.
-
-    Raises:
-        ExportError: if the export lacks its Keras model or vocabularies, or the model
-            cannot be loaded.
-    """
-    model_file, *vocabularies = extra_files(version_dir, ["model.keras", *VOCABULARY_FILES], "plot")
-    preprocessing = metadata.get("preprocessing", {})
-    length = int(preprocessing.get("sequence_length", 64))
-    lowercase = bool(preprocessing.get("lowercase", False))
-    source_tokenizer, target_tokenizer = (
-        SubwordTokenizer(path, length, lowercase) for path in vocabularies
-    )
-    model = load_keras_model(model_file)
-    options = stored_options(metadata.get("decoding"))
-    return text_generator(model, source_tokenizer, target_tokenizer, options, length)

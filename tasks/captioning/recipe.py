@@ -1,0 +1,453 @@
+"""The training side of the captioning recipe: data, vocabulary, image features,
+fine-tuning, model, validation metrics and export (the serving side is
+:mod:`tasks.captioning.serving`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import keras
+import numpy as np
+
+from seqtasks.caption_metrics import caption_scores, normalize_caption
+from seqtasks.data.captions import (
+    CaptionData,
+    check_images,
+    load_captions,
+    load_validation_captions,
+)
+from seqtasks.data.pipeline import split_indices
+from seqtasks.data.teacher_forcing import caption_batches
+from seqtasks.errors import ConfigError, DataError, UserError
+from seqtasks.export import extra_files
+from seqtasks.images import (
+    cached_image_features,
+)
+from seqtasks.inference import load_keras_model
+from seqtasks.models.captioning import ImageCaptioner, build_captioner
+from seqtasks.models.image_encoders import (
+    build_image_encoder,
+    mobilenet_v2_weights,
+)
+from seqtasks.models.seq2seq import freeze as freeze_layers
+from seqtasks.recipe import FinetunePlan, Prepared
+from seqtasks.subword import (
+    SubwordTokenizer,
+    learned_tokenizer,
+    report_word_coverage,
+    subword_coverage,
+)
+from tasks.captioning.config import CaptioningConfig, CaptioningInfo
+from tasks.captioning.serving import (
+    DECODER_FILE,
+    IMAGE_ENCODER_FILE,
+    VOCABULARY_FILE,
+    CaptioningServing,
+    make_generator,
+)
+
+log = logging.getLogger("tasks.captioning")
+
+
+class CaptioningRecipe(CaptioningServing):
+    """One-to-many captioning on the recipe contract of :mod:`seqtasks.recipe`.
+
+    Batches follow the seq2seq layout with image features as the encoder
+    input: ``({"image_features": float32 (B, P, C), "decoder_token_ids":
+    y[:, :-1]}, y[:, 1:])`` (teacher forcing); when the image encoder trains
+    too (``--set encoder=cnn`` or ``fine_tune_blocks``), ``{"images": float32
+    (B, S, S, 3), ...}`` instead. Export: ``image_bytes`` (tf.string ``[None]``,
+    encoded JPEG/PNG/GIF/BMP) in, ``caption`` (tf.string ``[None]``) and
+    ``score`` (float32 ``[None]``, length-normalised log-probability) out; a
+    model trained on feature vectors takes ``features`` (float32 ``[None,
+    dim]`` or ``[None, positions, dim]``) instead.
+    """
+
+    name = "captioning"
+    task_type = "one-to-many"
+    description = "Image captioning: an image (or a feature vector) in, a sentence out."
+    config_class = CaptioningConfig
+    extra_commands = frozenset({"plot-captions"})
+    models = {
+        "attention": "LSTM decoder attending over the CNN feature grid (Show, Attend and "
+        "Tell; default)",
+        "lstm": "LSTM decoder whose initial state comes from the image (Show and Tell)",
+        "transformer": "keras-hub TransformerDecoder cross-attending over the feature grid",
+    }
+
+    # --- data ----------------------------------------------------------------------------
+
+    def load_data(self, config: CaptioningConfig) -> CaptionData:
+        if not config.data:
+            raise ConfigError(
+                "no training data: pass --data PATH (a Flickr8k folder, a .csv/.tsv/.jsonl/"
+                ".parquet of image and caption rows, a .npz of feature vectors or tfds:<name>)"
+            )
+        data = load_captions(
+            config.data,
+            split=config.split,
+            image_dir=config.image_dir,
+            captions_file=config.captions_file,
+            max_examples=config.max_examples,
+            **self._record_options(config),
+        )
+        if data.images is not None:
+            if config.encoder == "mobilenet_v2":
+                mobilenet_v2_weights(config.encoder_weights)  # missing weights: fail early
+            # Every image is decoded once now, so a file that is not an image (or a corrupt
+            # one) fails before anything is written: no run folder, no cache entry, no
+            # fit() stopped halfway. About 1 ms per 160 px JPEG.
+            check_images(data)
+        for image_id, captions in zip(data.ids, data.captions):
+            if not any(normalize_caption(c) for c in captions):
+                raise DataError(
+                    f"{data.source}: image {image_id}: no caption has a word in it "
+                    f"(found {captions[0]!r}); expected words, not just punctuation"
+                )
+        return data
+
+    @staticmethod
+    def _record_options(config: CaptioningConfig) -> dict:
+        return {
+            "format": config.format,
+            "image_column": config.image_column,
+            "caption_column": config.caption_column,
+            "on_bad_rows": config.on_bad_rows,
+        }
+
+    def prepare(
+        self, config: CaptioningConfig, data: CaptionData, run_dir: str, *, image_encoder=None
+    ) -> Prepared:
+        """Split, learn (or reuse) the vocabulary, encode images, make tf.data pipelines.
+
+        ``image_encoder``: the encoder to use instead of a new one from
+        ``config`` (fine-tuning: the export's).
+        """
+        if config.validation_data:
+            train = data
+            val = load_validation_captions(
+                config.validation_data,
+                data,
+                training_data=config.data,
+                image_dir=config.image_dir,
+                image_column=config.image_column,
+                caption_column=config.caption_column,
+                on_bad_rows=config.on_bad_rows,
+            )
+        else:
+            train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+            train, val = data.subset(train_idx), data.subset(val_idx)
+
+        start = time.perf_counter()
+        reused = os.path.isfile(os.path.join(run_dir, "vocabulary.txt"))
+        tokenizer = self._learn_tokenizer(config, train, run_dir)
+        log.info(
+            "%s a vocabulary of %d tokens in %.1f s",
+            "reused" if reused else "learned",
+            tokenizer.vocabulary_size,
+            time.perf_counter() - start,
+        )
+        encoding: dict = {}
+        if data.features is not None:
+            train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
+            image_encoder = None
+        else:
+            if image_encoder is None:
+                image_encoder = build_image_encoder(
+                    config.encoder,
+                    config.image_size,
+                    config.encoder_weights,
+                    config.fine_tune_blocks,
+                )
+            if config.end_to_end:
+                train_inputs = train.images.read_many(train.ids)
+                val_inputs = val.images.read_many(val.ids)
+            else:
+                train_inputs, val_inputs, encoding = self._cached_features(
+                    config, image_encoder, data, train, val
+                )
+        train_ds, dropped = caption_batches(train, train_inputs, tokenizer, config, shuffle=True)
+        if dropped == train.num_captions:
+            raise DataError(
+                f"{config.data}: every training caption is longer than "
+                f"sequence_length={config.sequence_length} tokens; raise it with --set sequence_length=N"
+            )
+        if dropped:
+            log.warning(
+                "dropped %d of %d training captions longer than %d tokens",
+                dropped,
+                train.num_captions,
+                config.sequence_length,
+            )
+        val_ds, val_dropped = caption_batches(val, val_inputs, tokenizer, config, shuffle=False)
+        log.info(
+            "%d training images (%d captions) / %d validation images; %d tokens",
+            len(train),
+            train.num_captions - dropped,
+            len(val),
+            tokenizer.vocabulary_size,
+        )
+        grid_shape = (
+            list(np.shape(train_inputs)[1:])
+            if not isinstance(train_inputs, list)
+            else list(image_encoder.output.shape[1:])
+        )
+        # What the export takes: feature vectors (dim,) as given, or feature grids.
+        feature_shape = list(data.features.shape[1:]) if data.features is not None else grid_shape
+        info = CaptioningInfo(tokenizer, val, image_encoder, val_inputs, grid_shape, feature_shape)
+        return Prepared(
+            train=train_ds,
+            validation=val_ds,
+            info=info,
+            metadata={
+                "inputs": "features" if data.features is not None else "images",
+                "feature_shape": feature_shape,
+                "data": {
+                    "examples": len(data),
+                    "train_images": len(train),
+                    "train_captions": train.num_captions - dropped,
+                    "validation_images": len(val),
+                    "validation_captions": val.num_captions,
+                    "dropped_too_long": dropped,
+                    "validation_too_long": val_dropped,
+                    **(
+                        {"skipped_bad_rows": data.skipped_bad_rows}
+                        if data.skipped_bad_rows is not None
+                        else {}
+                    ),
+                },
+                "vocabulary_size": tokenizer.vocabulary_size,
+                "feature_encoding": encoding,
+                # How the vocabulary covers the training captions (finetune compares new data).
+                "subwords": {"captions": subword_coverage(tokenizer, caption_texts(train))},
+            },
+        )
+
+    def _learn_tokenizer(self, config, train: CaptionData, run_dir: str) -> SubwordTokenizer:
+        """WordPiece over the normalised training captions (reused if ``run_dir`` has one)."""
+        return learned_tokenizer(
+            os.path.join(run_dir, VOCABULARY_FILE),
+            caption_texts(train),
+            config.vocabulary_size,
+            config.sequence_length,
+            lowercase=True,
+            min_frequency=config.min_frequency,
+        )
+
+    def _cached_features(self, config, image_encoder, data, train, val):
+        """Frozen-encoder feature grids of the training and validation images (cached)."""
+        results, encoding = [], {}
+        for name, part in (("train", train), ("validation", val)):
+            features, stats = cached_image_features(
+                image_encoder,
+                part.images.read_many,
+                part.ids,
+                image_size=config.image_size,
+                source=part.images.description,
+                cache_dir=config.feature_cache or None,
+                verbose=2,
+            )
+            results.append(features)
+            encoding[name] = {"images": len(part), **stats}
+        return results[0], results[1], encoding
+
+    # --- fine-tuning ---------------------------------------------------------------------
+
+    def finetune_config(self, metadata: dict, **overrides) -> CaptioningConfig:
+        """The export's config with the new data; ``encoder_weights`` is ``none``.
+
+        The image encoder comes from the export (``image_encoder.keras``), so
+        no ImageNet weight file is needed to fine-tune.
+        """
+        return super().finetune_config(metadata, **{"encoder_weights": "none", **overrides})
+
+    def plan_finetune(
+        self,
+        config: CaptioningConfig,
+        data: CaptionData,
+        version_dir: str,
+        metadata: dict,
+        *,
+        new_head: bool = False,
+        freeze: str = "none",
+    ) -> FinetunePlan:
+        """Load the export's decoder, image encoder and vocabulary; check the new captions.
+
+        New images go through the export's image encoder (its features are
+        cached under a key that includes a digest of its weights, see
+        :func:`seqtasks.images.cached_image_features`); when it was trained
+        end to end (``encoder=cnn`` or ``fine_tune_blocks``), it trains on
+        with the decoder unless ``freeze="encoder"``. The vocabulary is fixed:
+        the share of the new captions' words that are not whole vocabulary
+        tokens, the ``[UNK]`` share and the pieces per word are logged (a
+        warning above :data:`seqtasks.subword.SPLIT_WORDS_WARNING`). ``freeze``: see
+        :func:`seqtasks.models.seq2seq.freeze`; ``encoder`` also freezes an
+        image encoder that was trained end to end.
+
+        Raises:
+            UserError: for ``new_head`` (a captioning model has no labels).
+            DataError: images for a feature-vector model or the other way round,
+                or vectors of another shape.
+            ExportError: if the export lacks its Keras models or vocabulary.
+        """
+        if new_head:
+            raise UserError(
+                "--new-head: a captioning model has no classification head (no labels); "
+                "fine-tune without it"
+            )
+        takes_features = metadata.get("inputs") == "features"
+        if takes_features and data.features is None:
+            raise DataError(f"{config.data}: this model takes feature vectors; expected a .npz")
+        if not takes_features and data.features is not None:
+            raise DataError(
+                f"{config.data}: this model takes images; expected a Flickr8k folder or an "
+                "image,caption CSV"
+            )
+        if takes_features and list(data.features.shape[1:]) != list(metadata["feature_shape"]):
+            raise DataError(
+                f"{config.data}: vectors of shape {tuple(data.features.shape[1:])}; this model "
+                f"takes {tuple(metadata['feature_shape'])}"
+            )
+        needed = [DECODER_FILE, VOCABULARY_FILE] + ([] if takes_features else [IMAGE_ENCODER_FILE])
+        decoder_file, vocabulary_file, *encoder_file = extra_files(version_dir, needed, "fine-tune")
+        tokenizer = SubwordTokenizer(vocabulary_file, config.sequence_length, lowercase=True)
+        coverage = subword_coverage(tokenizer, caption_texts(data))
+        original = (metadata.get("subwords") or {}).get("captions") or {}
+        coverage["training_pieces_per_word"] = original.get("pieces_per_word")
+        report_word_coverage(coverage)
+        decoder = load_keras_model(decoder_file)
+        image_encoder = None if takes_features else load_keras_model(encoder_file[0])
+        frozen = freeze_layers(decoder, freeze)
+        end_to_end = image_encoder is not None and config.end_to_end
+        if end_to_end and freeze == "encoder":
+            image_encoder.trainable = False
+            frozen.insert(0, image_encoder.name)
+        if frozen:
+            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
+        model = decoder
+        if end_to_end:
+            model = ImageCaptioner(image_encoder, decoder)
+            size = config.image_size
+            tokens = np.full((1, 2), 2, np.int32)
+            model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
+        facts = {
+            "finetuned_from": os.path.abspath(version_dir),
+            "new_head": False,
+            "freeze": freeze,
+            "frozen_layers": frozen,
+            "out_of_vocabulary": {"captions": coverage},
+        }
+
+        # prepare() reuses a vocabulary found in the run dir instead of learning one.
+        return self.finetune_plan(
+            model,
+            facts,
+            lambda run_dir: self.prepare(config, data, run_dir, image_encoder=image_encoder),
+            {vocabulary_file: VOCABULARY_FILE},
+        )
+
+    # --- model ---------------------------------------------------------------------------
+
+    def build_model(self, config: CaptioningConfig, prepared: Prepared) -> keras.Model:
+        grid_shape = prepared.info.grid_shape
+        decoder = build_captioner(config, prepared.info.tokenizer.vocabulary_size, grid_shape)
+        tokens = np.full((1, 2), 2, np.int32)
+        decoder(
+            {
+                "image_features": np.zeros((1, *grid_shape), np.float32),
+                "decoder_token_ids": tokens,
+            }
+        )
+        if not config.end_to_end or prepared.info.image_encoder is None:
+            return decoder
+        model = ImageCaptioner(prepared.info.image_encoder, decoder)
+        size = config.image_size
+        model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
+        return model
+
+    # --- metrics -------------------------------------------------------------------------
+
+    def evaluate(self, model, prepared: Prepared, config: CaptioningConfig) -> dict:
+        """Validation metrics of the best weights.
+
+        ``val_nll`` (nats per caption token, no label smoothing), ``val_perplexity``
+        and ``val_token_accuracy`` under teacher forcing; corpus ``val_bleu_1`` ..
+        ``val_bleu_4`` and ``val_cider_d`` of the validation images' generated
+        captions against all their references.
+        """
+        inputs = prepared.info.validation_inputs  # encoded images, or feature grids
+        shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
+        generator = make_generator(model, prepared.info, config, feature_shape=shape)
+        val = prepared.info.validation_data
+        forced, decoding, captions = self.generation_metrics(
+            model, prepared.validation, generator, inputs, config, batch_size=32
+        )
+        scores = caption_scores(captions, val.captions)
+        return {
+            **forced,
+            **{
+                f"val_{k}": v
+                for k, v in scores.items()
+                if k.startswith(("bleu_", "cider")) and k != "bleu_signature"
+            },
+            "bleu_signature": scores["bleu_signature"],
+            **decoding,
+            "examples": [
+                {"image": val.ids[i], "caption": captions[i], "references": val.captions[i]}
+                for i in range(min(3, len(val)))
+            ],
+        }
+
+    # --- export --------------------------------------------------------------------------
+
+    def export(self, model, prepared: Prepared, config: CaptioningConfig, metadata: dict) -> str:
+        """Encoded images (``image_bytes``) or feature vectors (``features``) in, ``caption``
+        and ``score`` out; the ``score`` signature gives caption log-likelihoods."""
+        generator = make_generator(model, prepared.info, config)
+        image_encoder = getattr(generator.source, "image_encoder", None)
+        if image_encoder is not None:
+            inputs = {"image_bytes": "tf.string [None]: encoded JPEG, PNG, GIF or BMP images"}
+        else:
+            shape = ", ".join(map(str, prepared.info.feature_shape))
+            inputs = {"features": f"tf.float32 [None, {shape}]"}
+        extra = {
+            DECODER_FILE: generator.model.save,
+            VOCABULARY_FILE: prepared.info.tokenizer.vocabulary_file,
+        }
+        if image_encoder is not None:
+            extra[IMAGE_ENCODER_FILE] = image_encoder.save
+        return self.export_generator(
+            generator,
+            prepared,
+            config,
+            metadata,
+            inputs=inputs,
+            outputs={
+                "caption": "tf.string [None]: the generated caption (lower case, no punctuation)",
+                "score": "tf.float32 [None]: log P(caption|image) / its length in tokens "
+                "([END] included)",
+            },
+            preprocessing={
+                "image_size": config.image_size,
+                "resize": "bilinear, antialiased, aspect ratio not kept",
+                "encoder": config.encoder if image_encoder is not None else None,
+                "feature_dtype": getattr(generator.source, "feature_dtype", None),
+                "tokenizer": "wordpiece",
+                "sequence_length": config.sequence_length,
+                "caption_normalization": "lower case, punctuation removed",
+            },
+            extra_files=extra,
+        )
+
+
+def caption_texts(data: CaptionData) -> list[str]:
+    """Every caption of ``data``, normalised as training sees it (lower case, no punctuation)."""
+    return [normalize_caption(c) for captions in data.captions for c in captions]
+
+
+def as_grid(features: np.ndarray) -> np.ndarray:
+    """Feature vectors ``(N, dim)`` as one-position grids ``(N, 1, dim)``; grids unchanged."""
+    features = np.asarray(features, np.float32)
+    return features[:, None, :] if features.ndim == 2 else features
