@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from seqtasks.choices import ATTENTION_SCORES, DEFAULT_MIN_FREQUENCY, RNN_CELLS
 from seqtasks.config import option
 from seqtasks.data.records import FORMATS, ON_BAD_ROWS
 from seqtasks.errors import ConfigError
-from seqtasks.models.seq2seq import ATTENTION_SCORES, RNN_CELLS
-from seqtasks.subword import DEFAULT_MIN_FREQUENCY
 
 
 @dataclasses.dataclass(frozen=True)

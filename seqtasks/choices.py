@@ -1,0 +1,18 @@
+"""The choices and defaults that configs validate against, importable without TensorFlow.
+
+The modules that use these values (``seqtasks.models.*``, ``seqtasks.subword``,
+``seqtasks.decoding``) import Keras or TensorFlow; the configs only need the names. So
+the values live here and those modules re-export them: ``cli.py`` checks a ``--set``
+value, a recipe name or a path before TensorFlow is imported (about 5 s).
+"""
+
+from __future__ import annotations
+
+ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")  # seqtasks.models.encoders
+RNN_ACTIVATIONS = ("tanh", "relu")  # seqtasks.models.encoders
+POOLINGS = ("max", "mean", "final")  # seqtasks.models.classifier
+RNN_CELLS = ("lstm", "gru")  # seqtasks.models.decoders
+ATTENTION_SCORES = ("additive", "multiplicative")  # seqtasks.models.attention
+SEQ2SEQ_MODELS = ("transformer", "rnn-attention")  # seqtasks.models.seq2seq
+DEFAULT_MIN_FREQUENCY = 10  # seqtasks.subword: tensorflow-text's lower_thresh, as keras-hub's tool
+STRATEGIES = ("greedy", "beam", "sample")  # seqtasks.decoding
