@@ -16,3 +16,5 @@ ATTENTION_SCORES = ("additive", "multiplicative")  # seqtasks.models.attention
 SEQ2SEQ_MODELS = ("transformer", "rnn-attention")  # seqtasks.models.seq2seq
 DEFAULT_MIN_FREQUENCY = 10  # seqtasks.subword: tensorflow-text's lower_thresh, as keras-hub's tool
 STRATEGIES = ("greedy", "beam", "sample")  # seqtasks.decoding
+CAPTION_MODELS = ("lstm", "attention", "transformer")  # seqtasks.models.captioning
+IMAGE_ENCODERS = ("mobilenet_v2", "cnn")  # seqtasks.models.image_encoders

@@ -26,11 +26,10 @@ from collections.abc import Iterable
 
 import tensorflow as tf
 
+from seqtasks.choices import DEFAULT_MIN_FREQUENCY  # noqa: F401 (re-exported)
 from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID, read_vocabulary
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MIN_FREQUENCY = 10  # tensorflow-text's lower_thresh, which keras-hub's tool uses
 
 # (pattern, replacement) applied in order by SubwordTokenizer.detokenize (RE2 syntax).
 DETOKENIZE_RULES = (

@@ -11,9 +11,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqtasks.choices import ATTENTION_SCORES  # noqa: F401 (re-exported)
 from seqtasks.models.layers import large_negative
 
-ATTENTION_SCORES = ("additive", "multiplicative")
 NO_ATTENTION = "none"
 
 

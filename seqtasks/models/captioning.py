@@ -58,7 +58,7 @@ __all__ = [
     "image_parts",
 ]
 
-CAPTION_MODELS = ("lstm", "attention", "transformer")
+from seqtasks.choices import CAPTION_MODELS  # noqa: F401 (re-exported)
 
 
 def RNNCaptioner(  # named as the class it replaced

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import keras
 
+from seqtasks.choices import POOLINGS  # noqa: F401 (re-exported)
 from seqtasks.models.encoders import encode
 from seqtasks.models.layers import MaskedPooling
-
-POOLINGS = ("max", "mean", "final")
 
 
 def build_text_classifier(

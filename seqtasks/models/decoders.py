@@ -27,10 +27,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqtasks.choices import RNN_CELLS  # noqa: F401 (re-exported)
 from seqtasks.models.attention import ATTENTION_SCORES, NO_ATTENTION, SourceAttention
 from seqtasks.models.hub_attention import decoder_cross_attention_scores
-
-RNN_CELLS = ("lstm", "gru")
 
 
 def rnn_class(cell: str):

@@ -39,12 +39,10 @@ import keras
 import keras_hub
 from keras import ops
 
+from seqtasks.choices import ENCODERS, RNN_ACTIVATIONS  # noqa: F401 (re-exported)
 from seqtasks.models.layers import MaskedPooling
 
 log = logging.getLogger(__name__)
-
-ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")
-RNN_ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclasses.dataclass

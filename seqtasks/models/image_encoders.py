@@ -24,9 +24,9 @@ import os
 
 import keras
 
+from seqtasks.choices import IMAGE_ENCODERS  # noqa: F401 (re-exported)
 from seqtasks.errors import ConfigError
 
-IMAGE_ENCODERS = ("mobilenet_v2", "cnn")
 MOBILENET_V2_WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 MOBILENET_V2_BLOCKS = 16
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import keras
 
+from seqtasks.choices import SEQ2SEQ_MODELS  # noqa: F401 (re-exported)
 from seqtasks.models.attention import (
     ATTENTION_SCORES,
     NO_ATTENTION,
@@ -55,7 +56,6 @@ __all__ = [
     "text_parts",
 ]
 
-SEQ2SEQ_MODELS = ("transformer", "rnn-attention")
 FREEZE_CHOICES = ("encoder", "embeddings", "none")
 
 
