@@ -109,6 +109,7 @@ class GenerationRecipe(Recipe):
         outputs: dict[str, str],
         preprocessing: dict[str, Any],
         extra_files: dict[str, Any],
+        score: bool = True,
     ) -> str:
         """Write ``generator`` as the next SavedModel version of ``config.export_dir``.
 
@@ -128,6 +129,7 @@ class GenerationRecipe(Recipe):
             preprocessing: what the export does to its inputs (tokenizer, lengths, ...).
             extra_files: files for ``assets.extra/`` (see
                 :func:`seqtasks.export.write_version`).
+            score: whether the export has the ``score`` signature (default True).
 
         Returns:
             The new version's folder.
@@ -148,7 +150,9 @@ class GenerationRecipe(Recipe):
                 [generator],
                 generator.serving_function,
                 [spec],
-                extra_endpoints={"score": (generator.score, generator.score_signature())},
+                extra_endpoints=(
+                    {"score": (generator.score, generator.score_signature())} if score else None
+                ),
             ),
             metadata={
                 "task": self.name,
@@ -157,7 +161,7 @@ class GenerationRecipe(Recipe):
                 "config": config.to_dict(),
                 "decoding": dataclasses.asdict(options_from_config(config)),
                 "signature": {"inputs": inputs, "outputs": outputs},
-                "signatures": {"score": score_doc},
+                **({"signatures": {"score": score_doc}} if score else {}),
                 "requires": ["tensorflow", "tensorflow_text"],
                 "preprocessing": preprocessing,
                 "versions": package_versions(),

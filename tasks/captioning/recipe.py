@@ -404,7 +404,7 @@ class CaptioningRecipe(CaptioningServing):
 
     def export(self, model, prepared: Prepared, config: CaptioningConfig, metadata: dict) -> str:
         """Encoded images (``image_bytes``) or feature vectors (``features``) in, ``caption``
-        and ``score`` out; the ``score`` signature gives caption log-likelihoods."""
+        and ``score`` out (``serving_default`` only, as before the generation core)."""
         generator = make_generator(model, prepared.info, config)
         image_encoder = getattr(generator.source, "image_encoder", None)
         if image_encoder is not None:
@@ -439,6 +439,7 @@ class CaptioningRecipe(CaptioningServing):
                 "caption_normalization": "lower case, punctuation removed",
             },
             extra_files=extra,
+            score=False,
         )
 
 
