@@ -34,6 +34,15 @@ ignored by detokenization) and float32 ``(batch,)`` ``scores``, the
 length-normalised log-probability ``log P(y|x) / |y|`` of each output, ``|y|``
 counting the generated tokens including ``[END]``. ``[PAD]`` and ``[START]``
 are never generated (their logits are masked in every strategy).
+
+``min_length`` (default 1 in :class:`DecodingOptions`) is the number of tokens
+every strategy generates before ``[END]`` may be emitted: until then ``[END]``'s
+logit is masked, so an undertrained model whose most probable first token is
+``[END]`` still says something instead of returning an empty string (fairseq's
+``--min-len``, Hugging Face's ``min_length`` / ``MinLengthLogitsProcessor``).
+Beam search masks ``[END]``'s log-probability after the softmax, as fairseq does,
+so scores stay the model's; sampling draws from the renormalised rest. The prompt's
+tokens do not count; ``min_length=0`` is the behaviour without the constraint.
 """
 
 from __future__ import annotations
@@ -62,6 +71,11 @@ class DecodingOptions:
         top_p: sample within the smallest set of tokens of this total
             probability (1.0 = all, default).
         seed: sampling seed (``None``: unseeded).
+        min_length: generated tokens before ``[END]`` may be emitted (default 1;
+            0 = no constraint).
+
+    Raises:
+        ValueError: for an unknown strategy, ``beam_size < 1`` or ``min_length < 0``.
     """
 
     strategy: str = "beam"
@@ -71,6 +85,7 @@ class DecodingOptions:
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
+    min_length: int = 1
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -79,6 +94,8 @@ class DecodingOptions:
             )
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
+        if self.min_length < 0:
+            raise ValueError(f"min_length must be >= 0; Received: min_length={self.min_length}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +117,11 @@ class DecodingConfig:
     temperature: float = option(1.0, "Sampling temperature.", above=0.0)
     top_k: int = option(0, "Sampling: only the k most probable tokens (0 = all).", min=0)
     top_p: float = option(1.0, "Sampling: nucleus probability mass (1 = all).", above=0.0, max=1.0)
+    min_length: int = option(
+        1,
+        "Tokens generated before [END] may be emitted (baked into the export); 0 = none.",
+        min=0,
+    )
 
 
 def options_from_config(config) -> DecodingOptions:
@@ -112,11 +134,13 @@ def options_from_config(config) -> DecodingOptions:
         top_k=config.top_k,
         top_p=config.top_p,
         seed=config.seed,
+        min_length=getattr(config, "min_length", 1),
     )
 
 
 def stored_options(stored: dict | None) -> DecodingOptions:
-    """:class:`DecodingOptions` from an export's ``metadata["decoding"]`` (unknown keys ignored)."""
+    """:class:`DecodingOptions` from an export's ``metadata["decoding"]`` (unknown keys ignored;
+    a missing key takes its default, e.g. ``min_length`` 1 for exports older than it)."""
     fields = {f.name for f in dataclasses.fields(DecodingOptions)}
     return DecodingOptions(**{k: v for k, v in (stored or {}).items() if k in fields})
 
@@ -182,9 +206,12 @@ def decode(
             options.beam_size,
             options.length_penalty,
             prompt=prompt,
+            min_length=options.min_length,
         )
     sampler = sampler or make_sampler(options)
-    token_ids = sample(model, sampler, encoder_token_ids, max_length, prompt=prompt)
+    token_ids = sample(
+        model, sampler, encoder_token_ids, max_length, prompt=prompt, min_length=options.min_length
+    )
     fixed = None if prompt is None else _prompt_buffer(prompt, None, max_length)[1]
     return token_ids, sequence_scores(model, encoder_token_ids, token_ids, fixed)
 
@@ -199,6 +226,13 @@ def _suppress_special(logits):
     vocabulary = ops.shape(logits)[-1]
     special = ops.logical_or(ops.arange(vocabulary) == PAD_ID, ops.arange(vocabulary) == START_ID)
     return ops.where(special, _NEG_INF, logits)
+
+
+def _forbid_end(logits, forbid):
+    """``logits`` float32 ``(batch, V)`` with ``[END]`` made impossible where ``forbid``
+    (bool ``(batch,)``): the ``min_length`` constraint."""
+    is_end = (ops.arange(ops.shape(logits)[-1]) == END_ID)[None, :]
+    return ops.where(ops.logical_and(is_end, forbid[:, None]), _NEG_INF, logits)
 
 
 def _start_buffer(batch, max_length):
@@ -230,17 +264,22 @@ def _init_cache(model, encoder_token_ids, max_length, batch):
     return model.init_cache(encoder_token_ids, max_length)
 
 
-def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None):
+def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None, min_length: int = 0):
     """Generate with a keras-hub sampler, feeding one token per step through the cache
-    (the prompt's tokens too: they are kept, not sampled)."""
+    (the prompt's tokens too: they are kept, not sampled). ``[END]`` is impossible until
+    ``min_length`` tokens follow the prompt (default 0: no constraint)."""
     batch = _batch_size(encoder_token_ids, prompt)
     prompt, mask = _prompt_buffer(prompt, batch, max_length)
     cache = _init_cache(model, encoder_token_ids, max_length, batch)
+    fixed_count = ops.sum(ops.cast(mask, "int32"), axis=1)  # (B,) [START] + prompt tokens
 
     def next(prompt, cache, index):
         token = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1) previous token
         logits, cache = model.decode_step(token, cache, index - 1)
-        return _suppress_special(logits), None, cache
+        logits = _suppress_special(logits)
+        if min_length > 0:  # tokens generated before position `index`: index - fixed_count
+            logits = _forbid_end(logits, index - fixed_count < min_length)
+        return logits, None, cache
 
     return sampler(
         next, prompt, cache=cache, index=1, mask=mask, stop_token_ids=[END_ID], model=model
@@ -294,6 +333,7 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 0.6,
     prompt=None,
+    min_length: int = 0,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -316,6 +356,8 @@ def beam_search(
         length_penalty: exponent alpha of ``lp(y) = ((5 + |y|) / 6) ** alpha``.
         prompt: as for :func:`decode`: its tokens are forced at no cost, and
             ``|y|`` counts the generated tokens only.
+        min_length: ``[END]``'s log-probability is -inf for a hypothesis with fewer
+            generated tokens (default 0: no constraint; fairseq's ``--min-len``).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -353,6 +395,8 @@ def beam_search(
         previous = ops.slice(tokens, [0, index - 1], [flat, 1])  # (B*K, 1)
         logits, cache = model.decode_step(previous, cache, index - 1)
         step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
+        if min_length > 0:  # masked after the softmax, as fairseq: scores stay the model's
+            step = _forbid_end(step, lengths < min_length)
         vocabulary = ops.shape(step)[-1]
         # A finished hypothesis has one continuation, [PAD], at no cost.
         only_pad = ops.where(ops.arange(vocabulary) == PAD_ID, 0.0, _NEG_INF)[None, :]

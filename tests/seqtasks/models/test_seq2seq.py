@@ -44,13 +44,16 @@ def test_cached_steps_equal_the_teacher_forced_pass(kind):
         np.testing.assert_allclose(np.asarray(logits), full[:, index], atol=1e-5)
 
 
+@pytest.mark.parametrize("min_length", [0, 1])
 @pytest.mark.parametrize("kind", MODELS)
-def test_beam_size_one_equals_greedy_and_scores_match_rescoring(kind):
+def test_beam_size_one_equals_greedy_and_scores_match_rescoring(kind, min_length):
     model, source = tiny(kind)
     greedy_ids, greedy_scores = decode(
-        model, source, DecodingOptions(strategy="greedy"), MAX_LENGTH
+        model, source, DecodingOptions(strategy="greedy", min_length=min_length), MAX_LENGTH
     )
-    beam_ids, beam_scores = beam_search(model, source, MAX_LENGTH, beam_size=1)
+    beam_ids, beam_scores = beam_search(
+        model, source, MAX_LENGTH, beam_size=1, min_length=min_length
+    )
     greedy_ids, beam_ids = np.asarray(greedy_ids), np.asarray(beam_ids)
     assert greedy_ids.shape == (2, MAX_LENGTH) and (greedy_ids[:, 0] == START_ID).all()
     # Same tokens up to and including the first [END] (greedy keeps sampling after it).
