@@ -51,10 +51,9 @@ import dataclasses
 
 from keras import ops
 
-from seqtasks.config import option
+from seqtasks.decoding_config import STRATEGIES, DecodingConfig  # noqa: F401 (re-exported)
 from seqtasks.text import END_ID, PAD_ID, START_ID
 
-STRATEGIES = ("greedy", "beam", "sample")
 _NEG_INF = -1e9
 
 
@@ -96,32 +95,6 @@ class DecodingOptions:
             raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
         if self.min_length < 0:
             raise ValueError(f"min_length must be >= 0; Received: min_length={self.min_length}")
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodingConfig:
-    """Config fields of a generating recipe (translation, captioning): how it decodes.
-
-    Recipes' configs inherit these (``--set decoding=greedy``, ``--set
-    beam_size=5``, ...); :meth:`DecodingOptions.from_config` turns them into
-    options. The values are baked into the export.
-    """
-
-    decoding: str = option(
-        "beam", "Decoding strategy of evaluation and export.", choices=STRATEGIES
-    )
-    beam_size: int = option(4, "Beam size (baked into the export).", min=1, max=64)
-    length_penalty: float = option(
-        0.6, "Beam search length penalty alpha (Wu et al. 2016); 0 = none.", min=0.0, max=5.0
-    )
-    temperature: float = option(1.0, "Sampling temperature.", above=0.0)
-    top_k: int = option(0, "Sampling: only the k most probable tokens (0 = all).", min=0)
-    top_p: float = option(1.0, "Sampling: nucleus probability mass (1 = all).", above=0.0, max=1.0)
-    min_length: int = option(
-        1,
-        "Tokens generated before [END] may be emitted (baked into the export); 0 = none.",
-        min=0,
-    )
 
 
 def options_from_config(config) -> DecodingOptions:
