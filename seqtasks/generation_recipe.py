@@ -7,7 +7,8 @@ its scores):
 - training: teacher forcing with masked cross-entropy (label smoothing) and token
   accuracy; Adam with clipnorm, and for a Transformer the warm-up +
   inverse-square-root schedule and Adam(0.9, 0.98) of Vaswani et al. 2017,
-  sec. 5.3 (:func:`seqtasks.losses.seq2seq_optimizer`);
+  sec. 5.3 (:func:`seqtasks.losses.seq2seq_optimizer`), the default warm-up capped at
+  a share of the run's steps (:meth:`GenerationRecipe.warmup_steps`);
 - validation: teacher-forced NLL, perplexity and token accuracy plus the decoded
   outputs of the validation inputs (:meth:`GenerationRecipe.generation_metrics`);
 - export: one :class:`~seqtasks.generation.Generator` as the SavedModel, with its
@@ -21,11 +22,14 @@ its scores):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any, ClassVar
 
 from seqtasks.config import TrainConfig
-from seqtasks.recipe import Recipe, jit_compile
+from seqtasks.recipe import Prepared, Recipe, explicit_fields, jit_compile
+
+log = logging.getLogger(__name__)
 
 
 class GenerationRecipe(Recipe):
@@ -41,14 +45,53 @@ class GenerationRecipe(Recipe):
         """A Transformer trains with the warm-up + inverse-square-root schedule."""
         return config.model == "transformer"
 
-    def compile_model(self, model, config: TrainConfig) -> None:
+    def compile_model(self, model, config: TrainConfig, prepared: Prepared | None = None) -> None:
+        """Adam with clipnorm; a Transformer's warm-up is :meth:`warmup_steps`'s (capped
+        to the run's length when ``prepared`` gives the number of training examples)."""
         from seqtasks.losses import seq2seq_optimizer
 
         loss, metrics = self.loss_and_metrics(config)
-        optimizer = seq2seq_optimizer(config, warmup=self.uses_schedule(config))
+        scheduled = self.uses_schedule(config)
+        optimizer = seq2seq_optimizer(
+            config,
+            warmup=scheduled,
+            warmup_steps=self.warmup_steps(config, prepared) if scheduled else None,
+        )
         model.compile(
             optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
         )
+
+    def warmup_steps(self, config: TrainConfig, prepared: Prepared | None = None) -> int:
+        """The warm-up a run trains with: the default ``warmup_steps`` is capped at
+        :data:`~seqtasks.losses.WARMUP_SHARE` (10%) of the run's optimizer steps.
+
+        The run's steps are ``ceil(train_examples / batch_size) * epochs`` with
+        ``train_examples`` from ``prepared.metadata["data"]``. A warm-up set explicitly
+        (recorded by :meth:`~seqtasks.recipe.Recipe.make_config`) or different from the
+        config's default (a preset, fine-tuning's short warm-up) is kept as it is, as is
+        the default when ``prepared`` is None or does not count its training examples.
+        """
+        from seqtasks.losses import WARMUP_SHARE, capped_warmup, training_steps
+
+        steps = config.warmup_steps
+        default = type(config).__dataclass_fields__["warmup_steps"].default
+        if prepared is None or "warmup_steps" in explicit_fields(config) or steps != default:
+            return steps
+        examples = (prepared.metadata.get("data") or {}).get("train_examples")
+        if not examples:
+            return steps
+        total = training_steps(examples, config.batch_size, config.epochs)
+        capped = capped_warmup(steps, total)
+        if capped < steps:
+            log.info(
+                "warm-up of %d steps: %d%% of this run's ~%d optimizer steps (the default %d "
+                "is longer than the run; --set warmup_steps=N sets it)",
+                capped,
+                round(100 * WARMUP_SHARE),
+                total,
+                steps,
+            )
+        return capped
 
     def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
         from seqtasks.losses import MaskedCrossEntropy, masked_accuracy

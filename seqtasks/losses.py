@@ -6,10 +6,18 @@ positions count neither in the loss nor in the metrics.
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
 
 from seqtasks.tokens import PAD_ID
+
+# A default warm-up longer than this share of a run's optimizer steps is shortened to it
+# (Hugging Face's ``warmup_ratio``; BERT's fine-tuning used ``warmup_proportion=0.1``,
+# Devlin et al. 2019). Without the cap a quick run (48 steps against the default 1,000
+# warm-up steps) ends before its learning rate reaches a twentieth of its peak.
+WARMUP_SHARE = 0.1
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -83,17 +91,41 @@ class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps}
 
 
-def seq2seq_optimizer(config, warmup: bool) -> keras.optimizers.Optimizer:
+def training_steps(train_examples: int, batch_size: int, epochs: int) -> int:
+    """Optimizer steps of a run: ``ceil(train_examples / batch_size) * epochs`` (a lower
+    bound when batches are bucketed by length, which adds a partial batch per bucket)."""
+    return math.ceil(max(train_examples, 0) / batch_size) * epochs
+
+
+def capped_warmup(warmup_steps: int, total_steps: int, share: float = WARMUP_SHARE) -> int:
+    """``warmup_steps``, or ``share`` of ``total_steps`` (rounded, at least 1) if that is less.
+
+    Args:
+        warmup_steps: the configured warm-up (> 0).
+        total_steps: the run's optimizer steps (:func:`training_steps`); 0 or less: unknown,
+            ``warmup_steps`` is returned as it is.
+        share: the largest share of the run spent warming up (default :data:`WARMUP_SHARE`).
+    """
+    if total_steps <= 0:
+        return warmup_steps
+    return min(warmup_steps, max(1, round(share * total_steps)))
+
+
+def seq2seq_optimizer(
+    config, warmup: bool, warmup_steps: int | None = None
+) -> keras.optimizers.Optimizer:
     """Adam for a generation recipe's ``config`` (``learning_rate``, ``clipnorm``, ``warmup_steps``).
 
     ``warmup=True`` (Transformers): :class:`WarmupInverseSqrt` peaking at
-    ``learning_rate`` and Adam(0.9, 0.98, eps 1e-9) as in Vaswani et al. 2017,
-    sec. 5.3; otherwise a constant ``learning_rate`` (the recipe may reduce it
-    on plateaus). Gradients are clipped to ``clipnorm`` (0 = off).
+    ``learning_rate`` after ``warmup_steps`` (default ``config.warmup_steps``) and
+    Adam(0.9, 0.98, eps 1e-9) as in Vaswani et al. 2017, sec. 5.3; otherwise a
+    constant ``learning_rate`` (the recipe may reduce it on plateaus). Gradients
+    are clipped to ``clipnorm`` (0 = off).
     """
     if warmup:
+        steps = config.warmup_steps if warmup_steps is None else warmup_steps
         return keras.optimizers.Adam(
-            learning_rate=WarmupInverseSqrt(config.learning_rate, config.warmup_steps),
+            learning_rate=WarmupInverseSqrt(config.learning_rate, steps),
             beta_2=0.98,
             epsilon=1e-9,
             clipnorm=config.clipnorm or None,

@@ -7,7 +7,7 @@ task-specific steps; :func:`seqtasks.training.train` runs them in order::
     data     = recipe.load_data(config)            # raw examples (Python objects)
     prepared = recipe.prepare(config, data, run)   # vocabularies, tf.data train/validation
     model    = recipe.build_model(config, prepared)
-    recipe.compile_model(model, config)            # Adam + clipnorm + recipe loss/metrics
+    recipe.compile_model(model, config, prepared)  # Adam + clipnorm + recipe loss/metrics
     model.fit(...)                                 # shared: callbacks, checkpoints, logs
     metrics  = recipe.evaluate(model, prepared, config)  # validation metrics
     recipe.export(model, prepared, config, ...)    # SavedModel version
@@ -88,13 +88,17 @@ class Recipe(abc.ABC):
     def make_config(self, **overrides: Any) -> TrainConfig:
         """The recipe's defaults with ``overrides`` applied (strings are parsed).
 
+        The names of ``overrides`` are recorded on the config (:func:`explicit_fields`):
+        a default a recipe adapts to the run (e.g. a Transformer's warm-up) is kept as
+        given when it was set explicitly.
+
         Raises:
             ConfigError: for an unknown field or an invalid value.
         """
         config = self.config_class(
             export_dir=f"saved_models/{self.name}",
         )
-        return apply_overrides(config, overrides)
+        return record_explicit(apply_overrides(config, overrides), overrides)
 
     @abc.abstractmethod
     def load_data(self, config: TrainConfig) -> Any:
@@ -117,8 +121,11 @@ class Recipe(abc.ABC):
         no ``ReduceLROnPlateau``: the schedule owns the rate). The base's Adam has a constant rate."""
         return False
 
-    def compile_model(self, model, config: TrainConfig) -> None:
-        """Adam with the configured learning rate and gradient clipping (Pascanu et al. 2013)."""
+    def compile_model(self, model, config: TrainConfig, prepared: Prepared | None = None) -> None:
+        """Adam with the configured learning rate and gradient clipping (Pascanu et al. 2013).
+
+        ``prepared`` (optional) lets a recipe fit its optimizer to the run, e.g. a
+        warm-up capped to the number of steps (:mod:`seqtasks.generation_recipe`)."""
         import keras
 
         optimizer = keras.optimizers.Adam(
@@ -158,7 +165,7 @@ class Recipe(abc.ABC):
             and key not in MACHINE_FIELDS
         }
         base = apply_overrides(self.make_config(), keep)
-        return apply_overrides(base, overrides)
+        return record_explicit(apply_overrides(base, overrides), overrides)
 
     def plan_finetune(
         self,
@@ -223,6 +230,25 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def format_report(self, report: dict) -> str:
         """Human-readable text of an :meth:`evaluate_export` report."""
+
+
+_EXPLICIT = "_seqtasks_explicit_fields"
+
+
+def record_explicit(config: TrainConfig, names) -> TrainConfig:
+    """``config`` marked with the field ``names`` the user (or a preset) set explicitly.
+
+    The mark is an attribute beside the dataclass fields, so it is no part of the
+    config's equality, ``to_dict`` or ``config.json``; ``dataclasses.replace`` drops it.
+    """
+    object.__setattr__(config, _EXPLICIT, frozenset(names))
+    return config
+
+
+def explicit_fields(config: TrainConfig) -> frozenset[str]:
+    """The fields recorded by :func:`record_explicit` (empty when the config was built
+    some other way: then no field is known to be explicit)."""
+    return getattr(config, _EXPLICIT, frozenset())
 
 
 def jit_compile(config: TrainConfig) -> bool | str:
