@@ -182,8 +182,9 @@ def parse_predict(body, inputs: dict[str, TensorInfo], limits: Limits):
         whether the request used ``instances``.
 
     Raises:
-        RequestError: a malformed body, too many examples or a text over the
-            length limit (all 400).
+        RequestError: a malformed body (an unknown or missing input is named, with
+            the signature's inputs), too many examples or a text over the length
+            limit (all 400).
     """
     if not isinstance(body, dict):
         raise RequestError(f"the request body must be a JSON object, got {_json_type(body)}")
@@ -191,7 +192,10 @@ def parse_predict(body, inputs: dict[str, TensorInfo], limits: Limits):
         raise RequestError("the request body must have exactly one of 'instances' or 'inputs'")
     unknown = sorted(set(body) - {"instances", "inputs", "signature_name"})
     if unknown:
-        raise RequestError(f"unknown key {unknown[0]!r} in the request body")
+        raise RequestError(
+            f"unknown {_listed('key', unknown)} in the request body (it takes 'instances' "
+            "or 'inputs', and optionally 'signature_name')"
+        )
     names = list(inputs)
     single = len(names) == 1
     if "instances" in body:
@@ -252,16 +256,24 @@ def _check_count(count: int, limits: Limits) -> None:
 
 
 def _check_keys(given: dict, names: list[str], where: str) -> None:
+    """Refuse an object of inputs that lacks one of ``names`` or has another key, naming
+    every missing and every unknown input, and the ones the signature takes."""
     missing = [name for name in names if name not in given]
+    unknown = sorted(set(given) - set(names))
+    problems = []
     if missing:
+        problems.append(f"missing {_listed('input', missing)}")
+    if unknown:
+        problems.append(f"unknown {_listed('input', unknown)}")
+    if problems:
         raise RequestError(
-            f"{where}: missing input {missing[0]!r} (the signature's inputs: {', '.join(names)})"
+            f"{where}: {'; '.join(problems)} (the signature's inputs: {', '.join(names)})"
         )
-    extra = sorted(set(given) - set(names))
-    if extra:
-        raise RequestError(
-            f"{where}: unknown input {extra[0]!r} (the signature's inputs: {', '.join(names)})"
-        )
+
+
+def _listed(noun: str, keys: list[str]) -> str:
+    """``input 'a'`` or ``inputs 'a', 'b'``."""
+    return f"{noun}{'s' if len(keys) > 1 else ''} {', '.join(repr(k) for k in keys)}"
 
 
 def _jsonable(value, binary: bool):
