@@ -30,7 +30,13 @@ def _parse_labels(values: tuple[str, ...]) -> dict:
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: all)."
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8501,
+    show_default=True,
+    help="Port to listen on (0: any free one; the log names the one taken).",
+)
 @click.option(
     "--max-body-bytes",
     type=click.IntRange(min=1),
@@ -113,7 +119,8 @@ def serve(
           -d '{"instances": ["great film", "dull"]}'
 
     The newest version of each model is served; new versions are picked up while
-    running. The API description is at /openapi.json (and /docs).
+    running. The API description is at /openapi.json, to browse at /docs (Swagger UI)
+    or /redoc; both pages work offline.
     """
     from seqtasks.errors import ConfigError
 

@@ -5,7 +5,7 @@ Routes (TF Serving's; ``[/versions/V|/labels/L]`` optional, newest version if om
     GET  /v1/models/NAME[/versions/V|/labels/L]             model version status
     GET  /v1/models/NAME[/versions/V|/labels/L]/metadata    signatures (signature_def)
     POST /v1/models/NAME[/versions/V|/labels/L]:predict     {"instances"|"inputs": ...}
-    GET  /openapi.json, /docs                               the API description
+    GET  /openapi.json, /docs, /redoc                       the API description (offline)
 
 Errors are ``{"error": "<message>"}`` with 400 (bad request), 404 (unknown model,
 version or label), 413 (body over ``max_body_bytes``) or 500 (a failure inside the

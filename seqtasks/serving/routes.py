@@ -3,6 +3,7 @@ Serving's REST routes (listed in :mod:`seqtasks.serving.app`), loading the model
 startup and polling the root for new versions every ``poll_seconds``.
 
 The request and response models and the error answers are :mod:`seqtasks.serving.api`;
+the ``/docs`` and ``/redoc`` pages, served without a CDN, :mod:`seqtasks.serving.docs`;
 binding and running the server is :mod:`seqtasks.serving.app`.
 """
 
@@ -39,6 +40,7 @@ from seqtasks.serving.codec import (
     format_outputs,
     parse_predict,
 )
+from seqtasks.serving.docs import add_docs
 from seqtasks.serving.models import Registry, valid_name
 
 log = logging.getLogger("seqtasks.serving.app")  # the server's log name, as before the split
@@ -112,7 +114,10 @@ def create_app(root: str, settings: ServerSettings | None = None) -> FastAPI:
         summary="TensorFlow Serving's REST API for seqtasks exports.",
         version=__import__("seqtasks").__version__,
         lifespan=lifespan,
+        docs_url=None,  # add_docs: the same pages, with their assets served here, not a CDN
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.registry = registry
     app.state.settings = settings
     app.state.refresh = refresh
