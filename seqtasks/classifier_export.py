@@ -16,16 +16,21 @@ SavedModel's ``serving_default`` signature and needs no model code.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
 from seqtasks import export as exporting
 from seqtasks.data.classification import LABEL_SEPARATOR, load_text_classification
+from seqtasks.diagnostics import one_class, warn_if_undertrained
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.labels import export_labels, match_labels, multi_hot
 from seqtasks.metrics import classification_report, multilabel_report
 from seqtasks.text import WordVectorizer, call_by_length
 from seqtasks.versions import package_versions
+
+log = logging.getLogger("tasks.sentiment")  # the recipe's log name
 
 INPUTS = {"text": "tf.string [None]: raw text"}
 SINGLE_LABEL_OUTPUTS = {
@@ -240,10 +245,14 @@ def evaluate_classifier_export(
         scores = call_in_batches(fn, "text", dataset.texts, sort_key=len)["scores"]
         report = multilabel_report(y_true > 0.5, scores >= threshold, labels)
         report["threshold"] = threshold
+        found = [tuple(labels[j] for j in np.flatnonzero(row)) for row in scores >= threshold]
+        warn_if_undertrained(log, one_class(found, [tuple(row) for row in dataset.labels]))
     else:
         y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
         probabilities = call_in_batches(fn, "text", dataset.texts, sort_key=len)["probabilities"]
-        report = classification_report(y_true, np.argmax(probabilities, axis=-1), labels)
+        predicted = np.argmax(probabilities, axis=-1)
+        report = classification_report(y_true, predicted, labels)
+        warn_if_undertrained(log, one_class([labels[i] for i in predicted], y_true.tolist()))
     report["data"] = data
     if dataset.skipped_bad_rows is not None:
         report["skipped_bad_rows"] = dataset.skipped_bad_rows

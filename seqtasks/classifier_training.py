@@ -18,6 +18,7 @@ import numpy as np
 
 from seqtasks.data.classification import TextClassificationData
 from seqtasks.data.pipeline import token_batches
+from seqtasks.diagnostics import one_class, warn_if_undertrained
 from seqtasks.errors import DataError, ExportError
 from seqtasks.inference import load_keras_model
 from seqtasks.labels import export_labels, multi_hot
@@ -147,18 +148,23 @@ def validation_metrics(model, prepared: Prepared) -> dict:
         Keras does), ``val_accuracy``, ``val_macro_f1`` and
         ``val_confusion_matrix``. Multi-label: ``val_loss`` (binary
         cross-entropy, mean over labels), ``val_subset_accuracy``,
-        ``val_micro_f1`` and ``val_macro_f1`` at ``info.threshold``.
+        ``val_micro_f1`` and ``val_macro_f1`` at ``info.threshold``. A model that
+        predicts one class (one label set) for every example gets an "undertrained"
+        warning (:mod:`seqtasks.diagnostics`).
     """
     probabilities, targets = [], []
     for token_ids, batch_targets in prepared.validation:
         probabilities.append(model.predict_on_batch(token_ids))
         targets.append(batch_targets.numpy())
     probabilities, y_true = np.concatenate(probabilities), np.concatenate(targets)
+    labels = prepared.info.labels
     if prepared.info.multi_label:  # y_true: multi-hot (N, L)
         p = np.clip(probabilities, 1e-7, 1 - 1e-7)
         loss = -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
-        report = multilabel_report(
-            y_true > 0.5, probabilities >= prepared.info.threshold, prepared.info.labels
+        predicted = probabilities >= prepared.info.threshold
+        report = multilabel_report(y_true > 0.5, predicted, labels)
+        warn_if_undertrained(
+            log, one_class(label_sets(predicted, labels), label_sets(y_true > 0.5, labels))
         )
         return {
             "val_loss": float(loss),
@@ -166,7 +172,9 @@ def validation_metrics(model, prepared: Prepared) -> dict:
             "val_micro_f1": report["micro_f1"],
             "val_macro_f1": report["macro_f1"],
         }
-    report = classification_report(y_true, np.argmax(probabilities, axis=-1), prepared.info.labels)
+    predicted = np.argmax(probabilities, axis=-1)
+    report = classification_report(y_true, predicted, labels)
+    warn_if_undertrained(log, one_class([labels[i] for i in predicted], y_true.tolist()))
     true_class = probabilities[np.arange(len(y_true)), y_true]
     loss = -np.mean(np.log(np.clip(true_class, 1e-7, 1.0)))  # as Keras' cross-entropy
     return {
@@ -175,6 +183,11 @@ def validation_metrics(model, prepared: Prepared) -> dict:
         "val_macro_f1": report["macro_f1"],
         "val_confusion_matrix": report["confusion_matrix"],
     }
+
+
+def label_sets(rows, labels: list[str]) -> list[tuple[str, ...]]:
+    """The labels of each bool row ``(N, L)`` of a multi-label prediction or target."""
+    return [tuple(labels[j] for j in np.flatnonzero(row)) for row in np.asarray(rows)]
 
 
 def plan_classifier_finetune(

@@ -20,6 +20,7 @@ from seqtasks.data.captions import (
 )
 from seqtasks.data.pipeline import split_indices
 from seqtasks.data.teacher_forcing import caption_batches
+from seqtasks.diagnostics import empty_outputs, low_bleu, warn_if_undertrained
 from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.export import extra_files
 from seqtasks.images import (
@@ -375,7 +376,8 @@ class CaptioningRecipe(CaptioningServing):
         ``val_nll`` (nats per caption token, no label smoothing), ``val_perplexity``
         and ``val_token_accuracy`` under teacher forcing; corpus ``val_bleu_1`` ..
         ``val_bleu_4`` and ``val_cider_d`` of the validation images' generated
-        captions against all their references.
+        captions against all their references. Mostly empty captions or BLEU-4 below 1
+        log an "undertrained" warning.
         """
         inputs = prepared.info.validation_inputs  # encoded images, or feature grids
         shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
@@ -385,6 +387,7 @@ class CaptioningRecipe(CaptioningServing):
             model, prepared.validation, generator, inputs, config, batch_size=32
         )
         scores = caption_scores(captions, val.captions)
+        warn_if_undertrained(log, empty_outputs(captions), low_bleu(scores["bleu_4"], "BLEU-4"))
         return {
             **forced,
             **{

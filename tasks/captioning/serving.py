@@ -3,6 +3,7 @@ caption generators that the export and the plots decode with."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 from seqtasks.caption_metrics import caption_scores
 from seqtasks.data.captions import load_captions
 from seqtasks.decoding import options_from_config, stored_options
+from seqtasks.diagnostics import empty_outputs, low_bleu, warn_if_undertrained
 from seqtasks.errors import DataError, UserError
 from seqtasks.export import extra_files
 from seqtasks.generation import FeatureSource, Generator, ImageSource
@@ -30,6 +32,8 @@ from tasks.captioning.config import CaptioningConfig, CaptioningInfo
 VOCABULARY_FILE = "vocabulary.txt"
 DECODER_FILE = "decoder.keras"
 IMAGE_ENCODER_FILE = "image_encoder.keras"
+
+log = logging.getLogger("tasks.captioning")
 
 
 class CaptioningServing(GenerationRecipe):
@@ -83,7 +87,8 @@ class CaptioningServing(GenerationRecipe):
         """Corpus BLEU-1..4 (and CIDEr-D) of the export's captions of ``split`` against all references.
 
         ``format``, the columns and ``on_bad_rows`` are :func:`load_captions`'s; with
-        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
+        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``. Mostly empty captions
+        or BLEU-4 below 1 log an "undertrained" warning.
         """
         refs = load_captions(
             data,
@@ -117,6 +122,7 @@ class CaptioningServing(GenerationRecipe):
                 check_image(blob, f"{refs.images.description}: {image_id}", decode=True)
             captions, _, seconds, _ = self.run_export(version_dir, "image_bytes", encoded)
         report = caption_scores(captions, refs.captions)
+        warn_if_undertrained(log, empty_outputs(captions), low_bleu(report["bleu_4"], "BLEU-4"))
         report.update(
             {
                 "data": refs.source,

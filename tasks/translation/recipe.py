@@ -14,6 +14,7 @@ import numpy as np
 from seqtasks.data.parallel import ParallelData, load_parallel
 from seqtasks.data.pipeline import split_indices
 from seqtasks.data.teacher_forcing import pair_batches
+from seqtasks.diagnostics import empty_outputs, low_bleu, warn_if_undertrained
 from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.export import extra_files
 from seqtasks.inference import load_keras_model
@@ -324,6 +325,7 @@ class TranslationRecipe(TranslationServing):
         smoothing, unlike Keras' ``val_loss``), ``val_perplexity`` = exp of it and
         ``val_token_accuracy`` under teacher forcing; sacreBLEU ``val_bleu`` and
         ``val_chrf`` of the validation sources decoded with the configured strategy.
+        Mostly empty translations or BLEU below 1 log an "undertrained" warning.
         """
         pairs = prepared.info.validation_pairs
         translator = make_translator(model, prepared.info, config)
@@ -331,6 +333,9 @@ class TranslationRecipe(TranslationServing):
             model, prepared.validation, translator, pairs.sources, config
         )
         scores = bleu_chrf(hypotheses, pairs.targets)
+        warn_if_undertrained(
+            log, empty_outputs(hypotheses, pairs.sources), low_bleu(scores["bleu"])
+        )
         return {
             **forced,
             "val_bleu": scores["bleu"],

@@ -8,10 +8,13 @@ the plots decode with.
 
 from __future__ import annotations
 
+import logging
+
 import tensorflow as tf
 
 from seqtasks.data.parallel import load_parallel
 from seqtasks.decoding import options_from_config, stored_options
+from seqtasks.diagnostics import empty_outputs, low_bleu, warn_if_undertrained
 from seqtasks.errors import UserError
 from seqtasks.export import extra_files
 from seqtasks.generation import Generator, TextSource
@@ -20,6 +23,8 @@ from seqtasks.inference import load_keras_model
 from seqtasks.metrics import bleu_chrf
 from seqtasks.subword import SubwordTokenizer
 from tasks.translation.config import TranslationConfig, TranslationInfo
+
+log = logging.getLogger("tasks.translation")
 
 # Copies of the WordPiece vocabularies in an export's assets.extra/ (plots, fine-tuning).
 VOCABULARY_FILES = ("source_vocabulary.txt", "target_vocabulary.txt")
@@ -76,7 +81,8 @@ class TranslationServing(GenerationRecipe):
 
         Languages and ``reverse`` (pair files) default to those the model was trained with;
         ``format``, the columns and ``on_bad_rows`` are :func:`load_parallel`'s. With
-        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``.
+        ``on_bad_rows="skip"`` the report has ``skipped_bad_rows``. Mostly empty
+        translations or BLEU below 1 log an "undertrained" warning.
         """
         if reverse is None:
             reverse = bool((metadata.get("config") or {}).get("reverse", False))
@@ -98,6 +104,9 @@ class TranslationServing(GenerationRecipe):
             version_dir, "text", pairs.sources, batch_size=64
         )
         report = bleu_chrf(hypotheses, pairs.targets)
+        warn_if_undertrained(
+            log, empty_outputs(hypotheses, pairs.sources), low_bleu(report["bleu"])
+        )
         perplexity = export_perplexity(loaded, "text", pairs.sources, pairs.targets)
         if perplexity is not None:
             report["perplexity"] = perplexity
@@ -115,7 +124,9 @@ class TranslationServing(GenerationRecipe):
         return report
 
     def format_prediction(self, result: dict) -> str:
-        return result["translation"]
+        """``translation<TAB>text``: the answer next to the sentence it translates (as
+        captioning's ``caption<TAB>image``)."""
+        return f"{result['translation']}\t{result['text']}"
 
     def plot_attention(self, version_dir: str, metadata: dict, sentence: str, output: str) -> dict:
         """Translate ``sentence`` with the export's Keras model and plot its cross-attention.
