@@ -30,7 +30,13 @@ from seqtasks.io import write_json_atomic
 
 METADATA_FILE = os.path.join("assets.extra", "metadata.json")
 EXPORT_FORMAT = "seqtasks-export"
-EXPORT_FORMAT_VERSION = 1
+# The export format's version, stored in every export's metadata (``format_version``):
+# 1: up to commit 7e8929e; translation and captioning exports hold the Keras classes
+#    RNNAttentionSeq2Seq / TransformerSeq2Seq / RNNCaptioner / TransformerCaptioner
+#    (``assets.extra/*.keras``), which seqtasks.models.legacy loads and converts.
+# 2: those models are seqtasks.models.composed.EncoderDecoder (an encoder layer and a
+#    decoder layer); the SavedModel signatures and the metadata keys are unchanged.
+EXPORT_FORMAT_VERSION = 2
 REQUIRED_METADATA = ("task", "task_type", "model", "signature")
 
 

@@ -137,9 +137,9 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path):
         exporting.write_version(base, write_fails, {})
     assert sorted(os.listdir(base)) == ["1", "2"]  # no temporary folder left behind
     assert versions(base) == [1, 2]
-    assert json.load(open(os.path.join(base, "2", "assets.extra", "metadata.json")))["format"] == (
-        "seqtasks-export"
-    )
+    metadata = json.load(open(os.path.join(base, "2", "assets.extra", "metadata.json")))
+    assert metadata["format"] == "seqtasks-export"
+    assert metadata["format_version"] == exporting.EXPORT_FORMAT_VERSION == 2
 
 
 def test_other_backends_keep_the_model_instead_of_exporting(tmp_path, sst2_sample, monkeypatch):
