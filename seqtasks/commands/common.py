@@ -175,13 +175,25 @@ def require_command(task, command: str, version_dir: str) -> None:
     raise UserError(f"{version_dir}: {command} needs a {owners} model; this is a {task.name} model")
 
 
-def _load_export(model_dir: str):
+def _read_export(model_dir: str):
+    """``(version_dir, metadata, registry entry)`` of an export, without TensorFlow.
+
+    Raises:
+        ExportError: not an export (or no version in it); UserError: an unknown recipe.
+    """
     from seqtasks.export import read_metadata, resolve_export
-    from tasks import get_recipe
+    from tasks.registry import entry
 
     version_dir = resolve_export(model_dir)
     metadata = read_metadata(version_dir)
-    return version_dir, metadata, get_recipe(str(metadata["task"]))
+    return version_dir, metadata, entry(str(metadata["task"]))
+
+
+def _load_export(model_dir: str):
+    """``(version_dir, metadata, recipe)`` of an export; importing the recipe imports
+    TensorFlow."""
+    version_dir, metadata, known = _read_export(model_dir)
+    return version_dir, metadata, known.recipe_class()()
 
 
 def echo_other_worker(result) -> bool:
@@ -193,13 +205,19 @@ def echo_other_worker(result) -> bool:
     return True
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``, ``0 epochs``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def validation_line(metrics: dict) -> str:
-    """``validation: loss 0.4120  accuracy 0.8100 ...  (3 epochs, 42 s)``."""
+    """``validation: loss 0.4120  accuracy 0.8100 ...  (3 epochs, 42 s)`` (``1 epoch``)."""
     scores = "  ".join(
         f"{name[len('val_') :]} {value:.4f}"
         for name, value in metrics.items()
         if name.startswith("val_") and isinstance(value, float)
     )
     return (
-        f"validation: {scores}  ({metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f} s)"
+        f"validation: {scores}  ({plural(metrics['epochs_run'], 'epoch')}, "
+        f"{metrics['train_seconds']:.0f} s)"
     )

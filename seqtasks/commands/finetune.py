@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 
@@ -13,15 +14,17 @@ from seqtasks.commands.common import (
     _caption_options,
     _data_options,
     _given,
-    _load_export,
     _mixed_precision_option,
     _parallel_options,
+    _read_export,
     _reports_user_errors,
     _setup_logging,
     echo_other_worker,
     validation_line,
 )
 from seqtasks.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -149,12 +152,13 @@ def finetune(
     _setup_logging(quiet)
     import dataclasses
 
-    from seqtasks.training import finetune as run_finetune
+    from tasks.registry import check_data_path
 
-    version_dir, metadata, task = _load_export(model_dir)
+    # Every check that needs no TensorFlow first: a mistake answers in well under a second.
+    version_dir, metadata, known = _read_export(model_dir)
     if not data and not data_options.get("source_file"):
         raise UserError("no data: pass --data PATH (the new training data)")
-    fields = {f.name for f in dataclasses.fields(task.config_class)}
+    fields = {f.name for f in dataclasses.fields(known.config_class)}
     options = _given(data_options)
     if split is not None:
         options["split"] = split
@@ -162,8 +166,23 @@ def finetune(
     if foreign:
         raise UserError(
             f"{', '.join(foreign)}: {'does' if len(foreign) == 1 else 'do'} not apply to "
-            f"{task.name} models"
+            f"{known.name} models"
         )
+    if not (data_options.get("source_file") or data_options.get("target_file")):
+        check_data_path(data)
+    source_folder = os.path.dirname(os.path.abspath(version_dir))
+    if new_head and (
+        export_dir is None or os.path.abspath(export_dir) == os.path.abspath(source_folder)
+    ):
+        log.warning(
+            "--new-head: the new version goes to %s, the source model's folder: clients "
+            "serving that folder will get the new labels from its newest version; pass "
+            "--export-dir DIR to export it elsewhere",
+            source_folder,
+        )
+    from seqtasks.training import finetune as run_finetune  # imports TensorFlow
+
+    task = known.recipe_class()()
     flags = {
         "data": data,
         **options,
@@ -172,7 +191,7 @@ def finetune(
         "batch_size": batch_size,
         "max_examples": max_examples,
         "seed": seed,
-        "export_dir": export_dir or os.path.dirname(os.path.abspath(version_dir)),
+        "export_dir": export_dir or source_folder,
         "run_dir": run_dir,
         "mixed_precision": True if mixed_precision else None,
     }
@@ -189,9 +208,10 @@ def finetune(
                 verbose=0 if quiet else None,
                 resume=resume,
             )
-        except KeyboardInterrupt:
-            click.echo("interrupted; run the same command again to resume", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:  # says what the run dir keeps; exits 130 at once
+            from seqtasks.training.interrupt import report_interrupt
+
+            report_interrupt(e)
     facts = result.prepared.metadata["finetune"]
     summary = {
         "export": result.export_path,

@@ -23,7 +23,7 @@ def recipes(name, as_json):
       python cli.py recipes
       python cli.py recipes sentiment        # every --set KEY with type, default and help
     """
-    from tasks import RECIPES, get_recipe
+    from tasks.registry import ENTRIES, entry
 
     if name is None:
         rows = [
@@ -33,7 +33,7 @@ def recipes(name, as_json):
                 "description": r.description,
                 "models": r.models,
             }
-            for r in RECIPES.values()
+            for r in ENTRIES.values()
         ]
         if as_json:
             click.echo(json.dumps(rows, indent=2))
@@ -43,7 +43,7 @@ def recipes(name, as_json):
             for model, about in row["models"].items():
                 click.echo(f"  --model {model:<14} {about}")
         return
-    recipe = get_recipe(name)
+    recipe = entry(name)
     fields = recipe.make_config().describe()
     if as_json:
         click.echo(json.dumps(fields, indent=2, default=str))

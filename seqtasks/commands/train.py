@@ -148,10 +148,10 @@ def train(
     """
     _setup_logging(quiet)
     from seqtasks.config import parse_assignments
-    from seqtasks.training import train as run_training
-    from tasks import get_recipe
+    from tasks.registry import entry
 
-    task = get_recipe(recipe)
+    # Every check that needs no TensorFlow first: a mistake answers in well under a second.
+    known = entry(recipe)
     overrides = parse_assignments(assignments)
     flags = {
         "data": data,
@@ -170,16 +170,21 @@ def train(
         "mixed_precision": True if mixed_precision else None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    config = task.make_config(**overrides)
+    config = known.make_config(**overrides)
+    known.check_training_data(config)
+    from seqtasks.training import train as run_training  # imports TensorFlow
+
+    task = known.recipe_class()()
     # With --json, stdout carries only the JSON result: progress goes to stderr.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
             result = run_training(
                 task, config, verbose=0 if quiet else None, resume=resume, strategy=strategy
             )
-        except KeyboardInterrupt:
-            click.echo("interrupted; run the same command again to resume", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as e:  # says what the run dir keeps; exits 130 at once
+            from seqtasks.training.interrupt import report_interrupt
+
+            report_interrupt(e)
     summary = {"export": result.export_path, "run_dir": result.run_dir, "metrics": result.metrics}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
