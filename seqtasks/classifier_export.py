@@ -27,6 +27,7 @@ from seqtasks.diagnostics import one_class, warn_if_undertrained
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.labels import export_labels, match_labels, multi_hot
 from seqtasks.metrics import classification_report, multilabel_report
+from seqtasks.progress import Progress, counting_calls
 from seqtasks.text import WordVectorizer, call_by_length
 from seqtasks.versions import package_versions
 
@@ -239,10 +240,13 @@ def evaluate_classifier_export(
     mapping = match_labels(dataset.label_set(), labels, label_map, data)
     label_id = {label: i for i, label in enumerate(labels)}
     fn = load_serving_fn(version_dir)
+    bar = Progress("classifying", len(dataset.texts), "texts")
+    fn = counting_calls(fn, bar, "text")
     if multi_label:
         threshold = float(metadata.get("threshold", 0.5))
         y_true = multi_hot([[mapping[label] for label in row] for row in dataset.labels], label_id)
         scores = call_in_batches(fn, "text", dataset.texts, sort_key=len)["scores"]
+        bar.close()
         report = multilabel_report(y_true > 0.5, scores >= threshold, labels)
         report["threshold"] = threshold
         found = [tuple(labels[j] for j in np.flatnonzero(row)) for row in scores >= threshold]
@@ -250,6 +254,7 @@ def evaluate_classifier_export(
     else:
         y_true = np.array([label_id[mapping[label]] for label in dataset.labels])
         probabilities = call_in_batches(fn, "text", dataset.texts, sort_key=len)["probabilities"]
+        bar.close()
         predicted = np.argmax(probabilities, axis=-1)
         report = classification_report(y_true, predicted, labels)
         warn_if_undertrained(log, one_class([labels[i] for i in predicted], y_true.tolist()))

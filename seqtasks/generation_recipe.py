@@ -238,10 +238,13 @@ class GenerationRecipe(Recipe):
         import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
 
         from seqtasks.inference import call_in_batches, load_serving_fn
+        from seqtasks.progress import counting_calls, progress
 
         loaded = load_serving_fn(version_dir)
         start = time.perf_counter()
-        outputs = call_in_batches(loaded, input_name, inputs, batch_size)
+        with progress(f"{self.output_name}s", len(inputs), "inputs") as bar:
+            fn = counting_calls(loaded, bar, input_name)
+            outputs = call_in_batches(fn, input_name, inputs, batch_size)
         seconds = time.perf_counter() - start
         texts = [t.decode("utf-8") for t in outputs[self.output_name]]
         return texts, [float(s) for s in outputs["score"]], seconds, loaded

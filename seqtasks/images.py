@@ -99,13 +99,24 @@ def encode_images(
 ) -> np.ndarray:
     """Run ``image_encoder`` over encoded images; float32 ``(N, positions, channels)``.
 
+    Progress is shown by :mod:`seqtasks.progress` (a bar on a terminal, plain lines in
+    logs); ``verbose`` is kept for callers that pass Keras' verbosity and is unused.
+
     Raises:
         DataError: naming the first image that cannot be decoded.
     """
+    from seqtasks.progress import progress
+
     for data, name in zip(encoded, names):
         check_image(data, name)
+    batch_size = 64
     try:
-        return image_encoder.predict(image_dataset(encoded, image_size), verbose=verbose)
+        parts = []
+        with progress("encoding images", len(encoded), "images") as bar:
+            for batch in image_dataset(encoded, image_size, batch_size):
+                parts.append(np.asarray(image_encoder.predict_on_batch(batch)))
+                bar.update(int(batch.shape[0]))
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
     except tf.errors.InvalidArgumentError:
         _find_undecodable(encoded, names)  # raises a DataError naming the file
         raise

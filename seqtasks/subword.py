@@ -27,6 +27,7 @@ from collections.abc import Iterable
 import tensorflow as tf
 
 from seqtasks.choices import DEFAULT_MIN_FREQUENCY  # noqa: F401 (re-exported)
+from seqtasks.progress import track
 from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID, read_vocabulary
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,13 @@ def learn_vocabulary(
         .batch(1000)
         .map(lambda text: pretokenize(text, lowercase, False, True, True))
     )
+    batches = -(-len(texts) // 1000)
+    counts = learner.count_words(
+        track(words, "learning a WordPiece vocabulary: counting words", batches, "batches")
+    )
+    log.info("learning WordPiece pieces from %d distinct words", len(counts))
     vocabulary = learner.learn(
-        learner.count_words(words),
+        counts,
         vocab_size=vocabulary_size,
         reserved_tokens=list(RESERVED_TOKENS),
         lower_thresh=min_frequency,
