@@ -18,12 +18,19 @@ steps (see :mod:`seqtasks.recipe`) and trains with Keras ``fit``:
   weights at the end;
 - the best weights checkpointed to ``<run_dir>/best.weights.h5``;
 - TensorBoard logs in ``<run_dir>/logs`` and per-epoch history in
-  ``<run_dir>/history.csv``;
+  ``<run_dir>/history.csv``, drawn (once training ends) in ``<run_dir>/curves.png``:
+  loss and each metric per epoch, training against validation, the exported
+  (best) epoch marked (:func:`seqtasks.plots.training_curves`);
 - ``config.json`` (written first) and ``metrics.json`` (validation metrics,
   seconds per epoch, peak memory; written last, after the export, so it marks a
   finished run) in the run directory;
 - after every epoch, everything needed to continue in a fresh process in
   ``<run_dir>/resume/`` (see :class:`ResumeState`).
+
+Ctrl-C stops training at the next batch (:mod:`~seqtasks.training.interrupt`): the
+partial epoch is dropped, the run directory keeps the last finished epoch, and
+:class:`TrainingInterrupted` (a ``KeyboardInterrupt``) names it; a second Ctrl-C
+ends the CLI at once.
 
 Resume: a run directory with ``config.json`` but no ``metrics.json`` is an
 unfinished run (killed, or interrupted with Ctrl-C). Training the same recipe
@@ -52,6 +59,7 @@ enabled.
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, TimeLimit, reduce_lr_on_plateau
 from seqtasks.training.driver import TrainResult, finetune, train
 from seqtasks.training.environment import peak_rss_mb, seed_everything, writes_savedmodels
+from seqtasks.training.interrupt import StopOnInterrupt, TrainingInterrupted
 from seqtasks.training.resume import (
     RESUME_DIR,
     ResumeState,
@@ -72,8 +80,10 @@ __all__ = [
     "DataEpoch",
     "EpochTimer",
     "ResumeState",
+    "StopOnInterrupt",
     "TimeLimit",
     "TrainResult",
+    "TrainingInterrupted",
     "check_split_size",
     "default_run_dir",
     "finetune",

@@ -70,8 +70,3 @@ def reduce_lr_on_plateau(config: TrainConfig, scheduled: bool):
     return keras.callbacks.ReduceLROnPlateau(
         monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
     )
-    if config.reduce_lr_factor >= 1 or scheduled:
-        return None
-    return keras.callbacks.ReduceLROnPlateau(
-        monitor="val_loss", factor=config.reduce_lr_factor, patience=0, min_lr=1e-6
-    )

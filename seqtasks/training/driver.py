@@ -24,6 +24,7 @@ from seqtasks.precision import follow_global_policy, precision_policy
 from seqtasks.recipe import Recipe
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, reduce_lr_on_plateau
 from seqtasks.training.environment import peak_rss_mb, seed_everything, writes_savedmodels
+from seqtasks.training.fitting import fit, write_curves
 from seqtasks.training.resume import RESUME_DIR, ResumeState, truncate_history
 from seqtasks.training.rundir import (
     check_run_dir,
@@ -288,27 +289,16 @@ def _train_in(
     with warnings.catch_warnings():
         # Length-bucketed datasets have unknown cardinality; Keras warns once per run.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        if distribution.workers > 1:  # Keras fit fails here (keras-team/keras#20585)
-            distribute.distributed_fit(
-                model,
-                distribution,
-                prepared.train,
-                prepared.validation,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-            )
-        else:
-            model.fit(
-                prepared.train,
-                validation_data=prepared.validation,
-                epochs=config.epochs,
-                initial_epoch=initial_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-                shuffle=False,  # the tf.data pipeline shuffles (seeded by epoch)
-            )
+        fit(
+            model,
+            prepared,
+            run_dir=run_dir,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            distribution=distribution,
+        )
         if distribution.strategy is not None:
             # Evaluate and export a single-device copy: no collective runs on one worker alone.
             trained = model
@@ -334,6 +324,7 @@ def _train_in(
             "distribution": distribution.describe(),
         }
     )
+    write_curves(run_dir, metrics["best_epoch"])
     if not writes_savedmodels():
         # SavedModels need the TensorFlow backend; keep the trained model instead of losing it.
         path = os.path.join(run_dir, "model.keras")
