@@ -40,6 +40,7 @@ for command in (
     finetune.finetune,
     plots.plot_attention,
     plots.plot_captions,
+    plots.plot_runs,
     serve.serve,
     recipes.recipes,
 ):
