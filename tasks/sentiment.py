@@ -45,7 +45,10 @@ from seqtasks.text import (
     build_vocabulary,
     write_vocabulary,
 )
+from tasks.registry import ENTRIES
 from tasks.sentiment_config import SentimentConfig
+
+_ENTRY = ENTRIES["sentiment"]
 
 OOV_WARNING = 0.2  # finetune warns when more of the new data's tokens are out of vocabulary
 
@@ -71,20 +74,13 @@ class SentimentRecipe(Recipe):
     probable first, padded with ``""``) out.
     """
 
-    name = "sentiment"
-    task_type = "many-to-one"
-    description = (
-        "Text classification (sentiment, topics, intents): one label per text, or several "
-        "with --multi-label."
-    )
+    # What the CLI shows before TensorFlow is imported: one copy, in tasks/registry.py.
+    name = _ENTRY.name
+    task_type = _ENTRY.task_type
+    description = _ENTRY.description
+    models = _ENTRY.models
+    extra_commands = _ENTRY.extra_commands
     config_class = SentimentConfig
-    models = {
-        "rnn": "SimpleRNN (tanh, or ReLU with identity-initialised recurrent weights)",
-        "lstm": "LSTM",
-        "gru": "GRU",
-        "bilstm": "Bidirectional LSTM, stackable (default)",
-        "transformer": "keras-hub TokenAndPositionEmbedding + TransformerEncoder blocks, pooled",
-    }
     evaluate_options = frozenset(
         {
             "format",
@@ -101,9 +97,7 @@ class SentimentRecipe(Recipe):
 
     def load_data(self, config: SentimentConfig) -> TextClassificationData:
         if not config.data:
-            raise ConfigError(
-                "no training data: pass --data PATH (a file, a folder or tfds:<name>)"
-            )
+            raise ConfigError(_ENTRY.no_data)
         return load_text_classification(
             config.data,
             format=config.format,

@@ -39,6 +39,10 @@ def _setup_logging(quiet: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    if quiet:  # --quiet: no progress bars either
+        from seqtasks import progress
+
+        progress.set_enabled(False)
 
 
 _mixed_precision_option = click.option(

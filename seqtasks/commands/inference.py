@@ -34,7 +34,7 @@ def predict(model_dir, texts, as_json):
     vectors for feature models). Output: one line per input,
     label<TAB>probability<TAB>text for classifiers (multi-label: the labels
     scoring >= the threshold with their scores, then TAB and the text), the
-    translation for translation models, caption<TAB>image for captioning;
+    translation<TAB>text for translation models, caption<TAB>image for captioning;
     --json gives the score too.
 
     \b

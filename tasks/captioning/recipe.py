@@ -48,6 +48,9 @@ from tasks.captioning.serving import (
     CaptioningServing,
     make_generator,
 )
+from tasks.registry import ENTRIES
+
+_ENTRY = ENTRIES["captioning"]
 
 log = logging.getLogger("tasks.captioning")
 
@@ -66,26 +69,19 @@ class CaptioningRecipe(CaptioningServing):
     dim]`` or ``[None, positions, dim]``) instead.
     """
 
-    name = "captioning"
-    task_type = "one-to-many"
-    description = "Image captioning: an image (or a feature vector) in, a sentence out."
+    # What the CLI shows before TensorFlow is imported: one copy, in tasks/registry.py.
+    name = _ENTRY.name
+    task_type = _ENTRY.task_type
+    description = _ENTRY.description
+    models = _ENTRY.models
+    extra_commands = _ENTRY.extra_commands
     config_class = CaptioningConfig
-    extra_commands = frozenset({"plot-captions"})
-    models = {
-        "attention": "LSTM decoder attending over the CNN feature grid (Show, Attend and "
-        "Tell; default)",
-        "lstm": "LSTM decoder whose initial state comes from the image (Show and Tell)",
-        "transformer": "keras-hub TransformerDecoder cross-attending over the feature grid",
-    }
 
     # --- data ----------------------------------------------------------------------------
 
     def load_data(self, config: CaptioningConfig) -> CaptionData:
         if not config.data:
-            raise ConfigError(
-                "no training data: pass --data PATH (a Flickr8k folder, a .csv/.tsv/.jsonl/"
-                ".parquet of image and caption rows, a .npz of feature vectors or tfds:<name>)"
-            )
+            raise ConfigError(_ENTRY.no_data)
         data = load_captions(
             config.data,
             split=config.split,

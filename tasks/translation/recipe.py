@@ -28,8 +28,11 @@ from seqtasks.subword import (
     report_coverage,
     subword_coverage,
 )
+from tasks.registry import ENTRIES
 from tasks.translation.config import TranslationConfig, TranslationInfo
 from tasks.translation.serving import VOCABULARY_FILES, TranslationServing, make_translator
+
+_ENTRY = ENTRIES["translation"]
 
 log = logging.getLogger("tasks.translation")
 
@@ -49,26 +52,19 @@ class TranslationRecipe(TranslationServing):
     returns per-pair target log-likelihoods for perplexity.
     """
 
-    name = "translation"
-    task_type = "many-to-many"
-    description = "Machine translation (encoder-decoder): a sentence in, its translation out."
+    # What the CLI shows before TensorFlow is imported: one copy, in tasks/registry.py.
+    name = _ENTRY.name
+    task_type = _ENTRY.task_type
+    description = _ENTRY.description
+    models = _ENTRY.models
+    extra_commands = _ENTRY.extra_commands
     config_class = TranslationConfig
-    extra_commands = frozenset({"plot-attention"})
-    models = {
-        "transformer": "keras-hub Transformer encoder-decoder (default)",
-        "rnn-attention": "BiLSTM/BiGRU encoder, LSTM/GRU decoder with additive or "
-        "multiplicative attention",
-    }
 
     # --- data ----------------------------------------------------------------------------
 
     def load_data(self, config: TranslationConfig) -> ParallelData:
         if not config.data and not config.source_file:
-            raise ConfigError(
-                "no training data: pass --data PATH (a folder of <split>.<lang> files, a "
-                "CSV/TSV/JSONL/Parquet file, a pair file or zip, or tfds:<name>) or "
-                "--source-file and --target-file"
-            )
+            raise ConfigError(_ENTRY.no_data)
         return load_parallel(
             config.data or None,
             source_lang=config.source_lang,
