@@ -243,7 +243,7 @@ def _train_in(
                 model = follow_global_policy(build_model(prepared))
             else:
                 model = recipe.build_model(config, prepared)
-        recipe.compile_model(model, config)
+        recipe.compile_model(model, config, prepared)
     timer = EpochTimer()
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
@@ -304,7 +304,7 @@ def _train_in(
             trained = model
             with precision_policy(config.mixed_precision):
                 model = recipe.build_model(config, prepared)
-            recipe.compile_model(model, config)
+            recipe.compile_model(model, config, prepared)
             model.set_weights(trained.get_weights())
         if not distribution.is_chief:
             # Its run dir is a temporary folder, removed by `train`.

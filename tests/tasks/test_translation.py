@@ -276,3 +276,14 @@ def test_default_depth_is_per_architecture():
     assert len(rnn.encoder_layers) == 1
     deep = build_seq2seq(recipe.make_config(model="rnn-attention", num_layers=2), 50, 50)
     assert len(deep.encoder_layers) == 2
+
+
+def test_a_short_run_trains_with_a_warmup_capped_to_its_length(translation):
+    # 1 epoch of a few batches: the default 1,000-step warm-up would keep the rate under
+    # steps/1000 of its peak for the whole run; the driver hands the run's size to
+    # compile_model, which caps the warm-up at 10% of the run's steps.
+    optimizer = translation.model.optimizer
+    steps, peak = int(optimizer.iterations.numpy()), translation.config.learning_rate
+    assert 0 < steps < 20
+    assert translation.config.warmup_steps == 1000  # the default, not set by the test
+    assert float(optimizer.learning_rate) > 0.1 * peak > steps / 1000 * peak
