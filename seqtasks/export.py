@@ -148,18 +148,27 @@ def write_version(
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; servers run as other users
+    from seqtasks.progress import progress
+
+    extra_files = extra_files or {}
     try:
-        write_saved_model(tmp)
-        extra = os.path.join(tmp, "assets.extra")
-        os.makedirs(extra, exist_ok=True)
-        for name, source in (extra_files or {}).items():
-            destination = os.path.join(extra, name)
-            if callable(source):
-                source(destination)
-            else:
-                shutil.copyfile(source, destination)
-        full = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **metadata}
-        write_json_atomic(os.path.join(tmp, METADATA_FILE), full)
+        # Tracing the serving graph is the slow part (seconds to a minute): one step of
+        # the display, each assets.extra file another, the metadata the last.
+        with progress("exporting", total=len(extra_files) + 2, unit="steps") as bar:
+            write_saved_model(tmp)
+            bar.update(1)
+            extra = os.path.join(tmp, "assets.extra")
+            os.makedirs(extra, exist_ok=True)
+            for name, source in extra_files.items():
+                destination = os.path.join(extra, name)
+                if callable(source):
+                    source(destination)
+                else:
+                    shutil.copyfile(source, destination)
+                bar.update(1)
+            full = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, **metadata}
+            write_json_atomic(os.path.join(tmp, METADATA_FILE), full)
+            bar.update(1)
         version = (versions(export_dir) or [0])[-1] + 1
         while True:
             final = os.path.join(export_dir, str(version))

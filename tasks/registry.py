@@ -34,6 +34,8 @@ class RecipeEntry:
         recipe: ``"module:ClassName"`` of the recipe class (imports TensorFlow).
         no_data: the error of ``train`` without ``--data`` (as the recipe's ``load_data``).
         extra_commands: commands beyond train/predict/evaluate/finetune its models serve.
+        evaluate_options: the keyword options ``evaluate_export`` takes besides ``data``
+            (``cli.py evaluate`` refuses the others before importing the recipe).
         source_files: whether ``--source-file``/``--target-file`` replace ``--data``.
     """
 
@@ -45,6 +47,7 @@ class RecipeEntry:
     recipe: str
     no_data: str
     extra_commands: frozenset[str] = frozenset()
+    evaluate_options: frozenset[str] = frozenset()
     source_files: bool = False
 
     @property
@@ -116,6 +119,17 @@ ENTRIES: dict[str, RecipeEntry] = {
             config="tasks.sentiment_config:SentimentConfig",
             recipe="tasks.sentiment:SentimentRecipe",
             no_data="no training data: pass --data PATH (a file, a folder or tfds:<name>)",
+            evaluate_options=frozenset(
+                {
+                    "format",
+                    "text_column",
+                    "label_column",
+                    "split",
+                    "label_map",
+                    "max_examples",
+                    "on_bad_rows",
+                }
+            ),
         ),
         RecipeEntry(
             name="captioning",
@@ -133,6 +147,18 @@ ENTRIES: dict[str, RecipeEntry] = {
             ".jsonl/.parquet of image and caption rows, a .npz of feature vectors or "
             "tfds:<name>)",
             extra_commands=frozenset({"plot-captions"}),
+            evaluate_options=frozenset(
+                {
+                    "split",
+                    "image_dir",
+                    "captions_file",
+                    "max_examples",
+                    "format",
+                    "image_column",
+                    "caption_column",
+                    "on_bad_rows",
+                }
+            ),
         ),
         RecipeEntry(
             name="translation",
@@ -151,6 +177,20 @@ ENTRIES: dict[str, RecipeEntry] = {
             "--source-file and --target-file",
             extra_commands=frozenset({"plot-attention"}),
             source_files=True,
+            evaluate_options=frozenset(
+                {
+                    "source_lang",
+                    "target_lang",
+                    "source_file",
+                    "target_file",
+                    "split",
+                    "max_examples",
+                    "format",
+                    "source_column",
+                    "target_column",
+                    "on_bad_rows",
+                }
+            ),
         ),
     )
 }

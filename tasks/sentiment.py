@@ -81,17 +81,7 @@ class SentimentRecipe(Recipe):
     models = _ENTRY.models
     extra_commands = _ENTRY.extra_commands
     config_class = SentimentConfig
-    evaluate_options = frozenset(
-        {
-            "format",
-            "text_column",
-            "label_column",
-            "split",
-            "label_map",
-            "max_examples",
-            "on_bad_rows",
-        }
-    )
+    evaluate_options = _ENTRY.evaluate_options
 
     # --- data ----------------------------------------------------------------------------
 

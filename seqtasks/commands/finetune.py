@@ -196,6 +196,9 @@ def finetune(
         "mixed_precision": True if mixed_precision else None,
     }
     config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
+    from seqtasks.training.interrupt import quit_after_stop
+
+    quit_after_stop()  # the CLI ends after an interrupt: a second Ctrl-C quits at once
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
             result = run_finetune(

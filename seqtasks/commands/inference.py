@@ -12,11 +12,13 @@ from seqtasks.commands.common import (
     _given,
     _load_export,
     _parallel_options,
+    _read_export,
     _read_inputs,
     _reports_user_errors,
     _setup_logging,
 )
 from seqtasks.errors import UserError
+from tasks.registry import check_data_path
 
 
 @click.command()
@@ -113,7 +115,8 @@ def evaluate(
         from seqtasks.config import parse_assignments
 
         mapping = parse_assignments(label_map.split(","), "--label-map", "0=neg,1=pos")
-    version_dir, metadata, task = _load_export(model_dir)
+    # Every check that needs no TensorFlow comes first (the registry knows the options).
+    version_dir, metadata, known = _read_export(model_dir)
     options = {
         **_given(data_options),
         "split": split,
@@ -121,19 +124,23 @@ def evaluate(
         "max_examples": max_examples,
     }
     options = {k: v for k, v in options.items() if v is not None}
-    unsupported = sorted(set(options) - set(task.evaluate_options))
+    unsupported = sorted(set(options) - set(known.evaluate_options))
     if unsupported:
         flag = "--" + unsupported[0].replace("_", "-")
-        raise UserError(f"{flag} does not apply to {task.name} models")
+        raise UserError(f"{flag} does not apply to {known.name} models")
     if not data and not options.get("source_file"):
         raise UserError(
             "no data: pass --data PATH"
             + (
                 " (or --source-file and --target-file)"
-                if "source_file" in task.evaluate_options
+                if "source_file" in known.evaluate_options
                 else ""
             )
         )
+    check_data_path(data)
+    for flag in ("source_file", "target_file"):
+        check_data_path(options.get(flag))
+    task = known.recipe_class()()  # imports TensorFlow
     report = task.evaluate_export(version_dir, metadata, data=data, **options)
     report["model"] = version_dir
     if as_json:

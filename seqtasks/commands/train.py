@@ -176,6 +176,9 @@ def train(
 
     task = known.recipe_class()()
     # With --json, stdout carries only the JSON result: progress goes to stderr.
+    from seqtasks.training.interrupt import quit_after_stop
+
+    quit_after_stop()  # the CLI ends after an interrupt: a second Ctrl-C quits at once
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
             result = run_training(

@@ -51,6 +51,7 @@ from seqtasks.data.records import (
 )
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.io import decode_utf8
+from seqtasks.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -387,8 +388,14 @@ def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
     per_flat: dict[str, list[str]] = {}
     contents: dict[str, bytes] = {}
     try:
-        with tarfile.open(path) as archive:
+        # Progress in compressed bytes read (an IMDB archive: 85 MB, about 10 s).
+        with (
+            open(path, "rb") as raw,
+            tarfile.open(fileobj=raw, mode="r:*") as archive,
+            progress(f"reading {os.path.basename(path)}", os.path.getsize(path), "bytes") as bar,
+        ):
             for member in archive:
+                bar.update(raw.tell() - bar.n)
                 if not member.isfile():
                     continue
                 match = pattern.match(member.name)

@@ -125,11 +125,25 @@ class _Handling:
         return self.stop
 
     def __exit__(self, kind, value, traceback):
-        if self.previous is not None:
+        # After a Ctrl-C under the CLI (quit_after_stop), the process is about to end:
+        # this handler stays, so a second Ctrl-C while the run winds down quits at once
+        # instead of raising KeyboardInterrupt in the middle of the clean-up.
+        keep = self.stop.requested and _QUIT_AFTER_STOP[0]
+        if self.previous is not None and not keep:
             signal.signal(signal.SIGINT, self.previous)
         if kind is None and self.stop.requested:
             raise TrainingInterrupted(self.stop.run_dir, self.stop.epochs, signalled=True)
         return False
+
+
+_QUIT_AFTER_STOP = [False]
+
+
+def quit_after_stop(enabled: bool = True) -> None:
+    """Keep the Ctrl-C handler after an interrupted ``fit`` (for a process that ends right
+    after, such as the CLI): a second Ctrl-C then quits at once. A library caller keeps the
+    default (off): its previous SIGINT handler is restored when ``fit`` ends."""
+    _QUIT_AFTER_STOP[0] = bool(enabled)
 
 
 def exit_now(status: int) -> None:
@@ -139,6 +153,8 @@ def exit_now(status: int) -> None:
     for larger ones). The exit handlers run first (they flush logs and the CLI's stderr
     filter, :mod:`seqtasks.native_logs`); the run directory's files are complete by then.
     """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # already quitting: no KeyboardInterrupt
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

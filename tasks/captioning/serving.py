@@ -27,6 +27,9 @@ from seqtasks.inference import load_keras_model
 from seqtasks.models.captioning import ImageCaptioner
 from seqtasks.subword import SubwordTokenizer
 from tasks.captioning.config import CaptioningConfig, CaptioningInfo
+from tasks.registry import ENTRIES
+
+_ENTRY = ENTRIES["captioning"]
 
 # What an export keeps in assets.extra/ besides metadata.json (plots, fine-tuning).
 VOCABULARY_FILE = "vocabulary.txt"
@@ -40,18 +43,7 @@ class CaptioningServing(GenerationRecipe):
     """The serving-side steps of :class:`~tasks.captioning.recipe.CaptioningRecipe`."""
 
     output_name = "caption"
-    evaluate_options = frozenset(
-        {
-            "split",
-            "image_dir",
-            "captions_file",
-            "max_examples",
-            "format",
-            "image_column",
-            "caption_column",
-            "on_bad_rows",
-        }
-    )
+    evaluate_options = _ENTRY.evaluate_options
 
     # --- serving side --------------------------------------------------------------------
 

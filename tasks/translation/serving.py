@@ -22,7 +22,10 @@ from seqtasks.generation_recipe import GenerationRecipe, decoding_line, export_p
 from seqtasks.inference import load_keras_model
 from seqtasks.metrics import bleu_chrf
 from seqtasks.subword import SubwordTokenizer
+from tasks.registry import ENTRIES
 from tasks.translation.config import TranslationConfig, TranslationInfo
+
+_ENTRY = ENTRIES["translation"]
 
 log = logging.getLogger("tasks.translation")
 
@@ -34,20 +37,7 @@ class TranslationServing(GenerationRecipe):
     """The serving-side steps of :class:`~tasks.translation.recipe.TranslationRecipe`."""
 
     output_name = "translation"
-    evaluate_options = frozenset(
-        {
-            "source_lang",
-            "target_lang",
-            "source_file",
-            "target_file",
-            "split",
-            "max_examples",
-            "format",
-            "source_column",
-            "target_column",
-            "on_bad_rows",
-        }
-    )
+    evaluate_options = _ENTRY.evaluate_options
 
     # --- serving side --------------------------------------------------------------------
 

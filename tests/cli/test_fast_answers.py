@@ -113,6 +113,19 @@ def test_finetune_data_mistakes_answer_before_tensorflow(fake_export):
     )
 
 
+def test_evaluate_mistakes_on_an_export_answer_before_tensorflow(fake_export):
+    assert_one_line_error(run_light("evaluate", fake_export), "no data: pass --data PATH")
+    assert_one_line_error(
+        run_light("evaluate", fake_export, "--data", "/nonexistent.tsv"),
+        "/nonexistent.tsv: no such file",
+    )
+    assert_one_line_error(
+        run_light("evaluate", fake_export, "--data", "x", "--split", "dev", "--source-lang", "en"),
+        "--source-lang",
+        "does not apply to sentiment models",
+    )
+
+
 def test_a_tfds_name_is_not_a_path():
     """``tfds:NAME`` passes the path check; the config mistake after it still answers."""
     result = run_light("train", "sentiment", "--data", "tfds:imdb_reviews", "--epochs", "0")
@@ -148,11 +161,18 @@ def test_the_registry_agrees_with_the_recipe_classes():
         known = ENTRIES[name]
         assert known.recipe_class() is recipe
         assert known.config_class is recipe.config_class
-        assert (known.task_type, known.description, known.models, known.extra_commands) == (
+        assert (
+            known.task_type,
+            known.description,
+            known.models,
+            known.extra_commands,
+            known.evaluate_options,
+        ) == (
             recipe.task_type,
             recipe.description,
             recipe.models,
             recipe.extra_commands,
+            recipe.evaluate_options,
         )
         assert known.make_config(epochs="3") == get_recipe(name).make_config(epochs="3")
 

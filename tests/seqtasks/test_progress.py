@@ -83,3 +83,54 @@ def test_counting_calls_counts_batch_rows():
         fn(text=Batch())
         assert bar.n == 14
     assert stream.getvalue().splitlines()[-1].startswith("calls: 100% (14/14 steps, ")
+
+
+def _recording_progress(stream):
+    """``progress`` that writes every update (no delay) to ``stream``."""
+
+    def make(description, total=None, unit="steps", **kwargs):
+        return progress(description, total, unit, stream=stream, delay=0, **kwargs)
+
+    return make
+
+
+def test_reading_a_label_folder_archive_reports_bytes_read(tmp_path, monkeypatch):
+    import tarfile
+
+    from seqtasks.data import classification
+
+    archive = tmp_path / "reviews.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for i in range(40):
+            path = tmp_path / f"r{i}.txt"
+            path.write_text(f"review number {i} " * 200)
+            tar.add(path, arcname=f"train/{'pos' if i % 2 else 'neg'}/{i}.txt")
+    stream = io.StringIO()
+    monkeypatch.setattr(classification, "progress", _recording_progress(stream))
+    data = classification.load_text_classification(str(archive))
+    assert len(data.texts) == 40
+    lines = stream.getvalue().splitlines()
+    size = archive.stat().st_size
+    assert lines and all(line.startswith("reading reviews.tar.gz: ") for line in lines)
+    assert lines[-1].startswith(f"reading reviews.tar.gz: 100% ({size}/{size} bytes")
+
+
+def test_exporting_reports_one_step_per_file(tmp_path, monkeypatch):
+    from seqtasks import export
+
+    stream = io.StringIO()
+    monkeypatch.setattr(progress_module, "progress", _recording_progress(stream))
+
+    def write_saved_model(path):
+        open(f"{path}/saved_model.pb", "wb").close()
+
+    def write_extra(path):
+        open(path, "w").close()
+
+    final = export.write_version(
+        str(tmp_path / "model"), write_saved_model, {"task": "t"}, {"a.txt": write_extra}
+    )
+    assert final.endswith("/1")
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "exporting: 33% (1/3 steps, 0 s)"
+    assert lines[-1].startswith("exporting: 100% (3/3 steps, ")

@@ -238,3 +238,50 @@ def test_a_finished_run_draws_its_curves_with_the_umask(trained):
     umask = os.umask(0)
     os.umask(umask)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="Python runs signal handlers in the main thread only",
+)
+def test_a_ctrl_c_while_quitting_is_ignored(monkeypatch):
+    from seqtasks.training import interrupt
+
+    exits = []
+    monkeypatch.setattr(interrupt.os, "_exit", exits.append)
+    monkeypatch.setattr(interrupt.atexit, "_run_exitfuncs", lambda: None)
+
+    def shutdown():  # a second Ctrl-C lands while the logs are being closed
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(interrupt.logging, "shutdown", shutdown)
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupt.exit_now(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert exits == [130]
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="Python runs signal handlers in the main thread only",
+)
+def test_under_the_cli_the_handler_stays_after_a_stop(tmp_path):
+    from seqtasks.training import interrupt
+
+    previous = signal.getsignal(signal.SIGINT)
+    stop = StopOnInterrupt(str(tmp_path), epochs=2)
+    interrupt.quit_after_stop(True)
+    try:
+        with pytest.raises(TrainingInterrupted):
+            with stop.handling_sigint():
+                stop.requested = True
+        assert signal.getsignal(signal.SIGINT) == stop._on_sigint  # a 2nd Ctrl-C quits
+    finally:
+        interrupt.quit_after_stop(False)
+        signal.signal(signal.SIGINT, previous)
+    with StopOnInterrupt(str(tmp_path), epochs=2).handling_sigint():  # no Ctrl-C: restored
+        pass
+    assert signal.getsignal(signal.SIGINT) == previous
