@@ -198,19 +198,19 @@ def finetune(
     config = task.finetune_config(metadata, **{k: v for k, v in flags.items() if v is not None})
     from seqtasks.training.interrupt import quit_after_stop
 
-    quit_after_stop()  # the CLI ends after an interrupt: a second Ctrl-C quits at once
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
-            result = run_finetune(
-                task,
-                config,
-                version_dir,
-                metadata,
-                new_head=new_head,
-                freeze=freeze,
-                verbose=0 if quiet else None,
-                resume=resume,
-            )
+            with quit_after_stop():  # the CLI ends after an interrupt: a 2nd Ctrl-C quits
+                result = run_finetune(
+                    task,
+                    config,
+                    version_dir,
+                    metadata,
+                    new_head=new_head,
+                    freeze=freeze,
+                    verbose=0 if quiet else None,
+                    resume=resume,
+                )
         except KeyboardInterrupt as e:  # says what the run dir keeps; exits 130 at once
             from seqtasks.training.interrupt import report_interrupt
 

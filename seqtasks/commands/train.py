@@ -178,12 +178,12 @@ def train(
     # With --json, stdout carries only the JSON result: progress goes to stderr.
     from seqtasks.training.interrupt import quit_after_stop
 
-    quit_after_stop()  # the CLI ends after an interrupt: a second Ctrl-C quits at once
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         try:
-            result = run_training(
-                task, config, verbose=0 if quiet else None, resume=resume, strategy=strategy
-            )
+            with quit_after_stop():  # the CLI ends after an interrupt: a 2nd Ctrl-C quits
+                result = run_training(
+                    task, config, verbose=0 if quiet else None, resume=resume, strategy=strategy
+                )
         except KeyboardInterrupt as e:  # says what the run dir keeps; exits 130 at once
             from seqtasks.training.interrupt import report_interrupt
 

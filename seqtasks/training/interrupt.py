@@ -15,6 +15,7 @@ and renamed, so a sudden exit leaves the previous epoch's state intact.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -139,11 +140,17 @@ class _Handling:
 _QUIT_AFTER_STOP = [False]
 
 
-def quit_after_stop(enabled: bool = True) -> None:
-    """Keep the Ctrl-C handler after an interrupted ``fit`` (for a process that ends right
-    after, such as the CLI): a second Ctrl-C then quits at once. A library caller keeps the
-    default (off): its previous SIGINT handler is restored when ``fit`` ends."""
-    _QUIT_AFTER_STOP[0] = bool(enabled)
+@contextlib.contextmanager
+def quit_after_stop():
+    """Context manager: an interrupted ``fit`` inside it keeps its Ctrl-C handler, so a
+    second Ctrl-C quits at once (for a process that ends right after, such as the CLI).
+    Outside it (a library caller) the previous SIGINT handler is restored when ``fit`` ends."""
+    previous = _QUIT_AFTER_STOP[0]
+    _QUIT_AFTER_STOP[0] = True
+    try:
+        yield
+    finally:
+        _QUIT_AFTER_STOP[0] = previous
 
 
 def exit_now(status: int) -> None:

@@ -273,15 +273,15 @@ def test_under_the_cli_the_handler_stays_after_a_stop(tmp_path):
 
     previous = signal.getsignal(signal.SIGINT)
     stop = StopOnInterrupt(str(tmp_path), epochs=2)
-    interrupt.quit_after_stop(True)
     try:
-        with pytest.raises(TrainingInterrupted):
-            with stop.handling_sigint():
-                stop.requested = True
-        assert signal.getsignal(signal.SIGINT) == stop._on_sigint  # a 2nd Ctrl-C quits
+        with interrupt.quit_after_stop():
+            with pytest.raises(TrainingInterrupted):
+                with stop.handling_sigint():
+                    stop.requested = True
+            assert signal.getsignal(signal.SIGINT) == stop._on_sigint  # a 2nd Ctrl-C quits
     finally:
-        interrupt.quit_after_stop(False)
         signal.signal(signal.SIGINT, previous)
+    assert not interrupt._QUIT_AFTER_STOP[0]  # reset when the block ends
     with StopOnInterrupt(str(tmp_path), epochs=2).handling_sigint():  # no Ctrl-C: restored
         pass
     assert signal.getsignal(signal.SIGINT) == previous
