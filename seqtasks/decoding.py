@@ -254,9 +254,22 @@ def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None, min_
             logits = _forbid_end(logits, index - fixed_count < min_length)
         return logits, None, cache
 
-    return sampler(
+    token_ids = sampler(
         next, prompt, cache=cache, index=1, mask=mask, stop_token_ids=[END_ID], model=model
     )
+    return pad_after_end(token_ids, mask)
+
+
+def pad_after_end(token_ids, fixed):
+    """``token_ids`` int32 ``(B, L)`` with every token after a row's first generated
+    ``[END]`` set to ``[PAD]``. keras-hub's samplers stop when every row has ended, so a row
+    that ended earlier keeps sampling until then; ``fixed`` bool ``(B, L)`` marks the
+    prompt's positions, whose tokens are never an end."""
+    token_ids = ops.cast(token_ids, "int32")
+    is_end = ops.logical_and(ops.equal(token_ids, END_ID), ops.logical_not(fixed))
+    is_end = ops.cast(is_end, "int32")
+    after = ops.cumsum(is_end, axis=1) - is_end  # > 0 strictly after the first [END]
+    return ops.where(after > 0, ops.zeros_like(token_ids), token_ids)
 
 
 def sequence_scores(model, encoder_token_ids, token_ids, fixed=None):

@@ -1,0 +1,271 @@
+"""Decoder-only language models: tokens in, the next token's logits out.
+
+The models the language-model recipe (issue 17) builds on. Both predict token ``t+1``
+from tokens ``<= t`` and have the decoder-only interface of :func:`seqtasks.decoding.
+decode` (``encoder_token_ids=None`` with a prompt), so greedy, sampling and beam search
+need no other code:
+
+- ``model({"decoder_token_ids": ids})`` -> logits float32 ``(batch, length,
+  vocabulary_size)``; ``ids`` int32 ``(batch, length)``, ``[START]`` first, right-padded
+  with ``[PAD]`` = 0 (padding never changes an earlier position's logits);
+- ``model.init_cache(None, max_length, batch_size=B)`` -> a tuple of tensors, batch
+  first (``num_static_cache = 0``: beam search reorders all of them);
+- ``model.decode_step(token_ids (B, 1), cache, index)`` -> ``(logits (B, V), cache)``:
+  the next-token logits after the token at position ``index``; a ``[PAD]`` step leaves
+  the cache unchanged (RNN: the state; Transformer: a padded position is never attended).
+
+Models:
+
+- :class:`RNNLanguageModel`: stacked LSTM/GRU/SimpleRNN layers over word embeddings,
+  dropout on the embeddings, between layers and before the softmax (Zaremba et al.
+  2014, sec. 3; Mikolov et al. 2010 for the recurrent language model itself).
+- :class:`TransformerLanguageModel`: keras-hub ``TokenAndPositionEmbedding`` and
+  ``TransformerDecoder`` blocks without cross-attention, causal self-attention
+  (Radford et al. 2018's decoder-only arrangement of Vaswani et al. 2017, sec. 3).
+
+``tie_embeddings=True`` uses the input embedding matrix as the output projection
+(Press & Wolf 2017, "Using the Output Embedding to Improve Language Models", sec. 3),
+which needs the last hidden width to equal the embedding width.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+LM_CELLS = ("lstm", "gru", "rnn")
+
+
+def _check_tying(tie_embeddings: bool, width: int, embedding_dim: int) -> None:
+    if tie_embeddings and width != embedding_dim:
+        raise ValueError(
+            "tie_embeddings needs the output width to equal embedding_dim; "
+            f"Received: width={width}, embedding_dim={embedding_dim}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class TiedOutput(keras.layers.Layer):
+    """Logits from the transposed input embedding matrix plus a bias (Press & Wolf 2017).
+
+    Call: float ``(..., embedding_dim)`` -> float32 ``(..., vocabulary_size)``.
+    """
+
+    def __init__(self, embedding: keras.layers.Embedding, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(
+            shape=(self.embedding.input_dim,), initializer="zeros", name="bias"
+        )
+
+    def call(self, x):
+        kernel = ops.cast(self.embedding.embeddings, x.dtype)
+        return ops.cast(ops.matmul(x, ops.transpose(kernel)), "float32") + self.bias
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class RNNLanguageModel(keras.Model):
+    """Stacked recurrent language model (see the module docstring).
+
+    Args:
+        vocabulary_size: int, tokens are in ``[0, vocabulary_size)``.
+        embedding_dim: int, token embedding size (default 256).
+        hidden_dim: int, units of each recurrent layer (default 512).
+        num_layers: int, stacked recurrent layers (default 2).
+        cell: ``"lstm"`` (default), ``"gru"`` or ``"rnn"`` (SimpleRNN).
+        dropout: float, on the embeddings, between layers and before the output
+            layer (default 0.2).
+        tie_embeddings: bool, output projection = transposed input embeddings
+            (needs ``hidden_dim == embedding_dim``; default False).
+
+    Raises:
+        ValueError: for another ``cell``, or tying with different widths.
+    """
+
+    num_static_cache = 0
+    encoder_input_name = None  # decoder-only
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        embedding_dim: int = 256,
+        hidden_dim: int = 512,
+        num_layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.2,
+        tie_embeddings: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in LM_CELLS:
+            raise ValueError(f"cell must be one of {LM_CELLS}; Received: cell={cell!r}")
+        _check_tying(tie_embeddings, hidden_dim, embedding_dim)
+        self.vocabulary_size, self.embedding_dim = vocabulary_size, embedding_dim
+        self.hidden_dim, self.num_layers, self.cell = hidden_dim, num_layers, cell
+        self.dropout, self.tie_embeddings = dropout, tie_embeddings
+        layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(
+            cell, keras.layers.SimpleRNN
+        )
+        self.num_states = 2 if cell == "lstm" else 1
+        self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")
+        self.rnn_layers = [
+            layer(hidden_dim, return_sequences=True, return_state=True, name=f"{cell}_{i}")
+            for i in range(num_layers)
+        ]
+        self.dropouts = [keras.layers.Dropout(dropout) for _ in range(num_layers + 1)]
+        self.output_layer = (
+            TiedOutput(self.embedding, name="logits")
+            if tie_embeddings
+            else keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
+        )
+
+    def call(self, inputs, training=None):
+        ids = inputs["decoder_token_ids"]
+        mask = ops.not_equal(ids, 0)
+        x = self.dropouts[0](self.embedding(ids), training=training)
+        for layer, dropout in zip(self.rnn_layers, self.dropouts[1:]):
+            x, *_ = layer(x, mask=mask, training=training)
+            x = dropout(x, training=training)
+        # A plain op, not a layer: drops the Keras mask (the loss masks padding itself).
+        return self.output_layer(ops.multiply(x, 1.0))
+
+    def init_cache(self, encoder_inputs, max_length, batch_size=None):
+        """Zero states: ``num_layers * num_states`` float ``(batch_size, hidden_dim)``."""
+        del encoder_inputs, max_length  # decoder-only; an RNN's cache does not grow
+        zeros = ops.zeros((batch_size, self.hidden_dim), self.compute_dtype)
+        return tuple(zeros for _ in range(self.num_layers * self.num_states))
+
+    def decode_step(self, token_ids, cache, index):
+        x = self.embedding(token_ids)  # (B, 1, E)
+        is_pad = ops.equal(token_ids, 0)  # (B, 1): a [PAD] keeps the state
+        new_cache = []
+        for i, layer in enumerate(self.rnn_layers):
+            state = list(cache[i * self.num_states : (i + 1) * self.num_states])
+            x, *new_state = layer(x, initial_state=state)
+            new_cache += [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
+        return self.output_layer(x)[:, 0, :], tuple(new_cache)
+
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """``embeddings``: the token embedding; ``encoder``: every recurrent layer."""
+        return {"embeddings": ["embedding"], "encoder": [layer.name for layer in self.rnn_layers]}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+        }
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class TransformerLanguageModel(keras.Model):
+    """Decoder-only Transformer language model (see the module docstring).
+
+    Args:
+        vocabulary_size: int.
+        sequence_length: int, the longest sequence (sizes the position embeddings).
+        hidden_dim: int, ``d_model`` (default 256).
+        intermediate_dim: int, feed-forward width (default 1024).
+        num_heads: int (default 4).
+        num_layers: int, decoder blocks (default 4).
+        dropout: float (default 0.1).
+        tie_embeddings: bool, output projection = transposed token embeddings (default False).
+
+    Raises:
+        ValueError: if ``num_heads`` does not divide ``hidden_dim``.
+    """
+
+    num_static_cache = 0
+    encoder_input_name = None  # decoder-only
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        sequence_length: int,
+        hidden_dim: int = 256,
+        intermediate_dim: int = 1024,
+        num_heads: int = 4,
+        num_layers: int = 4,
+        dropout: float = 0.1,
+        tie_embeddings: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        import keras_hub
+
+        if hidden_dim % num_heads:
+            raise ValueError(
+                "hidden_dim must be a multiple of num_heads; "
+                f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        self.vocabulary_size, self.sequence_length = vocabulary_size, sequence_length
+        self.hidden_dim, self.intermediate_dim = hidden_dim, intermediate_dim
+        self.num_heads, self.num_layers = num_heads, num_layers
+        self.dropout, self.tie_embeddings = dropout, tie_embeddings
+        self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size, sequence_length, hidden_dim, name="embedding"
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.blocks = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim, num_heads, dropout=dropout, name=f"decoder_{i}"
+            )
+            for i in range(num_layers)
+        ]
+        self.output_layer = (
+            TiedOutput(self.embedding.token_embedding, name="logits")
+            if tie_embeddings
+            else keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
+        )
+
+    def call(self, inputs, training=None):
+        ids = inputs["decoder_token_ids"]
+        mask = ops.not_equal(ids, 0)
+        x = self.embedding_dropout(self.embedding(ids), training=training)
+        for block in self.blocks:
+            x = block(x, decoder_padding_mask=mask, training=training)  # causal by default
+        return self.output_layer(x)
+
+    def init_cache(self, encoder_inputs, max_length, batch_size=None):
+        """Self-attention keys/values of every block, filled one position per step:
+        ``(float (batch_size, num_layers, 2, max_length, num_heads, head_dim),)``."""
+        del encoder_inputs  # decoder-only
+        head_dim = self.hidden_dim // self.num_heads
+        dtype = self.blocks[0].compute_dtype
+        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim)
+        return (ops.zeros(shape, dtype),)
+
+    def decode_step(self, token_ids, cache, index):
+        (self_cache,) = cache
+        x = self.embedding(token_ids, start_index=index)  # (B, 1, D)
+        updated = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(
+                x, self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index
+            )
+            updated.append(layer_cache)
+        return self.output_layer(x)[:, 0, :], (ops.stack(updated, axis=1),)
+
+    def freezable_parts(self) -> dict[str, list[str]]:
+        """``embeddings``: token and position embeddings; ``encoder``: every block."""
+        return {"embeddings": ["embedding"], "encoder": [block.name for block in self.blocks]}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "sequence_length": self.sequence_length,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
+        }
