@@ -140,7 +140,7 @@ def plot_runs(run_dirs, output, metric):
       python cli.py plot-runs runs/sentiment-20250101-120000 runs/sentiment-20250102-090000
       python cli.py plot-runs runs/translation-* --metric loss -o loss.png
     """
-    from seqtasks.plots import compare_runs
+    from seqtasks.curves import compare_runs
 
     histories, best = {}, {}
     for run_dir in run_dirs:

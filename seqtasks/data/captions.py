@@ -307,3 +307,16 @@ def load_validation_captions(
         )
     check_images(val)
     return val
+
+
+def caption_texts(data: CaptionData) -> list[str]:
+    """Every caption of ``data``, normalised as training sees it (lower case, no punctuation)."""
+    from seqtasks.caption_metrics import normalize_caption
+
+    return [normalize_caption(c) for captions in data.captions for c in captions]
+
+
+def as_grid(features: np.ndarray) -> np.ndarray:
+    """Feature vectors ``(N, dim)`` as one-position grids ``(N, 1, dim)``; grids unchanged."""
+    features = np.asarray(features, np.float32)
+    return features[:, None, :] if features.ndim == 2 else features

@@ -38,11 +38,10 @@ import itertools
 import logging
 import os
 import re
-import tarfile
-import zlib
 from collections.abc import Iterable, Iterator
 from functools import partial
 
+from seqtasks.data.label_folders import DEFAULT_SPLIT, archive_examples, folder_examples
 from seqtasks.data.records import (
     BadRows,
     detect_format,
@@ -50,15 +49,12 @@ from seqtasks.data.records import (
     read_columns,
 )
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.io import decode_utf8
-from seqtasks.progress import progress
 
 log = logging.getLogger(__name__)
 
 TEXT_COLUMNS = ("text", "sentence", "review", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "class", "target")
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-DEFAULT_SPLIT = "train"
 LABEL_SEPARATOR = "|"
 
 
@@ -162,9 +158,9 @@ def load_text_classification(
     elif not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     elif os.path.isdir(path):
-        examples = _folder_examples(path, split)
+        examples = folder_examples(path, split)
     elif path.endswith(_ARCHIVE_SUFFIXES):
-        examples = _archive_examples(path, split)
+        examples = archive_examples(path, split)
     else:
         if split != DEFAULT_SPLIT:
             raise DataError(
@@ -329,98 +325,6 @@ def split_labels(value, separator: str = LABEL_SEPARATOR) -> tuple[str, ...] | N
     else:
         items = (value.decode() if isinstance(value, bytes) else str(value)).split(separator)
     return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
-
-
-def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
-    labels = sorted(per_label)
-    for row in itertools.zip_longest(*(per_label[label] for label in labels)):
-        for label, item in zip(labels, row):
-            if item is not None:
-                yield label, item
-
-
-def _folder_root(path: str, split: str) -> str:
-    """``<path>/<split>`` or ``<path>/aclImdb/<split>``; ``path`` itself only for the default split."""
-    for candidate in (os.path.join(path, split), os.path.join(path, "aclImdb", split)):
-        if os.path.isdir(candidate):
-            return candidate
-    if split != DEFAULT_SPLIT:
-        raise DataError(f"{path}: no split folder {split!r} (expected {split}/<label>/*.txt)")
-    return path
-
-
-def _folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
-    root = _folder_root(path, split)
-    per_label = {}
-    try:
-        for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            if entry.is_dir() and entry.name != "unsup":
-                files = sorted(
-                    f.path
-                    for f in os.scandir(entry.path)
-                    if f.name.endswith(".txt") and f.is_file()
-                )
-                if files:
-                    per_label[entry.name] = files
-    except OSError as e:
-        raise DataError(f"{path}: cannot list folder: {e.strerror or e}") from None
-    if not per_label:
-        raise DataError(
-            f"{path}: no label folders with .txt files (expected <label>/*.txt, "
-            f"{split}/<label>/*.txt or aclImdb/{split}/<label>/*.txt)"
-        )
-    for label, file in _round_robin(per_label):
-        try:
-            with open(file, "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise DataError(f"{file}: cannot read: {e.strerror or e}") from None
-        text = decode_utf8(raw, file)
-        if not text.strip():
-            raise DataError(f"{file}: empty text (expected one example per .txt file)")
-        yield text, label
-
-
-def _archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
-    pattern = re.compile(rf"^(?:.*/)?{re.escape(split)}/([^/]+)/[^/]+\.txt$")
-    flat = re.compile(r"^(?:\./)?([^/]+)/[^/]+\.txt$")
-    per_split: dict[str, list[str]] = {}
-    per_flat: dict[str, list[str]] = {}
-    contents: dict[str, bytes] = {}
-    try:
-        # Progress in compressed bytes read (an IMDB archive: 85 MB, about 10 s).
-        with (
-            open(path, "rb") as raw,
-            tarfile.open(fileobj=raw, mode="r:*") as archive,
-            progress(f"reading {os.path.basename(path)}", os.path.getsize(path), "bytes") as bar,
-        ):
-            for member in archive:
-                bar.update(raw.tell() - bar.n)
-                if not member.isfile():
-                    continue
-                match = pattern.match(member.name)
-                target = per_split
-                if not match:
-                    match, target = flat.match(member.name), per_flat
-                if match and match.group(1) != "unsup":
-                    target.setdefault(match.group(1), []).append(member.name)
-                    contents[member.name] = archive.extractfile(member).read()
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip(":")
-        raise DataError(f"{path}: not a readable tar archive: {reason}") from None
-    if not per_split and split != DEFAULT_SPLIT:
-        raise DataError(f"{path}: no split folder {split!r} in the archive")
-    per_label = per_split or per_flat
-    if not per_label:
-        raise DataError(
-            f"{path}: no label folders with .txt files in the archive (expected "
-            f"[aclImdb/]{split}/<label>/*.txt or <label>/*.txt)"
-        )
-    for label, name in _round_robin({k: sorted(v) for k, v in per_label.items()}):
-        text = decode_utf8(contents.pop(name), f"{path}:{name}")
-        if not text.strip():
-            raise DataError(f"{path}:{name}: empty text (expected one example per .txt file)")
-        yield text, label
 
 
 def _tfds_examples(

@@ -88,7 +88,7 @@ def write_curves(run_dir: str, best_epoch: int | None) -> str | None:
     Returns:
         The PNG's path, or None when there is no history or drawing failed.
     """
-    from seqtasks.plots import training_curves
+    from seqtasks.curves import training_curves
 
     history = os.path.join(run_dir, "history.csv")
     if not os.path.exists(history):

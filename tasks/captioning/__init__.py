@@ -20,8 +20,9 @@ features, fine-tuning, model, metrics, export) and :mod:`~tasks.captioning.servi
     python cli.py evaluate saved_models/captioning --data ../shared/data/flickr8k --split dev
 """
 
+from seqtasks.data.captions import as_grid, caption_texts
 from tasks.captioning.config import CaptioningConfig, CaptioningInfo
-from tasks.captioning.recipe import CaptioningRecipe, as_grid, caption_texts
+from tasks.captioning.recipe import CaptioningRecipe
 from tasks.captioning.serving import (
     DECODER_FILE,
     IMAGE_ENCODER_FILE,

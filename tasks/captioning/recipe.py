@@ -14,6 +14,8 @@ import numpy as np
 from seqtasks.caption_metrics import caption_scores, normalize_caption
 from seqtasks.data.captions import (
     CaptionData,
+    as_grid,
+    caption_texts,
     check_images,
     load_captions,
     load_validation_captions,
@@ -440,14 +442,3 @@ class CaptioningRecipe(CaptioningServing):
             extra_files=extra,
             score=False,
         )
-
-
-def caption_texts(data: CaptionData) -> list[str]:
-    """Every caption of ``data``, normalised as training sees it (lower case, no punctuation)."""
-    return [normalize_caption(c) for captions in data.captions for c in captions]
-
-
-def as_grid(features: np.ndarray) -> np.ndarray:
-    """Feature vectors ``(N, dim)`` as one-position grids ``(N, 1, dim)``; grids unchanged."""
-    features = np.asarray(features, np.float32)
-    return features[:, None, :] if features.ndim == 2 else features

@@ -3,46 +3,24 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from seqtasks.decoding import DecodingOptions, decode, sequence_scores, stored_options
+from seqtasks.models.language_models import RNNLanguageModel
 from seqtasks.text import END_ID, PAD_ID, START_ID
 
 VOCAB, WIDTH, LENGTH = 10, 8, 8
 
 
-class EndFirstLM(keras.Model):
-    """A decoder-only GRU language model whose most probable token is always ``[END]``
-    (an undertrained model's typical output: the empty sequence)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.embedding = keras.layers.Embedding(VOCAB, WIDTH)
-        self.rnn = keras.layers.GRU(WIDTH, return_sequences=True, return_state=True)
-        self.head = keras.layers.Dense(VOCAB)
-
-    def call(self, inputs, training=None):
-        ids = inputs["decoder_token_ids"]
-        outputs, _ = self.rnn(self.embedding(ids), mask=ops.not_equal(ids, PAD_ID))
-        return self.head(outputs)
-
-    def init_cache(self, encoder_inputs, max_length, batch_size=None):
-        return (ops.zeros((batch_size, WIDTH)),)
-
-    def decode_step(self, token_ids, cache, index):
-        _, state = self.rnn(self.embedding(token_ids), initial_state=[cache[0]])
-        return self.head(state), (state,)
-
-
 @pytest.fixture(scope="module")
 def lm():
     keras.utils.set_random_seed(0)
-    model = EndFirstLM()
+    # seqtasks' own decoder-only GRU model: one layer, no dropout.
+    model = RNNLanguageModel(VOCAB, WIDTH, WIDTH, num_layers=1, cell="gru", dropout=0.0)
     model({"decoder_token_ids": np.ones((1, 3), "int32")})
     kernel = np.random.default_rng(0).normal(scale=0.5, size=(WIDTH, VOCAB))
     bias = np.zeros(VOCAB, "float32")
     bias[END_ID] = 8.0  # [END] wins by far at every step
-    model.head.set_weights([kernel.astype("float32"), bias])
+    model.output_layer.set_weights([kernel.astype("float32"), bias])
     return model
 
 

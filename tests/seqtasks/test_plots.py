@@ -7,14 +7,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from seqtasks.plots import (
-    attention_heatmap,
-    caption_grid,
-    compare_runs,
-    metric_names,
-    read_history,
-    training_curves,
-)
+from seqtasks.curves import compare_runs, metric_names, read_history, training_curves
+from seqtasks.plots import attention_heatmap, caption_grid
 
 HISTORY = (
     "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"

@@ -97,7 +97,7 @@ def _recording_progress(stream):
 def test_reading_a_label_folder_archive_reports_bytes_read(tmp_path, monkeypatch):
     import tarfile
 
-    from seqtasks.data import classification
+    from seqtasks.data import classification, label_folders
 
     archive = tmp_path / "reviews.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -106,7 +106,7 @@ def test_reading_a_label_folder_archive_reports_bytes_read(tmp_path, monkeypatch
             path.write_text(f"review number {i} " * 200)
             tar.add(path, arcname=f"train/{'pos' if i % 2 else 'neg'}/{i}.txt")
     stream = io.StringIO()
-    monkeypatch.setattr(classification, "progress", _recording_progress(stream))
+    monkeypatch.setattr(label_folders, "progress", _recording_progress(stream))
     data = classification.load_text_classification(str(archive))
     assert len(data.texts) == 40
     lines = stream.getvalue().splitlines()
