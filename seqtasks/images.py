@@ -95,12 +95,12 @@ def _find_undecodable(encoded: list[bytes], names: list[str]) -> None:
 
 
 def encode_images(
-    image_encoder, encoded: list[bytes], names: list[str], image_size: int, verbose: int = 0
+    image_encoder, encoded: list[bytes], names: list[str], image_size: int
 ) -> np.ndarray:
     """Run ``image_encoder`` over encoded images; float32 ``(N, positions, channels)``.
 
     Progress is shown by :mod:`seqtasks.progress` (a bar on a terminal, plain lines in
-    logs); ``verbose`` is kept for callers that pass Keras' verbosity and is unused.
+    logs).
 
     Raises:
         DataError: naming the first image that cannot be decoded.
@@ -160,7 +160,6 @@ def cached_image_features(
     image_size: int,
     source: str,
     cache_dir: str | None,
-    verbose: int = 0,
 ) -> tuple[np.ndarray, dict]:
     """Feature grids of ``ids``, computed once and cached in ``cache_dir``.
 
@@ -199,7 +198,7 @@ def cached_image_features(
             return features, {"cache": path, "cache_hit": True, "seconds": 0.0}
     start = time.perf_counter()
     encoded = read_images(ids)
-    features = encode_images(image_encoder, encoded, ids, image_size, verbose).astype(np.float16)
+    features = encode_images(image_encoder, encoded, ids, image_size).astype(np.float16)
     seconds = time.perf_counter() - start
     log.info("encoded %d images in %.1f s (%.1f images/s)", len(ids), seconds, len(ids) / seconds)
     if path:

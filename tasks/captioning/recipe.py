@@ -246,7 +246,6 @@ class CaptioningRecipe(CaptioningServing):
                 image_size=config.image_size,
                 source=part.images.description,
                 cache_dir=config.feature_cache or None,
-                verbose=2,
             )
             results.append(features)
             encoding[name] = {"images": len(part), **stats}
