@@ -41,25 +41,30 @@ def stream_split(token_ids, validation_split: float) -> tuple[np.ndarray, np.nda
 
 
 def stream_windows(token_ids, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Non-overlapping windows of a stream: inputs ``x[i*L : (i+1)*L]`` and targets
-    shifted by one token, int32 ``(N, L)`` each; a last window too short to fill is
-    dropped (``N = (T - 1) // L``).
+    """Non-overlapping windows of a stream, each starting afresh from ``[START]``.
+
+    Window ``k`` predicts the ``L = sequence_length`` tokens ``x[k*L : (k+1)*L]`` from
+    ``[START] x[k*L : (k+1)*L - 1]``: every token of the stream is a target exactly
+    once, and a model always begins from ``[START]``, as generation and scoring do
+    (an RNN's state is not carried between windows). A last window too short to fill
+    is dropped (``N = T // L``).
+
+    Returns:
+        ``(inputs, targets)`` int32 ``(N, L)`` each.
 
     Raises:
-        ValueError: if the stream has fewer than ``sequence_length + 1`` tokens (not one
-            window).
+        ValueError: if the stream has fewer than ``sequence_length`` tokens (not one window).
     """
     token_ids = np.asarray(token_ids, np.int32)
-    count = (len(token_ids) - 1) // sequence_length
+    count = len(token_ids) // sequence_length
     if count < 1:
         raise ValueError(
             f"a text of {len(token_ids)} tokens is shorter than one window of "
-            f"sequence_length={sequence_length} tokens plus its next token"
+            f"sequence_length={sequence_length} tokens"
         )
-    span = count * sequence_length
-    inputs = token_ids[:span].reshape(count, sequence_length)
-    targets = token_ids[1 : span + 1].reshape(count, sequence_length)
-    return inputs, targets
+    targets = token_ids[: count * sequence_length].reshape(count, sequence_length)
+    starts = np.full((count, 1), START_ID, np.int32)
+    return np.concatenate([starts, targets[:, :-1]], axis=1), targets
 
 
 def document_windows(documents, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:

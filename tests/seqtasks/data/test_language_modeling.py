@@ -12,10 +12,12 @@ def test_stream_windows_shift_targets_by_one_and_drop_the_short_tail():
     stream = np.arange(10, 33)  # 23 tokens
     inputs, targets = stream_windows(stream, 5)
     assert inputs.shape == targets.shape == (4, 5) and inputs.dtype == np.int32
-    assert inputs.ravel().tolist() == list(range(10, 30))  # non-overlapping, in order
-    assert targets.ravel().tolist() == list(range(11, 31))  # each token predicted once
+    assert targets.ravel().tolist() == list(range(10, 30))  # non-overlapping, each once
+    assert inputs[:, 0].tolist() == [START_ID] * 4  # every window reads from [START]
+    assert inputs[:, 1:].tolist() == targets[:, :-1].tolist()  # shifted by one
+    assert stream_windows(np.arange(5), 5)[1].tolist() == [[0, 1, 2, 3, 4]]
     with pytest.raises(ValueError, match="shorter than one window"):
-        stream_windows(np.arange(5), 5)
+        stream_windows(np.arange(4), 5)
 
 
 def test_the_validation_tail_shares_no_window_with_training():
@@ -23,9 +25,9 @@ def test_the_validation_tail_shares_no_window_with_training():
     train, validation = stream_split(stream, 0.1)
     assert len(validation) == 100 and train[-1] + 1 == validation[0]
     train_x, train_y = stream_windows(train, 16)
-    val_x, _ = stream_windows(validation, 16)
-    assert set(train_x.ravel()) | set(train_y.ravel()) <= set(range(900))
-    assert set(val_x.ravel()) <= set(range(900, 1000))
+    val_x, val_y = stream_windows(validation, 16)
+    assert set(train_x[:, 1:].ravel()) | set(train_y.ravel()) <= set(range(900))
+    assert set(val_x[:, 1:].ravel()) | set(val_y.ravel()) <= set(range(900, 1000))
     assert stream_split(stream, 0.0)[1].size == 0
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         stream_split(stream, 1.0)
