@@ -79,6 +79,27 @@ def draw(logits, temperature, top_k, top_p, noise):
     return tf.gather(order, choice, batch_dims=1)
 
 
+def repeated_ngram_tokens(tokens, index, size: int, vocabulary):
+    """bool ``(B, V)``: the tokens that, placed at position ``index`` of ``tokens`` (int32
+    ``(B, T)``), would repeat an n-gram of ``size`` tokens already in ``tokens[:, :index]``
+    (no-repeat n-gram blocking: Paulus et al. 2018, sec. 2.5; fairseq's and Hugging Face's
+    ``no_repeat_ngram_size``). ``[PAD]`` never counts as a token of an n-gram."""
+    if size == 1:
+        seen = tf.one_hot(tokens, vocabulary, on_value=True, off_value=False, dtype=tf.bool)
+        before = tf.range(tf.shape(tokens)[1])[None, :, None] < index
+        return tf.reduce_any(seen & before & (tokens != PAD_ID)[..., None], axis=1)
+    tokens = tf.pad(tokens, [[0, 0], [0, tf.maximum(0, size - tf.shape(tokens)[1])]])
+    frames = tf.signal.frame(tokens, size, 1, axis=1)  # (B, T - size + 1, size)
+    begin = tf.maximum(index - size + 1, 0)
+    prefix = tf.slice(tokens, tf.stack([0, begin]), tf.stack([tf.shape(tokens)[0], size - 1]))
+    starts = tf.range(tf.shape(frames)[1])
+    match = tf.reduce_all(tf.equal(frames[:, :, :-1], prefix[:, None, :]), axis=2)
+    match &= (starts <= index - size)[None, :] & (index >= size - 1)
+    match &= tf.reduce_all(frames != PAD_ID, axis=2)
+    banned = tf.one_hot(frames[:, :, -1], vocabulary, on_value=True, off_value=False, dtype=tf.bool)
+    return tf.reduce_any(banned & match[..., None], axis=1)
+
+
 def _empty_batch_safe(**outputs):
     """Decorator of a batch method: an empty batch gives empty outputs (``name=(dtype,
     rank)``) instead of running the model (which cannot run on zero rows)."""
@@ -110,6 +131,9 @@ class LanguageModelGenerator(tf.Module):
         sequence_length: the training window length ``L`` (``score`` windows with it).
         mode: ``"documents"`` (trained on ``[START] tokens [END]``) or ``"stream"``
             (windows ``[START] x[s .. s+L-2]`` -> ``x[s .. s+L-1]``, no ``[END]``).
+        no_repeat_ngram_size: greedy decoding and sampling never generate a token that
+            repeats an n-gram of this many tokens of the row (prompt included); 0 (default)
+            blocks nothing (:func:`repeated_ngram_tokens`).
 
     Raises:
         ValueError: for another ``mode``, ``max_length < 1``, or a ``sequence_length``
@@ -119,12 +143,16 @@ class LanguageModelGenerator(tf.Module):
     score_chunk = 64  # windows per Transformer pass in ``score`` (bounds the logits' memory)
 
     def __init__(self, model, tokenizer, options: DecodingOptions, *, max_length: int,
-                 sequence_length: int, mode: str):  # fmt: skip
+                 sequence_length: int, mode: str, no_repeat_ngram_size: int = 0):  # fmt: skip
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}; Received: mode={mode!r}")
         if max_length < 1:
             raise ValueError(f"max_length must be >= 1; Received: max_length={max_length}")
+        if no_repeat_ngram_size and options.strategy == "beam":
+            raise ValueError("no_repeat_ngram_size applies to greedy decoding and sampling, not "
+                             "beam search")  # fmt: skip
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
         self.model, self.tokenizer, self.options, self.mode = model, tokenizer, options, mode
         self.max_length, self.sequence_length = int(max_length), int(sequence_length)
         if not 1 <= self.sequence_length <= (self.context_limit or self.sequence_length):
@@ -197,8 +225,12 @@ class LanguageModelGenerator(tf.Module):
             special = tf.equal(vocabulary, PAD_ID) | tf.equal(vocabulary, START_ID)
             logits = tf.where(special, _NEG, tf.cast(logits, tf.float32))
             step = index - starts  # generated tokens before this position (< 0: the prompt)
-            no_end = tf.equal(vocabulary, END_ID) & (step < min_length)[:, None]
-            allowed = tf.where(no_end, _NEG, logits)
+            blocked = tf.equal(vocabulary, END_ID) & (step < min_length)[:, None]
+            if self.no_repeat_ngram_size:
+                blocked |= repeated_ngram_tokens(
+                    tokens, index, self.no_repeat_ngram_size, tf.shape(logits)[1]
+                )
+            allowed = tf.where(blocked, _NEG, logits)
             noise = gumbel_noise(seeds, step, tf.shape(logits)[1])
             token = draw(allowed, temperature, top_k, top_p, noise)
             generating = (step >= 0) & tf.logical_not(done) & (index < ends)
@@ -271,10 +303,11 @@ class LanguageModelGenerator(tf.Module):
         batch = tf.shape(prompt)[0]
         steps = tf.fill([batch], self.max_length)
         o, fill = self.options, functools.partial(tf.fill, [batch])
-        if o.strategy == "sample":
+        if o.strategy == "sample" or self.no_repeat_ngram_size:  # greedy: temperature 0
             seed = fill(tf.constant(o.seed, tf.int64)) if o.seed is not None else (
                 tf.random.uniform([batch], 0, 2**62, tf.int64))  # fmt: skip
-            out = self.generate(prompt, steps, fill(float(o.temperature)), fill(o.top_k),
+            temperature = float(o.temperature) if o.strategy == "sample" else 0.0
+            out = self.generate(prompt, steps, fill(temperature), fill(o.top_k),
                                 fill(float(o.top_p)), seed)  # fmt: skip
             return {"text": out["text"], "score": out["score"]}
         ids = self.prompt_ids(prompt)

@@ -50,10 +50,11 @@ def models():
     return {"rnn": rnn, "transformer": transformer}
 
 
-def make(models, kind, mode="documents", max_length=8, **options):
+def make(models, kind, mode="documents", max_length=8, no_repeat_ngram_size=0, **options):
     return LanguageModelGenerator(
         models[kind], ByteTokenizer(), DecodingOptions(**{"strategy": "greedy", **options}),
         max_length=max_length, sequence_length=CONTEXT, mode=mode,
+        no_repeat_ngram_size=no_repeat_ngram_size,
     )  # fmt: skip
 
 
@@ -293,3 +294,33 @@ def test_the_export_loads_in_a_fresh_process_and_matches(models, tmp_path):
             else:
                 np.testing.assert_allclose(loaded[name][key], value, atol=1e-4, err_msg=name + key)
     assert loaded["score"]["tokens"] == [len(texts[0]), 0, 2]
+
+
+def _ngrams(ids, n):
+    return [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_no_repeat_ngram_blocking_never_emits_a_repeated_ngram(models, size):
+    """An untrained model repeats itself under greedy decoding; with blocking, no n-gram of
+    the prompt and its continuation occurs twice, and sampling obeys it too."""
+    plain = make(models, "rnn", max_length=30, min_length=30)
+    out = plain.generate_function(
+        tf.constant(["abab"]), tf.constant([30]), tf.constant([0.0]), tf.constant([0]),
+        tf.constant([1.0]), tf.constant([0], tf.int64),
+    )  # fmt: skip
+    ids = ids_of("abab") + [
+        int(t) for t in np.asarray(tf.strings.unicode_decode(out["text"], "UTF-8")[0]) + 4
+    ]
+    assert len(set(_ngrams(ids, size))) < len(_ngrams(ids, size))  # it repeats without blocking
+    for temperature in (0.0, 1.0):
+        blocked = make(models, "rnn", max_length=30, min_length=30, no_repeat_ngram_size=size)
+        out = blocked.generate_function(
+            tf.constant(["abcd"]), tf.constant([30]), tf.constant([temperature]),
+            tf.constant([0]), tf.constant([1.0]), tf.constant([7], tf.int64),
+        )  # fmt: skip
+        text = out["text"].numpy()[0].decode("utf-8")
+        ids = ids_of("abcd" + text)
+        assert len(text) == min(30, 256 - 4) and len(set(_ngrams(ids, size))) == len(ids) - size + 1
+    with pytest.raises(ValueError, match="not beam search"):
+        make(models, "rnn", strategy="beam", no_repeat_ngram_size=2)
