@@ -16,7 +16,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 import click  # noqa: E402
 
-from seqtasks.commands import finetune, inference, plots, recipes, serve, train  # noqa: E402
+from seqtasks.commands import (  # noqa: E402
+    finetune,
+    generate,
+    inference,
+    plots,
+    recipes,
+    serve,
+    train,
+)
 from seqtasks.commands.common import EXIT_USER_ERROR  # noqa: E402
 
 
@@ -30,6 +38,8 @@ def cli():
     python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz
     python cli.py predict saved_models/sentiment "A moving, beautifully acted film."
     python cli.py evaluate saved_models/sentiment --data ../shared/data/sst2/dev.tsv --json
+    python cli.py train language-model --data ../shared/data/tinyshakespeare/train.txt
+    python cli.py generate saved_models/language-model "ROMEO:" --seed 1
     """
 
 
@@ -37,6 +47,7 @@ for command in (
     train.train,
     inference.predict,
     inference.evaluate,
+    generate.generate,
     finetune.finetune,
     plots.plot_attention,
     plots.plot_captions,

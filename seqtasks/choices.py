@@ -18,3 +18,6 @@ DEFAULT_MIN_FREQUENCY = 10  # seqtasks.subword: tensorflow-text's lower_thresh, 
 STRATEGIES = ("greedy", "beam", "sample")  # seqtasks.decoding
 CAPTION_MODELS = ("lstm", "attention", "transformer")  # seqtasks.models.captioning
 IMAGE_ENCODERS = ("mobilenet_v2", "cnn")  # seqtasks.models.image_encoders
+LM_MODELS = ("lstm", "gru", "rnn", "transformer")  # seqtasks.models.language_models
+LM_TOKENIZERS = ("char", "word", "wordpiece")  # seqtasks.lm_tokenizers
+LM_MODES = ("auto", "stream", "documents")  # seqtasks.data.language_modeling

@@ -166,6 +166,10 @@ class Generator(tf.Module):
             self.serve, input_signature=None if spec is None else [spec]
         )
 
+    def spec(self):
+        """The input spec of :meth:`serve` (the source's)."""
+        return self.source.spec()
+
     def score_signature(self) -> list:
         """The input signature of :meth:`score`: the source's spec and ``target``."""
         return [self.source.spec(), tf.TensorSpec([None], tf.string, name="target")]

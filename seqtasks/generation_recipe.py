@@ -153,6 +153,8 @@ class GenerationRecipe(Recipe):
         preprocessing: dict[str, Any],
         extra_files: dict[str, Any],
         score: bool = True,
+        endpoints: dict[str, tuple[Any, list, str]] | None = None,
+        spec=None,
     ) -> str:
         """Write ``generator`` as the next SavedModel version of ``config.export_dir``.
 
@@ -173,6 +175,10 @@ class GenerationRecipe(Recipe):
             extra_files: files for ``assets.extra/`` (see
                 :func:`seqtasks.export.write_version`).
             score: whether the export has the ``score`` signature (default True).
+            endpoints: instead of the ``score`` signature, these: name -> ``(function,
+                input_signature, description)`` (a language model's ``generate`` and
+                ``score``); the descriptions go to ``metadata["signatures"]``.
+            spec: the input spec of ``serving_default`` (default ``generator.spec()``).
 
         Returns:
             The new version's folder.
@@ -181,11 +187,16 @@ class GenerationRecipe(Recipe):
         from seqtasks.decoding import options_from_config
         from seqtasks.versions import package_versions
 
-        spec = generator.source.spec()
-        score_doc = (
-            f"{', '.join(inputs)}, target (tf.string [None]) -> log_likelihood (float32 "
-            "[None], summed over target tokens incl. [END]), tokens (int32 [None])"
-        )
+        spec = spec if spec is not None else generator.spec()
+        if endpoints is None and score:
+            endpoints = {
+                "score": (
+                    generator.score,
+                    generator.score_signature(),
+                    f"{', '.join(inputs)}, target (tf.string [None]) -> log_likelihood "
+                    "(float32 [None], summed over target tokens incl. [END]), tokens (int32 [None])",
+                )
+            }
         return exporting.write_version(
             config.export_dir,
             lambda path: exporting.save_serving_archive(
@@ -193,9 +204,7 @@ class GenerationRecipe(Recipe):
                 [generator],
                 generator.serving_function,
                 [spec],
-                extra_endpoints=(
-                    {"score": (generator.score, generator.score_signature())} if score else None
-                ),
+                extra_endpoints={name: (fn, sig) for name, (fn, sig, _) in (endpoints or {}).items()},
             ),
             metadata={
                 "task": self.name,
@@ -204,7 +213,11 @@ class GenerationRecipe(Recipe):
                 "config": config.to_dict(),
                 "decoding": dataclasses.asdict(options_from_config(config)),
                 "signature": {"inputs": inputs, "outputs": outputs},
-                **({"signatures": {"score": score_doc}} if score else {}),
+                **(
+                    {"signatures": {name: doc for name, (_, _, doc) in endpoints.items()}}
+                    if endpoints
+                    else {}
+                ),
                 "requires": ["tensorflow", "tensorflow_text"],
                 "preprocessing": preprocessing,
                 "versions": package_versions(),

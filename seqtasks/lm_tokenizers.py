@@ -304,7 +304,7 @@ def learn_tokenizer(
 
     Raises:
         ValueError: an unknown ``kind``/``char_unit``, ``vocabulary_size`` < 5,
-            ``min_frequency`` < 1.
+            ``min_frequency`` < 1, or (char, word) no unit seen ``min_frequency`` times.
     """
     _check(kind, char_unit)
     if vocabulary_size < len(RESERVED_TOKENS) + 1:
@@ -325,6 +325,11 @@ def learn_tokenizer(
         counts = _counts(texts, split or (lambda text: _split_words(text, lowercase)))
         ranked = sorted((-n, unit) for unit, n in counts.items() if n >= min_frequency)
         units = [unit for _, unit in ranked[: vocabulary_size - len(RESERVED_TOKENS)]]
+        if not units:
+            raise ValueError(
+                f"no {'character' if kind == 'char' else 'word'} occurs {min_frequency} or "
+                "more times in the training text; give more text or lower min_frequency"
+            )
         units = [str(u) for u in units] if kind == "char" else [u.decode() for u in units]
         write_vocabulary(list(RESERVED_TOKENS) + units, path)
     return load_tokenizer(kind, path, lowercase=lowercase, char_unit=char_unit)

@@ -104,6 +104,11 @@ class Recipe(abc.ABC):
     def load_data(self, config: TrainConfig) -> Any:
         """Read the training examples named by ``config.data``."""
 
+    def count_examples(self, data: Any) -> int:
+        """The examples :meth:`load_data` read (``len(data)``; a recipe whose data is one
+        stream counts what it splits, e.g. characters). Fewer than 2 is an error."""
+        return len(data)
+
     @abc.abstractmethod
     def prepare(self, config: TrainConfig, data: Any, run_dir: str) -> Prepared:
         """Split, build vocabularies (written under ``run_dir``), make tf.data pipelines."""

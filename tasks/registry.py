@@ -27,7 +27,8 @@ class RecipeEntry:
 
     Attributes:
         name: the recipe's name (``cli.py train NAME``).
-        task_type: ``many-to-one``, ``many-to-many`` or ``one-to-many``.
+        task_type: ``many-to-one``, ``many-to-many``, ``one-to-many`` or ``next-token``
+            (a language model: many-to-many, each output the next input).
         description: one line for ``cli.py recipes``.
         models: ``--model`` value -> one-line description.
         config: ``"module:ClassName"`` of the config class (a module without TensorFlow).
@@ -190,6 +191,28 @@ ENTRIES: dict[str, RecipeEntry] = {
                     "target_column",
                     "on_bad_rows",
                 }
+            ),
+        ),
+        RecipeEntry(
+            name="language-model",
+            task_type="next-token",
+            description="Language modelling: next-token prediction from [START] to [END]; "
+            "perplexity, and text generated from a prompt.",
+            models={
+                "lstm": "stacked LSTM (default)",
+                "gru": "stacked GRU",
+                "rnn": "stacked SimpleRNN",
+                "transformer": "keras-hub TokenAndPositionEmbedding + TransformerDecoder blocks "
+                "without cross-attention (decoder-only, causal)",
+            },
+            config="tasks.language_model_config:LanguageModelConfig",
+            recipe="tasks.language_model:LanguageModelRecipe",
+            no_data="no training data: pass --data PATH (a .txt/.gz file, a folder, a "
+            "CSV/TSV/JSONL/Parquet file with a text column, a .tar.gz of .txt documents, or "
+            "tfds:<name>)",
+            extra_commands=frozenset({"generate"}),
+            evaluate_options=frozenset(
+                {"format", "text_column", "split", "max_examples", "on_bad_rows"}
             ),
         ),
     )

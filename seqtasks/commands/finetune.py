@@ -237,6 +237,11 @@ def finetune(
         return
     oov = facts["out_of_vocabulary"]
     click.echo(f"fine-tuned {facts['finetuned_from']}")
+    if "unknown_share" in oov:  # language model: one vocabulary of its tokenizer
+        click.echo(
+            f"new text: {100 * oov['unknown_share']:.2f}% [UNK] tokens, "
+            f"{oov['tokens_per_word']:.2f} tokens per word"
+        )
     if "total" in oov:  # sentiment: one word vocabulary
         click.echo(f"out of vocabulary: {100 * oov['share']:.1f}% of {oov['total']} tokens")
     for side, coverage in oov.items():  # translation, captioning: WordPiece per side

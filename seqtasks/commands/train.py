@@ -68,6 +68,11 @@ from seqtasks.commands.common import (
     "Flickr8k folder (captioning).",
 )
 @click.option(
+    "--tokenizer",
+    type=click.Choice(["char", "word", "wordpiece"]),
+    help="Language model: char (default), word or wordpiece (learned from the text).",
+)
+@click.option(
     "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
 )
 @click.option(
@@ -106,6 +111,7 @@ def train(
     resume,
     strategy,
     split,
+    tokenizer,
     beam_size,
     multi_label,
     label_separator,
@@ -145,6 +151,9 @@ def train(
       python cli.py train captioning --data photos.csv --image-dir photos/ --set encoder=cnn
       python cli.py train captioning --data photos.parquet --image-column file \\
           --caption-column text --on-bad-rows skip
+      python cli.py train language-model --data ../shared/data/tinyshakespeare/train.txt \\
+          --tokenizer char
+      python cli.py train language-model --data ../shared/data/imdb --tokenizer wordpiece
     """
     _setup_logging(quiet)
     from seqtasks.config import parse_assignments
@@ -164,6 +173,7 @@ def train(
         "run_dir": run_dir,
         **_given(data_options),
         "split": split,
+        "tokenizer": tokenizer,
         "beam_size": beam_size,
         "multi_label": True if multi_label else None,
         "label_separator": label_separator,

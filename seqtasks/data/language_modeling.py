@@ -40,14 +40,17 @@ def stream_split(token_ids, validation_split: float) -> tuple[np.ndarray, np.nda
     return token_ids[:cut], token_ids[cut:]
 
 
-def stream_windows(token_ids, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
+def stream_windows(
+    token_ids, sequence_length: int, pad_last: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Non-overlapping windows of a stream, each starting afresh from ``[START]``.
 
     Window ``k`` predicts the ``L = sequence_length`` tokens ``x[k*L : (k+1)*L]`` from
     ``[START] x[k*L : (k+1)*L - 1]``: every token of the stream is a target exactly
     once, and a model always begins from ``[START]``, as generation and scoring do
     (an RNN's state is not carried between windows). A last window too short to fill
-    is dropped (``N = T // L``).
+    is dropped (``N = T // L``), or with ``pad_last`` kept and right-padded with
+    ``[PAD]`` (validation: every token scored, ``N = ceil(T / L)``).
 
     Returns:
         ``(inputs, targets)`` int32 ``(N, L)`` each.
@@ -56,6 +59,9 @@ def stream_windows(token_ids, sequence_length: int) -> tuple[np.ndarray, np.ndar
         ValueError: if the stream has fewer than ``sequence_length`` tokens (not one window).
     """
     token_ids = np.asarray(token_ids, np.int32)
+    if pad_last and len(token_ids) % sequence_length:
+        missing = sequence_length - len(token_ids) % sequence_length
+        token_ids = np.concatenate([token_ids, np.full(missing, PAD_ID, np.int32)])
     count = len(token_ids) // sequence_length
     if count < 1:
         raise ValueError(

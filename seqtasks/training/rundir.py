@@ -195,8 +195,9 @@ def check_split_size(n: int, where: str) -> None:
 def load_data(recipe: Recipe, config: TrainConfig):
     """The recipe's data and its fingerprint (path, size, hash, examples, skipped bad rows)."""
     data = recipe.load_data(config)
-    check_split_size(len(data), config.data)
-    data_fingerprint = {**fingerprint(config.data), "examples": len(data)}
+    examples = recipe.count_examples(data)
+    check_split_size(examples, config.data)
+    data_fingerprint = {**fingerprint(config.data), "examples": examples}
     if getattr(data, "skipped_bad_rows", None) is not None:  # --on-bad-rows skip
         data_fingerprint["skipped_bad_rows"] = data.skipped_bad_rows
     return data, data_fingerprint

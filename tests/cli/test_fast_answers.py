@@ -156,7 +156,12 @@ def test_the_registry_agrees_with_the_recipe_classes():
     from tasks import RECIPES, get_recipe
     from tasks.registry import ENTRIES
 
-    assert list(ENTRIES) == list(RECIPES) == ["sentiment", "captioning", "translation"]
+    assert list(ENTRIES) == list(RECIPES) == [
+        "sentiment",
+        "captioning",
+        "translation",
+        "language-model",
+    ]
     for name, recipe in RECIPES.items():
         known = ENTRIES[name]
         assert known.recipe_class() is recipe

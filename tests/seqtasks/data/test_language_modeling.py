@@ -18,6 +18,9 @@ def test_stream_windows_shift_targets_by_one_and_drop_the_short_tail():
     assert stream_windows(np.arange(5), 5)[1].tolist() == [[0, 1, 2, 3, 4]]
     with pytest.raises(ValueError, match="shorter than one window"):
         stream_windows(np.arange(4), 5)
+    padded_x, padded_y = stream_windows(stream, 5, pad_last=True)  # validation: all 23 scored
+    assert padded_y.shape == (5, 5) and padded_y[4].tolist() == [30, 31, 32, PAD_ID, PAD_ID]
+    assert padded_x[4].tolist() == [START_ID, 30, 31, 32, PAD_ID]
 
 
 def test_the_validation_tail_shares_no_window_with_training():
