@@ -8,8 +8,8 @@ alone) and ``score`` (the log-likelihood and perplexity of texts of any length).
 
 Seeded sampling is stateless: the draw for row ``i``'s ``j``-th generated token is the
 Gumbel-max trick (``argmax(logits / T + g)``, ``g = -log(-log(u))``; Gumbel 1954,
-Maddison et al. 2014) with ``u = stateless_uniform([V], seed=(seed_i, j))`` (Philox), so
-it depends on nothing but the row's seed and ``j``: not on the batch, its size, the
+Maddison et al. 2014) with ``u = stateless_uniform([V], seed=(seed_i ^ hash(prompt_i), j))``
+(Philox), so it depends on nothing but the row's seed, prompt and ``j``: not on the batch, its size, the
 other rows, the machine or the process. Top-p is nucleus sampling (Holtzman et al.
 2020, "The Curious Case of Neural Text Degeneration", sec. 3.1).
 
@@ -269,7 +269,9 @@ class LanguageModelGenerator(tf.Module):
             top_p: float32 ``(B,)``, keep the smallest most-probable set of tempered
                 probability ``>= top_p`` (1.0: all; Holtzman et al. 2020).
             seed: int64 ``(B,)``: the same prompt, settings and seed give the same text in
-                any batch.
+                any batch; the noise is drawn from ``seed`` XOR a hash of the prompt
+                (FarmHash, ``tf.strings.to_hash_bucket_fast``), so other prompts with the
+                same seed draw other noise.
 
         Returns:
             ``{"text": tf.string (B,)`` the continuation (not the prompt), ``"score":
@@ -280,6 +282,12 @@ class LanguageModelGenerator(tf.Module):
         """
         steps = tf.where(max_length > 0, max_length, self.max_length)
         ids = self.prompt_ids(prompt)
+        # The prompt's hash goes into the seed: rows with one seed but other prompts draw
+        # other noise (else a recurrent model, forgetting its prompt, would converge on the
+        # same text), and a row's draws still depend on its own prompt and seed alone.
+        seed = tf.bitwise.bitwise_xor(
+            tf.cast(seed, tf.int64), tf.strings.to_hash_bucket_fast(prompt, 2**62)
+        )
         tokens, log_probs, starts = self.sample(ids, steps, temperature, top_k, top_p, seed)
         generated, counts = self._continuations(tokens, starts)
         token_log_probs = _row_slices(log_probs, starts, tf.shape(generated)[1])
