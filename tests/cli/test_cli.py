@@ -118,7 +118,10 @@ def test_match_labels():
 
 
 BAD_TRAIN = [
-    (["train", "poetry"], "unknown recipe 'poetry'; expected one of: captioning, sentiment"),
+    (
+        ["train", "poetry"],
+        "unknown recipe 'poetry'; expected one of: captioning, language-model, sentiment",
+    ),
     (["train", "sentiment", "--model", "cnn"], "config field 'model': expected one of rnn, lstm"),
     (["train", "sentiment", "--set", "bogus=1"], "unknown config field 'bogus'"),
     (
@@ -299,7 +302,8 @@ def test_real_cli_prints_exactly_one_line_on_error(tmp_path):
     for args, message in [
         (
             ["train", "poetry"],
-            "error: unknown recipe 'poetry'; expected one of: captioning, sentiment, translation\n",
+            "error: unknown recipe 'poetry'; expected one of: captioning, language-model, "
+            "sentiment, translation\n",
         ),
         (
             ["train", "sentiment", "--epochs", "abc"],
@@ -327,7 +331,7 @@ def test_every_extra_command_a_recipe_declares_exists_with_its_method():
     from tasks import RECIPES
 
     declared = {c for recipe in RECIPES.values() for c in recipe.extra_commands}
-    assert declared == {"plot-attention", "plot-captions"}
+    assert declared == {"plot-attention", "plot-captions", "generate"}
     for recipe in RECIPES.values():
         for command in recipe.extra_commands:
             assert command in cli.commands

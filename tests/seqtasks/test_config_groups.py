@@ -86,6 +86,7 @@ def test_data_fields_are_the_fields_the_recipe_marks_as_data():
         "sentiment": {"text_column", "label_column", "format", "on_bad_rows"},
         "translation": {"source_lang", "target_lang", "source_file", "reverse", "split"},
         "captioning": {"image_dir", "captions_file", "caption_column", "validation_data"},
+        "language-model": {"mode", "text_column", "split", "validation_data", "format"},
     }
     for name, recipe_class in RECIPES.items():
         fields = recipe_class().data_fields
