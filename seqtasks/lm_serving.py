@@ -58,17 +58,25 @@ def lm_report(total_nll: float, tokens: int, units: dict, tokenizer: str, prefix
     return {f"{prefix}{key}": value for key, value in report.items()}
 
 
-def _signature(version_dir: str, name: str):
+def _signatures(version_dir: str, *names: str) -> list:
+    """The named signatures of one loaded export (loaded once; the functions keep it
+    alive). Raises UserError when the export lacks one."""
     from seqtasks.inference import load_serving_fn
 
     fn = load_serving_fn(version_dir)
-    if name == "serving_default":
-        return fn
-    signature = fn._seqtasks_loaded.signatures.get(name)
-    if signature is None:
-        raise UserError(f"{version_dir}: the export has no {name!r} signature")
-    signature._seqtasks_loaded = fn._seqtasks_loaded
-    return signature
+    loaded = fn._seqtasks_loaded
+    found = []
+    for name in names:
+        signature = fn if name == "serving_default" else loaded.signatures.get(name)
+        if signature is None:
+            raise UserError(f"{version_dir}: the export has no {name!r} signature")
+        signature._seqtasks_loaded = loaded
+        found.append(signature)
+    return found
+
+
+def _signature(version_dir: str, name: str):
+    return _signatures(version_dir, name)[0]
 
 
 class LanguageModelServing(GenerationRecipe):
@@ -116,7 +124,8 @@ class LanguageModelServing(GenerationRecipe):
 
         decoding = metadata.get("decoding") or {}
         preprocessing = metadata.get("preprocessing") or {}
-        self._warn_long_prompts(version_dir, prompts, preprocessing)
+        fn, score = _signatures(version_dir, "generate", "score")
+        self._warn_long_prompts(score, prompts, preprocessing)
         rows = [(p, j) for p in prompts for j in range(num_samples)]
         base = 0 if seed is None else seed
         settings = {
@@ -125,7 +134,6 @@ class LanguageModelServing(GenerationRecipe):
             "top_k": (decoding.get("top_k", 0) if top_k is None else top_k, tf.int32),
             "top_p": (top_p or decoding.get("top_p", 1.0), tf.float32),
         }
-        fn = _signature(version_dir, "generate")
         results = []
         for start in range(0, len(rows), 32):
             chunk = rows[start : start + 32]
@@ -150,13 +158,13 @@ class LanguageModelServing(GenerationRecipe):
                 )
         return results
 
-    def _warn_long_prompts(self, version_dir: str, prompts: list[str], preprocessing: dict):
+    def _warn_long_prompts(self, score, prompts: list[str], preprocessing: dict):
         limit = preprocessing.get("prompt_limit")
         if not limit or not any(prompts):
             return
         import tensorflow as tf
 
-        counts = _signature(version_dir, "score")(text=tf.constant(prompts))["tokens"].numpy()
+        counts = score(text=tf.constant(prompts))["tokens"].numpy()
         for prompt, count in zip(prompts, counts):
             tokens = int(count) - (preprocessing.get("mode") == "documents")  # minus [END]
             if tokens > limit:
