@@ -12,7 +12,9 @@ tracked attributes, the methods are ``tf.function`` s)::
                             [START]/[END], no truncation, unknown units -> [UNK]
     detokenize(token_ids)   int (B, T) dense or ragged -> tf.string (B,); stops at
                             the first [END], drops [PAD]/[START], [UNK] -> a marker
-    count_units(texts)      {"characters": ..., "words": ...} of raw Python texts
+
+(What per-character and per-word figures divide by does not depend on the
+tokenizer: ``seqtasks.data.lm_pipeline.count_units``.)
 
 * ``char`` (:class:`CharTokenizer`): code points split by keras-hub's
   ``UnicodeCodepointTokenizer`` mapped to a compact learned vocabulary, or
@@ -61,13 +63,6 @@ class _LMTokenizer(tf.Module):
     vocabulary_size: int
     vocabulary_file: str
 
-    def count_units(self, texts: list[str]) -> dict:
-        """``{"characters": code points, "words": whitespace-separated words}`` of raw
-        ``texts`` (Python, not traced): what bits per character and per-word NLL divide by."""
-        return {
-            "characters": sum(len(text) for text in texts),
-            "words": sum(len(text.split()) for text in texts),
-        }
 
 
 def _char_splitter(lowercase: bool, char_unit: str):
