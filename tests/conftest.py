@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
 import sys
+import threading
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -222,6 +225,29 @@ def write_file(path, content) -> str:
     with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
         f.write(content)
     return str(path)
+
+
+@contextlib.contextmanager
+def running_server(root, settings=None):
+    """``cli.py serve``'s server (uvicorn in a thread) on ``root``, on a free 127.0.0.1
+    port, started; yields (base URL, uvicorn server) and stops it on exit."""
+    from seqtasks.serving.app import ServerSettings, bind, make_server
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    settings = settings or ServerSettings(poll_seconds=0)
+    server = make_server(str(root), settings, log_level="warning")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,20 @@ import json
 import os
 import shutil
 import socket
-import threading
 import time
 
 import numpy as np
 import pytest
 import requests
 
-from conftest import TINY_CAPTIONING, assert_one_line_error, caption_csv, flickr_images, write_file
+from conftest import (
+    TINY_CAPTIONING,
+    assert_one_line_error,
+    caption_csv,
+    flickr_images,
+    running_server,
+    write_file,
+)
 
 LIMITS = {"max_body_bytes": 20_000, "max_batch_size": 8, "max_text_length": 300}
 
@@ -71,28 +77,6 @@ def exports(tmp_path_factory, trained, translation):
     }
 
 
-def _start(root, settings):
-    """``cli.py serve``'s server (uvicorn in a thread) on a free 127.0.0.1 port, started;
-    returns (base URL, server, thread)."""
-    from seqtasks.serving.app import bind, make_server
-
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = make_server(str(root), settings, log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
-
-
-def _stop(server, thread) -> None:
-    server.should_exit = True
-    thread.join(10)
-
-
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     """The server on a free loopback port; yields (base URL, app, models root)."""
@@ -116,9 +100,8 @@ def server(exports, tmp_path_factory):
         num_versions=2,
         labels={("sentiment", "stable"): 1},
     )
-    base, uv, thread = _start(root, settings)
-    yield base, uv.config.app, root
-    _stop(uv, thread)
+    with running_server(root, settings) as (base, uv):
+        yield base, uv.config.app, root
 
 
 def post(url, body, **kwargs):
@@ -538,8 +521,8 @@ def test_requests_over_max_concurrent_requests_get_503(tmp_path):
 
     from seqtasks.serving.app import ServerSettings
 
-    base, uv, thread = _start(tmp_path, ServerSettings(max_concurrent_requests=2, poll_seconds=0))
-    try:
+    settings = ServerSettings(max_concurrent_requests=2, poll_seconds=0)
+    with running_server(tmp_path, settings) as (base, _):
         port = int(base.rsplit(":", 1)[1])
         first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         first.request("GET", "/v1/models/m")
@@ -552,5 +535,3 @@ def test_requests_over_max_concurrent_requests_get_503(tmp_path):
             assert time.time() < deadline, "still 503 after the other connection closed"
             time.sleep(0.05)
         assert error_of(again, 404) == "Could not find any versions of model m"
-    finally:
-        _stop(uv, thread)

@@ -10,39 +10,21 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 
 import pytest
 import requests
 
+from conftest import running_server
 from seqtasks.serving.codec import Limits, RequestError, TensorInfo, parse_predict
 
 TEXT = {"text": TensorInfo("string", (None,))}
 PAIR = {"source": TensorInfo("string", (None,)), "target": TensorInfo("string", (None,))}
 
 
-def _start(root):
-    """A server on ``root`` (poll off) on a free 127.0.0.1 port: (base URL, server, thread)."""
-    from seqtasks.serving.app import ServerSettings, bind, make_server
-
-    sock = bind("127.0.0.1", 0)
-    server = make_server(str(root), ServerSettings(poll_seconds=0), log_level="warning")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
-
-
 @pytest.fixture
 def served(tmp_path):
-    base, server, thread = _start(tmp_path)
-    yield base
-    server.should_exit = True
-    thread.join(10)
+    with running_server(tmp_path) as (base, _):
+        yield base
 
 
 def _links(html: str) -> list[str]:
