@@ -7,7 +7,14 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA, assert_one_line_error, run_fresh_python, stop_at_loss, write_file
+from conftest import (
+    SHARED_DATA,
+    assert_one_line_error,
+    run_fresh_python,
+    running_server,
+    stop_at_loss,
+    write_file,
+)
 
 SHAKESPEARE = os.path.join(SHARED_DATA, "tinyshakespeare", "train.txt")
 TINY_LM = {
@@ -262,17 +269,17 @@ def test_a_record_file_without_a_text_column_is_one_error_line(tmp_path):
         (["--num-samples", "0"], "--num-samples"),
     ],
 )
-def test_bad_decoding_flags_are_one_error_line(lm, flags, phrase):
+def test_bad_decoding_flags_are_one_error_line(lm, flags, phrase, capsys):
+    """``cli.main`` as ``python cli.py`` runs it (click's usage errors become one line),
+    in this process."""
     import subprocess
-    import sys
+
+    import cli
 
     _, _, result, _ = lm
-    done = subprocess.run(
-        [sys.executable, "cli.py", "generate", result.export_path, "x", *flags],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert_one_line_error(done, phrase)
+    status = cli.main(["generate", result.export_path, "x", *flags])
+    printed = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], status, printed.out, printed.err), phrase)
 
 
 def test_generate_refuses_another_recipes_export(trained, tmp_path):
@@ -284,53 +291,44 @@ def test_generate_refuses_another_recipes_export(trained, tmp_path):
     assert_one_line_error(result, "generate needs a language-model model", "sentiment")
 
 
-def test_a_prompt_longer_than_the_context_keeps_its_last_tokens(tmp_path, caplog):
-    from seqtasks.training import train
+@pytest.mark.parametrize("mode, tokens, warned", [("stream", 40, True), ("documents", 15, False)])
+def test_a_prompt_longer_than_the_context_is_announced(caplog, mode, tokens, warned):
+    """The export keeps a long prompt's last ``prompt_limit`` tokens (tested on the generator
+    in tests/seqtasks/test_lm_generation.py); ``generate`` says so, counting the prompt's
+    tokens with the export's ``score`` signature (in documents mode that count has [END])."""
+    import tensorflow as tf
+
     from tasks import get_recipe
 
-    data = shakespeare_head(tmp_path / "s.txt", 3000)
     recipe = get_recipe("language-model")
-    config = recipe.make_config(
-        **{**TINY_LM, "data": data, "model": "transformer", "hidden_dim": 16, "num_heads": 2,
-           "num_layers": 1, "sequence_length": 16, "export_dir": str(tmp_path / "export"),
-           "run_dir": str(tmp_path / "run")}
-    )  # fmt: skip
-    result = train(recipe, config, verbose=0)
-    from seqtasks.export import read_metadata
 
-    metadata = read_metadata(result.export_path)
+    def score(text):
+        return {"tokens": tf.constant([tokens] * int(tf.size(text)))}
+
+    preprocessing = {"prompt_limit": 14, "mode": mode}
     with caplog.at_level("WARNING"):
-        out = recipe.generate(result.export_path, metadata, ["x" * 40], max_length=5, seed=1)
-    assert "its last 14 are kept" in caplog.text  # [START], 14 tokens, 1 new one: 16
-    assert 1 <= out[0]["tokens"] <= 5
+        recipe._warn_long_prompts(score, ["x" * 40], preprocessing)
+    assert ("its last 14 are kept" in caplog.text) is warned
+    caplog.clear()
+    recipe._warn_long_prompts(score, ["x" * 40], {"prompt_limit": None})
+    assert caplog.text == ""
 
 
 def test_serve_batches_generate_requests_with_their_own_settings(lm, tmp_path):
     """`serve` needs no change for a language model; requests that the server batches into
     one call each get the text they get alone (settings row by row, stateless seeds)."""
     import shutil
-    import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
 
-    from seqtasks.serving.app import ServerSettings, bind, make_server
+    from seqtasks.serving.app import ServerSettings
 
     recipe, _, result, _ = lm
     shutil.copytree(result.export_path, tmp_path / "language-model" / "1")
-    sock = bind("127.0.0.1", 0)
-    server = make_server(
-        str(tmp_path), ServerSettings(batch_timeout_ms=200, poll_seconds=0.2), log_level="warning"
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/models/language-model:predict"
-    try:
+    settings = ServerSettings(batch_timeout_ms=200, poll_seconds=0.2)
+    with running_server(tmp_path, settings) as (base, _):
+        url = f"{base}/v1/models/language-model:predict"
         rows = requests.post(url, json={"instances": ["ROMEO:", ""]}, timeout=60).json()
         assert [sorted(row) for row in rows["predictions"]] == [["score", "text"]] * 2
         requests_ = [
@@ -353,6 +351,3 @@ def test_serve_batches_generate_requests_with_their_own_settings(lm, tmp_path):
             temperature=0.8, top_p=0.95, top_k=0, seed=1,
         )  # fmt: skip
         assert alone[0] == expected[0]["text"]
-    finally:
-        server.should_exit = True
-        thread.join(10)
