@@ -192,6 +192,32 @@ class LanguageModelGenerator(tf.Module):
         start = tf.fill(tf.stack([tokens.nrows(out_type=tf.int32), 1]), START_ID)
         return tf.concat([start, tokens.to_tensor(PAD_ID)], axis=1)
 
+    def continuation_text(self, prompt_ids, generated):
+        """The continuation as it reads after its prompt: tf.string ``(B,)``.
+
+        Characters concatenate, so a character tokenizer's continuation is its own
+        detokenization. Words and WordPiece pieces are joined by spaces and punctuation
+        rules, so the continuation is the detokenized prompt and continuation together with
+        the detokenized prompt taken off its front: a new word starts with its space
+        (``"This movie"`` -> ``" was"``), a ``##`` piece and a full stop with none. A row
+        where the prompt's text is not a prefix of the whole (a rule that rewrote across
+        the boundary) falls back to the continuation's own detokenization.
+
+        Args:
+            prompt_ids: int32 ``(B, P)``: ``[START]``, the prompt's tokens, ``[PAD]``.
+            generated: int32 ``(B, N)``: the new tokens, ``[END]``/``[PAD]`` after them.
+        """
+        alone = self.tokenizer.detokenize(generated)
+        if getattr(self.tokenizer, "kind", None) == "char":
+            return alone
+        generated = tf.cast(generated, tf.int32)
+        before = self.tokenizer.detokenize(prompt_ids)  # [START] and [PAD] are dropped
+        whole = self.tokenizer.detokenize(tf.concat([prompt_ids, generated], axis=1))
+        cut = tf.strings.length(before)
+        prefixed = tf.equal(tf.strings.substr(whole, tf.zeros_like(cut), cut), before)
+        rest = tf.strings.substr(whole, cut, tf.maximum(tf.strings.length(whole) - cut, 0))
+        return tf.where(prefixed, rest, alone)
+
     def _buffer(self, ids, steps):
         """Prompt lengths, per-row end positions ``(B,)`` and the buffer length."""
         starts = tf.reduce_sum(tf.cast(tf.not_equal(ids, PAD_ID), tf.int32), axis=1)
@@ -292,7 +318,7 @@ class LanguageModelGenerator(tf.Module):
         generated, counts = self._continuations(tokens, starts)
         token_log_probs = _row_slices(log_probs, starts, tf.shape(generated)[1])
         score = tf.reduce_sum(token_log_probs, axis=1) / tf.cast(tf.maximum(counts, 1), tf.float32)
-        return {"text": self.tokenizer.detokenize(generated), "score": score, "tokens": counts,
+        return {"text": self.continuation_text(ids, generated), "score": score, "tokens": counts,
                 "token_log_probs": token_log_probs}  # fmt: skip
 
     @_empty_batch_safe(text=(tf.string, 1), score=(tf.float32, 1))
@@ -330,7 +356,7 @@ class LanguageModelGenerator(tf.Module):
             lambda: tf.cast(sequence_scores(self.model, None, cut, fixed), tf.float32),
         )
         generated, _ = self._continuations(cut, starts)
-        return {"text": self.tokenizer.detokenize(generated), "score": scores}
+        return {"text": self.continuation_text(ids, generated), "score": scores}
 
     @_empty_batch_safe(log_likelihood=(tf.float32, 1), tokens=(tf.int32, 1),
                        perplexity=(tf.float32, 1))  # fmt: skip

@@ -221,3 +221,35 @@ def test_tokenizers_in_a_savedmodel(tokenizers, tmp_path):
             assert got.numpy().tolist() == want.numpy().tolist(), name
     assert served["char_codepoint"][1].numpy().tolist() == texts.numpy().tolist()
     assert served["char_byte"][1].numpy().tolist() == texts.numpy().tolist()
+
+
+@pytest.mark.parametrize("kind", ["word", "wordpiece", "char"])
+def test_a_continuation_reads_after_its_prompt(tokenizers, kind):
+    """The export's continuation text, glued to its prompt, reads as the two detokenized
+    together: a new word gets its space, punctuation and contractions attach, characters
+    concatenate (LanguageModelGenerator.continuation_text)."""
+    from types import SimpleNamespace
+
+    from seqtasks.lm_generation import LanguageModelGenerator
+
+    tokenizer = tokenizers[(kind, "codepoint")]
+    cases = [("Whither,", " sir?"), ("I know", "'t well."), ("", "Nay"), ("go", "!")]
+    prompt_ids = [[2, *ids] for ids in tokenizer(tf.constant([p for p, _ in cases])).to_list()]
+    continuations = [ids + [3] for ids in tokenizer(tf.constant([c for _, c in cases])).to_list()]
+    expected = [p + c for p, c in cases]
+    if kind == "wordpiece":  # a ## piece joins the prompt's last word
+        word = next(
+            ids for ids in tokenizer(tf.constant(SENTENCES[2].split())).to_list() if len(ids) > 1
+        )
+        first, rest = tokenizer.detokenize(tf.ragged.constant([word[:1], word])).numpy()
+        cases.append((first.decode(), rest.decode()[len(first) :]))
+        prompt_ids.append([2, *word[:1]])
+        continuations.append([*word[1:], 3])
+        expected.append(rest.decode())
+    text = LanguageModelGenerator.continuation_text(
+        SimpleNamespace(tokenizer=tokenizer),
+        tf.ragged.constant(prompt_ids).to_tensor(0),
+        tf.ragged.constant(continuations).to_tensor(0),
+    )
+    glued = [p + t.decode("utf-8") for (p, _), t in zip(cases, text.numpy())]
+    assert glued == expected
