@@ -235,7 +235,8 @@ def _train_in(
         if created_run_dir:  # a data/config problem found late: leave nothing behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    log.info("prepared data in %.1f s", time.perf_counter() - start)
+    prepare_seconds = time.perf_counter() - start  # reading, vocabularies, tokenizing
+    log.info("prepared data in %.1f s", prepare_seconds)
 
     with distribution.scope():
         with precision_policy(config.mixed_precision):
@@ -320,6 +321,7 @@ def _train_in(
             else None,
             "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
             "train_seconds": round(sum(timer.seconds), 2),
+            "prepare_seconds": round(prepare_seconds, 2),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "distribution": distribution.describe(),
         }
