@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import resource
+import shutil
 import sys
 import time
 
@@ -43,6 +44,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--validation-split", type=float, default=0.02)
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
+    parser.add_argument(
+        "--vocabulary",
+        help="the vocabulary.txt of an earlier run on the same data and tokenizer settings: "
+        "copied into the new run directory, where the recipe reuses it instead of learning "
+        "WordPiece again (about 30 minutes on 2 cores for the 75,000 reviews)",
+    )
     parser.add_argument("--output", default=os.path.join(ROOT, "bench", "results", "lm_imdb.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -66,6 +73,9 @@ def main() -> None:
             **parse_assignments(args.set),
         }
     )
+    if args.vocabulary:
+        os.makedirs(config.run_dir)
+        shutil.copy(args.vocabulary, os.path.join(config.run_dir, "vocabulary.txt"))
     start = time.perf_counter()
     result = train(recipe, config, verbose=2)
     wall = time.perf_counter() - start
@@ -84,6 +94,7 @@ def main() -> None:
         "metrics": metrics,
         "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1),
         "wall_seconds": round(wall, 1),
+        "vocabulary_reused": bool(args.vocabulary),
         "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "samples": [s["prompt"] + s["text"] for s in samples],
     }
