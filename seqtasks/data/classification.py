@@ -9,13 +9,17 @@ fingerprint and vectorize them however they need):
   default; ``aclImdb/`` is looked through) every sub-folder except ``unsup``
   is a label and every ``*.txt`` file in it one example. Examples are taken
   round-robin across labels in file-name order, so the first N are balanced.
-  An empty file is an error naming it.
+  An empty file is an error naming it. ``urls_<label>.txt`` files beside the label
+  folders (aclImdb's) give each review's movie as its group.
 - **records**: TSV (header row; the SST-2 ``sentence<TAB>label`` format), CSV,
   JSONL or Parquet, with ``text_column`` / ``label_column`` naming the fields.
   ``on_bad_rows="skip"`` skips malformed rows (wrong number of fields, empty
   or null text or label, invalid JSON, bad UTF-8) instead of failing on the
   first; a warning gives their number, first line numbers and reasons, and
-  :attr:`TextClassificationData.skipped_bad_rows` their count.
+  :attr:`TextClassificationData.skipped_bad_rows` their count. ``group_column``
+  names an optional field holding each example's group (a movie, a speaker, a
+  document), so that validation can be carved by group; a row with an empty or
+  missing group is a bad row.
 - **TFDS**: ``tfds:<name>`` (e.g. ``tfds:imdb_reviews``) through
   tensorflow-datasets; needs the dataset prepared locally or internet access.
 
@@ -71,6 +75,10 @@ class TextClassificationData:
         skipped_bad_rows: rows skipped as malformed with ``on_bad_rows="skip"``
             (``None`` when bad rows are errors, or the source has no rows).
         multi_label: whether ``labels`` holds label tuples.
+        groups: each example's group (IMDB: its movie's title id), aligned with
+            ``texts``, or ``None`` when the data gives none. Examples of one group
+            stay on one side of a grouped validation carve
+            (:func:`seqtasks.data.pipeline.split_indices`).
     """
 
     texts: list[str]
@@ -78,6 +86,7 @@ class TextClassificationData:
     source: str
     skipped_bad_rows: int | None = None
     multi_label: bool = False
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -114,6 +123,7 @@ def load_text_classification(
     on_bad_rows: str = "error",
     multi_label: bool = False,
     label_separator: str = LABEL_SEPARATOR,
+    group_column: str | None = None,
 ) -> TextClassificationData:
     """Read a labelled text dataset from a file, folder, archive or TFDS name.
 
@@ -136,6 +146,9 @@ def load_text_classification(
             the module docstring); ``labels`` then holds tuples.
         label_separator: what separates the labels of a string field with
             ``multi_label`` (default ``|``).
+        group_column: field of a records file holding each example's group
+            (``None``: no groups). Label folders take their groups from
+            ``urls_<label>.txt`` files when present.
 
     Returns:
         The examples: in file order for records and TFDS; for label folders
@@ -146,13 +159,21 @@ def load_text_classification(
             missing column, empty field, no examples, or fewer than
             ``min_classes`` labels.
         ConfigError: ``multi_label`` with label folders, an archive or TFDS, or
-            an empty ``label_separator``.
+            an empty ``label_separator``, or ``group_column`` with anything but a
+            records file.
     """
     bad_rows = BadRows(path, on_bad_rows)
+    if group_column is not None and (
+        path.startswith("tfds:") or os.path.isdir(path) or path.endswith(_ARCHIVE_SUFFIXES)
+    ):
+        raise ConfigError(
+            f"config field 'group_column': {path}: applies to CSV, TSV, JSONL or Parquet "
+            f"files (label folders take their groups from urls_<label>.txt files)"
+        )
     if multi_label:
         _check_multi_label_source(path, label_separator)
     if path.startswith("tfds:"):
-        examples: Iterator[tuple[str, str]] = _tfds_examples(
+        examples: Iterator[tuple] = _tfds_examples(
             path[len("tfds:") :], split, text_column, label_column
         )
     elif not os.path.exists(path):
@@ -174,6 +195,7 @@ def load_text_classification(
             label_column,
             bad_rows,
             label_separator if multi_label else None,
+            group_column,
         )
     pairs = list(itertools.islice(examples, max_examples))
     summary = bad_rows.summary()
@@ -181,12 +203,14 @@ def load_text_classification(
         log.warning("%s", summary)
     if not pairs:
         raise DataError(f"{path}: no examples found" + (f" ({summary})" if summary else ""))
+    groups = [example[2] for example in pairs]
     data = TextClassificationData(
-        [t for t, _ in pairs],
-        [label for _, label in pairs],
+        [example[0] for example in pairs],
+        [example[1] for example in pairs],
         path,
         len(bad_rows.rows) if on_bad_rows == "skip" else None,
         multi_label=multi_label,
+        groups=None if None in groups else groups,
     )
     labels = data.label_set()
     if len(labels) < min_classes:
@@ -224,21 +248,61 @@ def _record_examples(
     label_column: str | None,
     bad_rows: BadRows,
     separator: str | None = None,
-) -> Iterator[tuple[str, str | tuple[str, ...]]]:
-    """``(text, label)`` per good record; ``(text, labels tuple)`` when ``separator`` is set."""
-    pick = partial(_pick_columns, path, text_column, label_column)
-    for (text_key, label_key), record in read_columns(path, format, bad_rows, pick):
-        example = _example(record, text_key, label_key, bad_rows, separator)
-        if example is not None:
-            yield example
+    group_column: str | None = None,
+) -> Iterator[tuple[str, str | tuple[str, ...], str | None]]:
+    """``(text, label, group)`` per good record (a labels tuple when ``separator`` is set;
+    ``group`` is ``None`` without ``group_column``)."""
+    pick = partial(_pick_columns, path, text_column, label_column, group_column)
+    for keys, record in read_columns(path, format, bad_rows, pick):
+        example = _example(record, keys[0], keys[1], bad_rows, separator)
+        if example is None:
+            continue
+        group = None
+        if group_column is not None:
+            group = _group(record, keys[2], bad_rows)
+            if group is None:
+                continue
+        yield (*example, group)
 
 
-def _pick_columns(path: str, text_column: str | None, label_column: str | None, fields):
+def _pick_columns(
+    path: str,
+    text_column: str | None,
+    label_column: str | None,
+    group_column: str | None,
+    fields,
+):
     text_key = pick_column(path, text_column, TEXT_COLUMNS, fields, "text")
     label_key = pick_column(path, label_column, LABEL_COLUMNS, fields, "label")
     if text_key == label_key:
         raise DataError(f"{path}: column {text_key!r} cannot be both the text and the label")
-    return text_key, label_key
+    if group_column is None:
+        return text_key, label_key
+    group_key = pick_column(path, group_column, (), fields, "group")
+    if group_key in (text_key, label_key):
+        raise DataError(
+            f"{path}: column {group_key!r} cannot be both the group and the "
+            f"{'text' if group_key == text_key else 'label'}"
+        )
+    return text_key, label_key, group_key
+
+
+def _group(record, key: str, bad_rows: BadRows) -> str | None:
+    """The group of a record as a stripped string, or ``None`` after reporting a bad row."""
+    value = record.fields.get(key)
+    if value is None or isinstance(value, (list, dict)):
+        reason = "missing group" if key not in record.fields else "null group"
+        if value is not None:
+            reason = "group not a scalar"
+        bad_rows.report(
+            record.line, reason, f"field {key!r}: expected a group name; received: {value!r}"
+        )
+        return None
+    group = value.decode() if isinstance(value, bytes) else str(value)
+    if not group.strip():
+        bad_rows.report(record.line, "empty group", f"field {key!r} is empty")
+        return None
+    return group.strip()
 
 
 def _example(
@@ -352,6 +416,6 @@ def _tfds_examples(
             else (label.decode() if isinstance(label, bytes) else str(label))
         )
         if text.strip():  # a published dataset cannot be fixed by the user: skip, and say so
-            yield text, label
+            yield text, label, None
         else:
             log.warning("tfds:%s: skipped an example with empty text", name)

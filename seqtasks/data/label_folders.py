@@ -4,6 +4,13 @@
 Every sub-folder except ``unsup`` is a label; examples are yielded round-robin across
 labels, so the first N stay balanced (``--max-examples``). Used by
 :func:`seqtasks.data.classification.load_text_classification`.
+
+**Groups.** aclImdb gives the movie of every review: line ``i`` of ``<split>/urls_<label>.txt``
+is the IMDb page of ``<label>/<i>_<rating>.txt`` (Maas et al. 2011, the dataset's README).
+When every label has such a file, each example carries its group, the title id
+(``tt0453418``; the whole line when it is not an IMDb title URL), so that validation can
+be carved by movie (:func:`seqtasks.data.pipeline.split_indices`); otherwise the group is
+``None``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from seqtasks.io import decode_utf8
 from seqtasks.progress import progress
 
 DEFAULT_SPLIT = "train"
+_TITLE = re.compile(r"/title/(tt\d+)")
+_FILE_ID = re.compile(r"^(\d+)_[^/]*\.txt$")
 
 
 def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
@@ -28,6 +37,34 @@ def _round_robin(per_label: dict[str, list]) -> Iterator[tuple[str, object]]:
         for label, item in zip(labels, row):
             if item is not None:
                 yield label, item
+
+
+def url_group(line: str) -> str:
+    """The group of one ``urls_*.txt`` line: its IMDb title id, else the stripped line.
+
+    >>> url_group("http://www.imdb.com/title/tt0453418/usercomments")
+    'tt0453418'
+    """
+    match = _TITLE.search(line)
+    return match.group(1) if match else line.strip()
+
+
+def _file_groups(
+    per_label: dict[str, list[str]], urls: dict[str, list[str]]
+) -> dict[str, str] | None:
+    """``{file: group}`` from each label's ``urls_<label>.txt`` lines, or ``None`` when a
+    label has no urls file or a file name is not ``<id>_<rating>.txt`` with a line ``id``."""
+    groups = {}
+    for label, files in per_label.items():
+        lines = urls.get(label)
+        if lines is None:
+            return None
+        for file in files:
+            match = _FILE_ID.match(os.path.basename(file))
+            if not match or int(match.group(1)) >= len(lines):
+                return None
+            groups[file] = url_group(lines[int(match.group(1))])
+    return groups
 
 
 def _folder_root(path: str, split: str) -> str:
@@ -40,9 +77,10 @@ def _folder_root(path: str, split: str) -> str:
     return path
 
 
-def folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
-    """``(text, label)`` of every ``.txt`` under the label folders of ``path`` (its
-    ``split`` sub-folder when there is one), round-robin across labels.
+def folder_examples(path: str, split: str) -> Iterator[tuple[str, str, str | None]]:
+    """``(text, label, group)`` of every ``.txt`` under the label folders of ``path`` (its
+    ``split`` sub-folder when there is one), round-robin across labels; ``group`` is the
+    movie from ``urls_<label>.txt`` beside the label folders, or ``None`` (module docstring).
 
     Raises:
         DataError: naming the file: unreadable, not UTF-8, or empty.
@@ -66,6 +104,14 @@ def folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
             f"{path}: no label folders with .txt files (expected <label>/*.txt, "
             f"{split}/<label>/*.txt or aclImdb/{split}/<label>/*.txt)"
         )
+    urls = {}
+    for label in per_label:
+        try:
+            with open(os.path.join(root, f"urls_{label}.txt"), "rb") as f:
+                urls[label] = decode_utf8(f.read(), f.name).splitlines()
+        except OSError:
+            break
+    groups = _file_groups(per_label, urls) or {}
     for label, file in _round_robin(per_label):
         try:
             with open(file, "rb") as f:
@@ -75,12 +121,13 @@ def folder_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
         text = decode_utf8(raw, file)
         if not text.strip():
             raise DataError(f"{file}: empty text (expected one example per .txt file)")
-        yield text, label
+        yield text, label, groups.get(file)
 
 
-def archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
-    """``(text, label)`` of every ``.txt`` in the label folders of the tar archive ``path``
-    (read in place, with a progress display in compressed bytes), round-robin across labels.
+def archive_examples(path: str, split: str) -> Iterator[tuple[str, str, str | None]]:
+    """``(text, label, group)`` of every ``.txt`` in the label folders of the tar archive
+    ``path`` (read in place, with a progress display in compressed bytes), round-robin
+    across labels; ``group`` as in :func:`folder_examples`.
 
     Raises:
         DataError: not a readable tar, no ``split`` folder, no label folders, or a member
@@ -88,6 +135,9 @@ def archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
     """
     pattern = re.compile(rf"^(?:.*/)?{re.escape(split)}/([^/]+)/[^/]+\.txt$")
     flat = re.compile(r"^(?:\./)?([^/]+)/[^/]+\.txt$")
+    urls_pattern = re.compile(rf"^(?:.*/)?{re.escape(split)}/urls_([^/]+)\.txt$")
+    urls_flat = re.compile(r"^(?:\./)?urls_([^/]+)\.txt$")
+    urls: dict[bool, dict[str, list[str]]] = {True: {}, False: {}}  # in split folder?
     per_split: dict[str, list[str]] = {}
     per_flat: dict[str, list[str]] = {}
     contents: dict[str, bytes] = {}
@@ -101,6 +151,12 @@ def archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
             for member in archive:
                 bar.update(raw.tell() - bar.n)
                 if not member.isfile():
+                    continue
+                url_match = urls_pattern.match(member.name) or urls_flat.match(member.name)
+                if url_match:
+                    raw_urls = archive.extractfile(member).read()
+                    lines = decode_utf8(raw_urls, f"{path}:{member.name}").splitlines()
+                    urls[url_match.re is urls_pattern][url_match.group(1)] = lines
                     continue
                 match = pattern.match(member.name)
                 target = per_split
@@ -120,8 +176,10 @@ def archive_examples(path: str, split: str) -> Iterator[tuple[str, str]]:
             f"{path}: no label folders with .txt files in the archive (expected "
             f"[aclImdb/]{split}/<label>/*.txt or <label>/*.txt)"
         )
-    for label, name in _round_robin({k: sorted(v) for k, v in per_label.items()}):
+    per_label = {k: sorted(v) for k, v in per_label.items()}
+    groups = _file_groups(per_label, urls[bool(per_split)]) or {}
+    for label, name in _round_robin(per_label):
         text = decode_utf8(contents.pop(name), f"{path}:{name}")
         if not text.strip():
             raise DataError(f"{path}:{name}: empty text (expected one example per .txt file)")
-        yield text, label
+        yield text, label, groups.get(name)
