@@ -20,4 +20,5 @@ CAPTION_MODELS = ("lstm", "attention", "transformer")  # seqtasks.models.caption
 IMAGE_ENCODERS = ("mobilenet_v2", "cnn")  # seqtasks.models.image_encoders
 LM_MODELS = ("lstm", "gru", "rnn", "transformer")  # seqtasks.models.language_models
 LM_TOKENIZERS = ("char", "word", "wordpiece")  # seqtasks.lm_tokenizers
+WORD2VEC_ALGORITHMS = ("skipgram", "cbow")  # seqtasks.embeddings
 LM_MODES = ("auto", "stream", "documents")  # seqtasks.data.language_modeling

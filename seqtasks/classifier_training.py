@@ -40,12 +40,15 @@ class ClassifierInfo:
         labels: every label, in output order (label id = index).
         multi_label: whether targets are multi-hot rows (sigmoid outputs).
         threshold: the multi-label decision threshold (probability >= threshold).
+        embeddings: float32 ``(vocabulary_size, embedding_dim)`` rows the embedding layer
+            starts from (:mod:`seqtasks.embeddings`), or ``None`` (random initialisation).
     """
 
     vectorizer: WordVectorizer
     labels: list[str]
     multi_label: bool
     threshold: float
+    embeddings: np.ndarray | None = None
 
 
 def classifier_batches(

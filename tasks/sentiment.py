@@ -19,9 +19,11 @@ per-label scores and the labels whose score is at least ``threshold``.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import keras
+import numpy as np
 
 from seqtasks.classifier_export import (
     evaluate_classifier_export,
@@ -35,9 +37,10 @@ from seqtasks.classifier_training import (
 )
 from seqtasks.data.classification import TextClassificationData, load_text_classification
 from seqtasks.data.pipeline import split_indices
+from seqtasks.embeddings import classifier_embeddings
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.metrics import format_multilabel_report, format_report
-from seqtasks.models.classifier import build_text_classifier
+from seqtasks.models.classifier import build_text_classifier, set_token_embeddings
 from seqtasks.recipe import FinetunePlan, Prepared, Recipe
 from seqtasks.text import (
     RESERVED_TOKENS,
@@ -49,6 +52,7 @@ from tasks.registry import ENTRIES
 from tasks.sentiment_config import SentimentConfig
 
 _ENTRY = ENTRIES["sentiment"]
+log = logging.getLogger(__name__)
 
 OOV_WARNING = 0.2  # finetune warns when more of the new data's tokens are out of vocabulary
 
@@ -97,13 +101,14 @@ class SentimentRecipe(Recipe):
             on_bad_rows=config.on_bad_rows,
             multi_label=config.multi_label,
             label_separator=config.label_separator,
+            group_column=config.group_column,
         )
 
     def prepare(
         self, config: SentimentConfig, data: TextClassificationData, run_dir: str
     ) -> Prepared:
         labels = data.label_set()
-        train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
+        train_idx, val_idx = validation_carve(data, config)
         train_texts = [data.texts[i] for i in train_idx]
 
         vocabulary = build_vocabulary(train_texts, config.vocabulary_size, config.min_frequency)
@@ -114,7 +119,14 @@ class SentimentRecipe(Recipe):
             )
         vocabulary_file = write_vocabulary(vocabulary, os.path.join(run_dir, "vocabulary.txt"))
         vectorizer = WordVectorizer(vocabulary_file, config.sequence_length)
-        return _batches(config, data, labels, vectorizer, (train_idx, val_idx))
+        prepared = _batches(config, data, labels, vectorizer, (train_idx, val_idx))
+        if config.init_embeddings:
+            matrix, facts = classifier_embeddings(
+                config, vocabulary, train_texts, [data.texts[i] for i in val_idx], run_dir
+            )
+            prepared.info.embeddings = matrix
+            prepared.metadata["init_embeddings"] = facts
+        return prepared
 
     # --- fine-tuning ---------------------------------------------------------------------
 
@@ -157,7 +169,9 @@ class SentimentRecipe(Recipe):
     # --- model ---------------------------------------------------------------------------
 
     def build_model(self, config: SentimentConfig, prepared: Prepared) -> keras.Model:
-        return build_text_classifier(
+        """:func:`~seqtasks.models.classifier.build_text_classifier` with the config's
+        settings; its embedding layer starts from ``prepared.info.embeddings`` when set."""
+        model = build_text_classifier(
             num_classes=len(prepared.info.labels),
             vocabulary_size=prepared.info.vectorizer.vocabulary_size,
             sequence_length=config.sequence_length,
@@ -174,6 +188,9 @@ class SentimentRecipe(Recipe):
             embedding_dropout=config.embedding_dropout,
             activation=config.activation,
         )
+        if getattr(prepared.info, "embeddings", None) is not None:
+            set_token_embeddings(model, prepared.info.embeddings)
+        return model
 
     def loss_and_metrics(self, config):
         """Cross-entropy and accuracy; for multi-label binary cross-entropy (mean over
@@ -258,11 +275,34 @@ class SentimentRecipe(Recipe):
         return format_report(report)
 
 
+def validation_carve(
+    data: TextClassificationData, config: SentimentConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, val_idx)``: the config's validation split of ``data``, carved by group
+    when the data has groups and ``config.grouped_validation`` (see
+    :func:`~seqtasks.data.pipeline.split_indices`); the carve is logged."""
+    groups = data.groups if config.grouped_validation else None
+    train_idx, val_idx = split_indices(
+        len(data), config.validation_split, config.seed, groups=groups
+    )
+    if groups is not None and len(set(groups)) >= 2:
+        held = {groups[i] for i in val_idx}
+        log.info(
+            "validation: %d examples of %d held-out groups (of %d); no group is in both splits",
+            len(val_idx),
+            len(held),
+            len(set(groups)),
+        )
+    elif len(val_idx):
+        log.info("validation: %d examples carved at random (no groups)", len(val_idx))
+    return train_idx, val_idx
+
+
 def _batches(config, data, labels, vectorizer, split=None) -> Prepared:
     """:func:`~seqtasks.classifier_training.classifier_batches` with the config's batch
     size, seed and threshold; ``split``: ``(train_idx, val_idx)``, by default the
     config's validation split."""
-    train_idx, val_idx = split or split_indices(len(data), config.validation_split, config.seed)
+    train_idx, val_idx = split or validation_carve(data, config)
     return classifier_batches(
         data,
         labels,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqtasks.choices import ENCODERS, POOLINGS, RNN_ACTIVATIONS
+from seqtasks.choices import ENCODERS, POOLINGS, RNN_ACTIVATIONS, WORD2VEC_ALGORITHMS
 from seqtasks.config import TrainConfig, option, retune
 from seqtasks.config_groups import RecordFields
 from seqtasks.data.classification import LABEL_SEPARATOR
@@ -29,6 +29,18 @@ class SentimentConfig(RecordFields, TrainConfig):
     )
     label_column: str | None = option(
         None, "Label field of CSV/TSV/JSONL/Parquet data (default: auto).", data=True
+    )
+    group_column: str | None = option(
+        None,
+        "Group field of CSV/TSV/JSONL/Parquet data (a movie, speaker or document id): "
+        "validation then holds out whole groups (see grouped_validation).",
+        data=True,
+    )
+    grouped_validation: bool = option(
+        True,
+        "Carve validation by group when the data gives groups (aclImdb: by movie, from "
+        "urls_*.txt; records: group_column), so no group is on both sides; false: a "
+        "random carve by example.",
     )
     multi_label: bool = option(
         False,
@@ -71,10 +83,39 @@ class SentimentConfig(RecordFields, TrainConfig):
         "tanh", "SimpleRNN activation; relu uses identity init (IRNN).", choices=RNN_ACTIVATIONS
     )
     pooling: str = option("max", "Pooling of encoder states over time.", choices=POOLINGS)
+    init_embeddings: str | None = option(
+        None,
+        "Start the embedding layer from word vectors: 'word2vec' learns them with gensim "
+        "from the training split's texts plus unlabeled_data (never the validation texts); "
+        "a path reads a word2vec-format file (.txt/.vec text, .bin binary) of embedding_dim "
+        "dimensions. Dai & Le 2015, sec. 4.1.",
+    )
+    unlabeled_data: str | None = option(
+        None,
+        "init_embeddings=word2vec: unlabeled text read as a language-model corpus (a .txt, "
+        "a records file, a .tar.gz of .txt documents such as IMDB's unsup archive, a folder); "
+        "texts equal to a validation text are left out.",
+        data=True,
+    )
+    word2vec_epochs: int = option(5, "init_embeddings=word2vec: passes over the text.", min=1)
+    word2vec_workers: int = option(
+        1,
+        "init_embeddings=word2vec: worker threads; 2 is about twice as fast on 2 cores, but "
+        "the vectors (and so the run) then differ between runs with the same seed.",
+        min=1,
+    )
+    word2vec_algorithm: str = option(
+        "skipgram", "init_embeddings=word2vec: skipgram or cbow.", choices=WORD2VEC_ALGORITHMS
+    )
 
     def check(self) -> None:
         """``activation`` other than tanh only for ``rnn``; Transformer ``embedding_dim >=
         num_heads``; a non-empty ``label_separator``."""
+        if self.unlabeled_data and self.init_embeddings != "word2vec":
+            raise ConfigError(
+                "config field 'unlabeled_data': used only with init_embeddings=word2vec; "
+                f"received: init_embeddings={self.init_embeddings!r}"
+            )
         if not self.label_separator:
             raise ConfigError(
                 "config field 'label_separator': expected a non-empty string; received: ''"

@@ -88,6 +88,19 @@ from seqtasks.commands.common import (
     "sports|politics); JSON and Parquet lists need none.",
 )
 @click.option(
+    "--init-embeddings",
+    metavar="word2vec|PATH",
+    help="Sentiment: start the embedding layer from word vectors: word2vec learns them "
+    "(gensim) from the training split plus --unlabeled-data, never from validation; PATH "
+    "reads a word2vec-format file (.txt/.vec, .bin) of embedding_dim dimensions.",
+)
+@click.option(
+    "--unlabeled-data",
+    metavar="PATH",
+    help="Sentiment, with --init-embeddings word2vec: unlabeled text for the vectors (a .txt, "
+    "a records file, a .tar.gz of .txt documents such as IMDB's unsup archive, a folder).",
+)
+@click.option(
     "--set",
     "assignments",
     multiple=True,
@@ -115,6 +128,8 @@ def train(
     beam_size,
     multi_label,
     label_separator,
+    init_embeddings,
+    unlabeled_data,
     assignments,
     mixed_precision,
     as_json,
@@ -140,6 +155,9 @@ def train(
       python cli.py train sentiment --data reviews.csv --text-column body --label-column stars
       python cli.py train sentiment --data reviews.parquet --on-bad-rows skip
       python cli.py train sentiment --data articles.csv --label-column topics --multi-label
+      python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz \\
+          --init-embeddings word2vec \\
+          --unlabeled-data ../shared/data/imdb/aclImdb_v1_unsup.tar.gz
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
@@ -177,6 +195,8 @@ def train(
         "beam_size": beam_size,
         "multi_label": True if multi_label else None,
         "label_separator": label_separator,
+        "init_embeddings": init_embeddings,
+        "unlabeled_data": unlabeled_data,
         "mixed_precision": True if mixed_precision else None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})

@@ -69,6 +69,30 @@ def build_text_classifier(
     return keras.Model(token_ids, probabilities, name=name)
 
 
+def set_token_embeddings(model: keras.Model, matrix) -> None:
+    """Set the token embedding table of a :func:`build_text_classifier` model to ``matrix``.
+
+    Args:
+        model: a model with a layer named ``embedding``: a ``keras.layers.Embedding``
+            (recurrent encoders) or keras-hub's ``TokenAndPositionEmbedding`` (Transformer;
+            its token table is set, the position table is left as it is).
+        matrix: float32 ``(vocabulary_size, embedding_dim)``.
+
+    Raises:
+        ValueError: no such layer, or ``matrix`` has another shape than the table.
+    """
+    names = [layer.name for layer in model.layers]
+    if "embedding" not in names:
+        raise ValueError(f"{model.name}: no layer named 'embedding' among {names}")
+    layer = model.get_layer("embedding")
+    table = getattr(layer, "token_embedding", layer).embeddings
+    if tuple(table.shape) != tuple(matrix.shape):
+        raise ValueError(
+            f"embedding table {tuple(table.shape)} cannot take a {tuple(matrix.shape)} matrix"
+        )
+    table.assign(matrix)
+
+
 def output_layer(num_classes: int, multi_label: bool = False) -> keras.layers.Dense:
     """The ``probabilities`` layer: softmax over ``num_classes``, or one sigmoid per label."""
     return keras.layers.Dense(
