@@ -10,7 +10,7 @@ from __future__ import annotations
 
 ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")  # seqtasks.models.encoders
 RNN_ACTIVATIONS = ("tanh", "relu")  # seqtasks.models.encoders
-POOLINGS = ("max", "mean", "final")  # seqtasks.models.classifier
+POOLINGS = ("max", "mean", "final", "concat")  # seqtasks.models.classifier
 RNN_CELLS = ("lstm", "gru")  # seqtasks.models.decoders
 ATTENTION_SCORES = ("additive", "multiplicative")  # seqtasks.models.attention
 SEQ2SEQ_MODELS = ("transformer", "rnn-attention")  # seqtasks.models.seq2seq

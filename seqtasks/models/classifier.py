@@ -30,7 +30,9 @@ def build_text_classifier(
         kind: encoder (see :mod:`seqtasks.models.encoders`), default ``bilstm``.
         pooling: how the ``(B, T, D)`` states become one vector: ``max``
             (default) or ``mean`` over real tokens, or ``final`` (the
-            encoder's summary: last RNN state, masked mean for Transformers).
+            encoder's summary: last RNN state, masked mean for Transformers), or
+            ``concat``: the summary, the max and the mean side by side, ``(B, 3D)``
+            (ULMFiT's concat pooling, Howard & Ruder 2018, sec. 3.3).
         dropout: dropout before the output layer and between encoder layers.
         multi_label: one independent sigmoid unit per label (for binary
             cross-entropy; any number of labels per text) instead of a softmax
@@ -59,6 +61,18 @@ def build_text_classifier(
     )
     if pooling == "final":
         x = encoded.summary
+    elif pooling == "concat":
+        x = keras.layers.Concatenate(name="concat_pooling")(
+            [
+                encoded.summary,
+                MaskedPooling("max", name="max_pooling")(
+                    encoded.sequence, padding_mask=encoded.padding_mask
+                ),
+                MaskedPooling("mean", name="mean_pooling")(
+                    encoded.sequence, padding_mask=encoded.padding_mask
+                ),
+            ]
+        )  # (B, 3D)
     else:
         x = MaskedPooling(pooling, name=f"{pooling}_pooling")(
             encoded.sequence, padding_mask=encoded.padding_mask

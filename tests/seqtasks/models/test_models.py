@@ -30,7 +30,7 @@ def tiny_classifier(kind, pooling="max", **kwargs):
 
 
 @pytest.mark.parametrize("kind", ENCODERS)
-@pytest.mark.parametrize("pooling", ["max", "mean", "final"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "final", "concat"])
 def test_padding_never_changes_a_prediction(kind, pooling):
     model = tiny_classifier(kind, pooling)
     short = model.predict_on_batch(TOKENS)
@@ -42,6 +42,21 @@ def test_padding_never_changes_a_prediction(kind, pooling):
     changed = TOKENS.copy()
     changed[2, 1] = 4
     assert not np.allclose(model.predict_on_batch(changed)[2], short[2], atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bilstm", "transformer"])
+def test_concat_pooling_is_summary_max_and_mean(kind):
+    model = tiny_classifier(kind, "concat")
+    parts = keras.Model(
+        model.input,
+        [model.get_layer(n).output for n in ("concat_pooling", "max_pooling", "mean_pooling")],
+    )
+    concat, maximum, mean = (np.asarray(x) for x in parts.predict_on_batch(TOKENS))
+    width = maximum.shape[-1]
+    assert concat.shape == (3, 3 * width)
+    np.testing.assert_allclose(concat[:, width : 2 * width], maximum)
+    np.testing.assert_allclose(concat[:, 2 * width :], mean)
+    assert not np.allclose(concat[:, :width], maximum)  # the summary is a third part
 
 
 def test_all_padding_row_gives_finite_output():
