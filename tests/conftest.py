@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -219,6 +221,26 @@ def head_lines(path: str, n: int, destination: str) -> str:
     return destination
 
 
+def predict_in_fresh_process(model_dir, *inputs, cwd):
+    """``python cli.py predict MODEL_DIR INPUTS --json`` in a new interpreter; its JSON rows."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "cli.py"),
+            "predict",
+            str(model_dir),
+            *inputs,
+            "--json",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
 def write_file(path, content) -> str:
     """Write ``content`` (str as UTF-8, or bytes as they are) to ``path``; return it as str."""
     mode = "wb" if isinstance(content, bytes) else "w"
@@ -307,7 +329,7 @@ OVERFIT_EPOCHS = 130
 def overfit(tmp_path_factory):
     """An attention captioner trained until it knows 5 real images' captions by heart
     (training loss below OVERFIT_LOSS, at most OVERFIT_EPOCHS epochs), once per session
-    (test_captioning.py; test_finetune_seq2seq.py fine-tunes a copy of its export)."""
+    (test_captioning.py, which also fine-tunes a copy of its export)."""
     from seqtasks.training import train
     from tasks import get_recipe
 

@@ -1,17 +1,28 @@
 """The captioning recipe: decoders, image encoders, images, training, export round trips."""
 
+import json
 import os
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from click.testing import CliRunner
 
-from conftest import TINY_CAPTIONING, caption_csv, flickr_images, run_fresh_python
+from cli import cli
+from conftest import (
+    TINY_CAPTIONING,
+    caption_csv,
+    flickr_images,
+    predict_in_fresh_process,
+    run_fresh_python,
+)
 from seqtasks.caption_metrics import normalize_caption
 from seqtasks.decoding import DecodingOptions, beam_search, decode
 from seqtasks.errors import ConfigError, DataError
-from seqtasks.images import cached_image_features, check_image, decode_images
+from seqtasks.export import read_metadata
+from seqtasks.images import cached_image_features, check_image, decode_images, weights_digest
 from seqtasks.models.captioning import RNNCaptioner, TransformerCaptioner
 from seqtasks.models.image_encoders import build_image_encoder, grid_shape
 from seqtasks.text import END_ID, START_ID
@@ -289,3 +300,50 @@ def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
     )
     for w, t in zip(saved.weights, tuned.weights):
         np.testing.assert_array_equal(w.numpy(), t.numpy())
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+# Here rather than in test_finetune_seq2seq.py: the overfit captioner is trained once per
+# pytest worker that uses it, and each test file runs on one worker (--dist loadfile).
+def test_captioning_finetune_on_a_csv_captions_images_in_a_fresh_process(tmp_path, overfit):
+    model_dir = shutil.copytree(os.path.dirname(overfit["result"].export_path), tmp_path / "model")
+    # Other real photos in a folder of their own, their captions in a CSV elsewhere.
+    names, captions = flickr_images(tmp_path / "photos", 6, start=20)
+    shortest = [sorted(refs, key=len) for refs in captions]  # fit sequence_length=48
+    data = caption_csv(tmp_path / "photos.csv", names, shortest, per_image=2)
+    result = run(
+        "finetune", str(model_dir), "--data", data, "--image-dir", str(tmp_path / "photos"),
+        "--freeze", "encoder", "--epochs", "1", "--learning-rate", "1e-2",
+        "--run-dir", str(tmp_path / "run"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["export"] == str(model_dir / "2")
+    oov = summary["out_of_vocabulary"]["captions"]
+    # The source learned 5 images' captions: most new caption words are not whole tokens.
+    assert 0.2 < oov["split_words"] <= 1 and oov["words"] >= 12 * 5
+    assert oov["pieces_per_word"] > oov["training_pieces_per_word"] > 0
+    metadata = read_metadata(summary["export"])
+    assert metadata["finetuned_from"] == str(model_dir / "1")
+    assert metadata["inputs"] == "images" and metadata["data"]["examples"] == 6
+    assert metadata["finetune"]["frozen_layers"] == ["feature_projection", "bridge_0", "bridge_1"]
+
+    extra = [model_dir / v / "assets.extra" for v in ("1", "2")]
+    decoders = [keras.saving.load_model(e / "decoder.keras", compile=False) for e in extra]
+    for name in ("feature_projection", "bridge_0", "bridge_1"):
+        for a, b in zip(*(d.get_layer(name).weights for d in decoders)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    before, after = (d.get_layer("logits").weights[0].numpy() for d in decoders)
+    assert not np.array_equal(before, after)
+    # The new images went through the export's encoder; the feature cache is keyed by it.
+    encoder = keras.saving.load_model(extra[0] / "image_encoder.keras", compile=False)
+    cache = metadata["feature_encoding"]["train"]["cache"]
+    with open(cache[: -len(".npy")] + ".json", encoding="utf-8") as f:
+        assert json.load(f)["encoder"]["weights"] == weights_digest(encoder)
+
+    image = str(tmp_path / "photos" / names[0])
+    (row,) = predict_in_fresh_process(model_dir, image, cwd=tmp_path)
+    assert row["image"] == image and isinstance(row["caption"], str) and row["score"] <= 0

@@ -1,13 +1,12 @@
 """`finetune MODEL_DIR` for translation and captioning: tiny exports trained on real
 Multi30k pairs / Flickr8k images, fine-tuned on other real pairs and images in another file
-format, and served from the new version in a fresh process."""
+format, and served from the new version in a fresh process. (Fine-tuning the overfit
+captioner on new images is in test_captioning.py, the file that trains it.)"""
 
 import gzip
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -15,33 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from conftest import MULTI30K, ROOT, caption_csv, flickr_images, write_file
+from conftest import MULTI30K, predict_in_fresh_process, write_file
 from seqtasks.export import read_metadata, versions
-from seqtasks.images import weights_digest
 
 
 def run(*args):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def predict_in_fresh_process(model_dir, *inputs, cwd):
-    """``python cli.py predict MODEL_DIR INPUTS --json`` in a new interpreter; its JSON rows."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "cli.py"),
-            "predict",
-            str(model_dir),
-            *inputs,
-            "--json",
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return [json.loads(line) for line in out.stdout.splitlines()]
 
 
 def multi30k_pairs(split, n):
@@ -140,47 +118,6 @@ def test_translation_finetune_refuses_another_language_pair_and_new_head(tmp_pat
     result = run(*base, "--image-dir", str(tmp_path))
     assert result.stderr == "error: --image-dir: does not apply to translation models\n"
     assert versions(str(translation_dir)) == [1] and not os.path.exists(tmp_path / "run")
-
-
-def test_captioning_finetune_on_a_csv_captions_images_in_a_fresh_process(tmp_path, overfit):
-    model_dir = shutil.copytree(os.path.dirname(overfit["result"].export_path), tmp_path / "model")
-    # Other real photos in a folder of their own, their captions in a CSV elsewhere.
-    names, captions = flickr_images(tmp_path / "photos", 6, start=20)
-    shortest = [sorted(refs, key=len) for refs in captions]  # fit sequence_length=48
-    data = caption_csv(tmp_path / "photos.csv", names, shortest, per_image=2)
-    result = run(
-        "finetune", str(model_dir), "--data", data, "--image-dir", str(tmp_path / "photos"),
-        "--freeze", "encoder", "--epochs", "1", "--learning-rate", "1e-2",
-        "--run-dir", str(tmp_path / "run"), "--json",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    assert summary["export"] == str(model_dir / "2")
-    oov = summary["out_of_vocabulary"]["captions"]
-    # The source learned 5 images' captions: most new caption words are not whole tokens.
-    assert 0.2 < oov["split_words"] <= 1 and oov["words"] >= 12 * 5
-    assert oov["pieces_per_word"] > oov["training_pieces_per_word"] > 0
-    metadata = read_metadata(summary["export"])
-    assert metadata["finetuned_from"] == str(model_dir / "1")
-    assert metadata["inputs"] == "images" and metadata["data"]["examples"] == 6
-    assert metadata["finetune"]["frozen_layers"] == ["feature_projection", "bridge_0", "bridge_1"]
-
-    extra = [model_dir / v / "assets.extra" for v in ("1", "2")]
-    decoders = [keras.saving.load_model(e / "decoder.keras", compile=False) for e in extra]
-    for name in ("feature_projection", "bridge_0", "bridge_1"):
-        for a, b in zip(*(d.get_layer(name).weights for d in decoders)):
-            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
-    before, after = (d.get_layer("logits").weights[0].numpy() for d in decoders)
-    assert not np.array_equal(before, after)
-    # The new images went through the export's encoder; the feature cache is keyed by it.
-    encoder = keras.saving.load_model(extra[0] / "image_encoder.keras", compile=False)
-    cache = metadata["feature_encoding"]["train"]["cache"]
-    with open(cache[: -len(".npy")] + ".json", encoding="utf-8") as f:
-        assert json.load(f)["encoder"]["weights"] == weights_digest(encoder)
-
-    image = str(tmp_path / "photos" / names[0])
-    (row,) = predict_in_fresh_process(model_dir, image, cwd=tmp_path)
-    assert row["image"] == image and isinstance(row["caption"], str) and row["score"] <= 0
 
 
 def test_the_exports_data_options_do_not_follow_it_into_finetuning():
