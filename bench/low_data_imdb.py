@@ -7,8 +7,8 @@ the shape to compare is ULMFiT's figure 3, Howard & Ruder 2018).
    into a training pool (22,495) and a fixed validation set (2,505 reviews of 355 movies
    the pool never has). Every model is scored on that same validation set with
    ``cli.py evaluate``.
-2. Word vectors: word2vec (skip-gram, 5 epochs, ``embedding_dim`` 128) learned from the
-   unlabelled reviews only, so they never read a labelled review: ``--vectors PATH`` reuses
+2. Word vectors: word2vec (``--algorithm``, CBOW by default as in the recipe; 5 epochs,
+   ``embedding_dim`` 128, 2 threads) learned from the unlabelled reviews only, so they never read a labelled review: ``--vectors PATH`` reuses
    a file, else they are learned once and written there.
 3. For each size N: the first N reviews of a seeded permutation of the pool (a CSV with
    the movie as group column), trained with ``--epochs 30 --set patience=4`` (early stopping on the
@@ -58,7 +58,7 @@ def write_csv(path: str, rows) -> str:
     return path
 
 
-def unlabelled_vectors(path: str, dim: int, seed: int) -> float:
+def unlabelled_vectors(path: str, dim: int, seed: int, algorithm: str) -> float:
     """Learn word2vec vectors from the unlabelled reviews into ``path``; return seconds."""
     from seqtasks.data.text_corpus import load_corpus
     from seqtasks.embeddings import train_word2vec, write_corpus
@@ -67,7 +67,9 @@ def unlabelled_vectors(path: str, dim: int, seed: int) -> float:
     corpus = load_corpus(os.path.join(DATA, "aclImdb_v1_unsup.tar.gz"))
     corpus_file = path + ".corpus"
     write_corpus(corpus.texts, corpus_file)
-    vectors = train_word2vec(corpus_file, vector_size=dim, seed=seed, workers=2)
+    vectors = train_word2vec(
+        corpus_file, vector_size=dim, seed=seed, workers=2, algorithm=algorithm
+    )
     os.remove(corpus_file)
     vectors.save_word2vec_format(path + ".tmp")
     os.replace(path + ".tmp", path)
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--vectors", default="/tmp/seqtasks-bench/imdb_unsup_word2vec.txt")
     parser.add_argument("--work-dir", default="/tmp/seqtasks-bench/low-data")
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--algorithm", choices=("cbow", "skipgram"), default="cbow")
     parser.add_argument(
         "--output", default=os.path.join(ROOT, "bench", "results", "low_data_imdb.json")
     )
@@ -104,8 +107,10 @@ def main() -> None:
     }
     if not os.path.exists(args.vectors):
         os.makedirs(os.path.dirname(args.vectors), exist_ok=True)
-        results["vectors_seconds"] = unlabelled_vectors(args.vectors, 128, args.seed)
-    results["vectors"] = args.vectors
+        results["vectors_seconds"] = unlabelled_vectors(
+            args.vectors, 128, args.seed, args.algorithm
+        )
+    results["vectors"] = {"path": args.vectors, "algorithm": args.algorithm}
     order = np.random.default_rng(args.seed).permutation(pool)
     for size in args.sizes:
         chosen = order[:size]

@@ -41,7 +41,7 @@ def test_round_trip_through_dict():
         ),
         (
             {"pooling": "sum"},
-            "config field 'pooling': expected one of max, mean, final; received: 'sum'",
+            "config field 'pooling': expected one of max, mean, final, concat; received: 'sum'",
         ),
         ({"epochs": 2.5}, "config field 'epochs': expected int; received: 2.5"),
         ({"seed": "-1"}, "config field 'seed': expected a value >= 0; received: -1"),
