@@ -84,11 +84,12 @@ class SentimentConfig(RecordFields, TrainConfig):
     )
     pooling: str = option("max", "Pooling of encoder states over time.", choices=POOLINGS)
     init_embeddings: str | None = option(
-        "word2vec",
-        "Start the embedding layer from word vectors: 'word2vec' (default) learns them with "
-        "gensim from the training split's texts plus unlabeled_data (never the validation "
-        "texts); a path reads a word2vec-format file (.txt/.vec text, .bin binary) of "
-        "embedding_dim dimensions; none: random initialisation. Dai & Le 2015, sec. 4.1.",
+        None,
+        "Start the embedding layer from word vectors: 'word2vec' learns them with gensim "
+        "from the training split's texts plus unlabeled_data (never the validation texts; "
+        "+4.7 points on IMDB, -1.8 on SST-2 after 1 epoch: docs/sentiment.md); a path reads a "
+        "word2vec-format file (.txt/.vec text, .bin binary) of embedding_dim dimensions; "
+        "none (default): random initialisation. Dai & Le 2015, sec. 4.1.",
     )
     unlabeled_data: str | None = option(
         None,

@@ -90,16 +90,15 @@ from seqtasks.commands.common import (
 @click.option(
     "--init-embeddings",
     metavar="word2vec|PATH|none",
-    help="Sentiment: start the embedding layer from word vectors: word2vec (default) learns "
-    "them (gensim) from the training split plus --unlabeled-data, never from validation; "
-    "PATH reads a word2vec-format file (.txt/.vec, .bin) of embedding_dim dimensions; none "
-    "starts from random vectors.",
+    help="Sentiment: start the embedding layer from word vectors: word2vec learns them "
+    "(gensim) from the training split plus --unlabeled-data, never from validation (the "
+    "IMDB command of the README); PATH reads a word2vec-format file (.txt/.vec, .bin) of "
+    "embedding_dim dimensions; none (default) starts from random vectors.",
 )
 @click.option(
     "--unlabeled-data",
     metavar="PATH",
-    help="Sentiment, with --init-embeddings word2vec (the default): unlabeled text for the "
-    "vectors (a .txt, "
+    help="Sentiment, with --init-embeddings word2vec: unlabeled text for the vectors (a .txt, "
     "a records file, a .tar.gz of .txt documents such as IMDB's unsup archive, a folder).",
 )
 @click.option(
@@ -158,7 +157,7 @@ def train(
       python cli.py train sentiment --data reviews.parquet --on-bad-rows skip
       python cli.py train sentiment --data articles.csv --label-column topics --multi-label
       python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz \\
-          --unlabeled-data ../shared/data/imdb/aclImdb_v1_unsup.tar.gz
+          --init-embeddings word2vec
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\

@@ -158,10 +158,5 @@ def test_train_from_a_vectors_file(tmp_path, corpus_file, sst2_sample):
     assert facts["source"] == path and 0.3 < facts["coverage"] <= 1.0
 
 
-def test_the_default_run_starts_from_word2vec_of_its_training_split(trained):
-    facts = trained.prepared.metadata["init_embeddings"]
-    data = trained.prepared.metadata["data"]
-    assert (facts["source"], facts["algorithm"], facts["epochs"]) == ("word2vec", "cbow", 5)
-    assert facts["texts"] == data["train_examples"] and facts["coverage"] > 0.9
-    table = trained.model.get_layer("embedding").embeddings.numpy()
-    np.testing.assert_array_equal(table[0], 0.0)  # [PAD] starts at zero and gets no gradient
+def test_the_default_run_starts_from_random_embeddings(trained):
+    assert "init_embeddings" not in trained.prepared.metadata
