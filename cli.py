@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 import click  # noqa: E402
 
 from seqtasks.commands import (  # noqa: E402
+    carve,
     finetune,
     generate,
     inference,
@@ -45,6 +46,7 @@ def cli():
 
 for command in (
     train.train,
+    carve.carve,
     inference.predict,
     inference.evaluate,
     generate.generate,

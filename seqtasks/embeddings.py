@@ -230,15 +230,6 @@ def embedding_matrix(
     return matrix, len(found) / max(len(words), 1)
 
 
-def _text_key(text: str) -> str:
-    """A text with IMDB's ``<br />`` and runs of whitespace as one space: the same review
-    read as a labelled example and as corpus text (which turns ``<br />`` into newlines)
-    gets the same key."""
-    import re
-
-    return re.sub(r"(?:<br\s*/?>|\s)+", " ", text, flags=re.IGNORECASE).strip()
-
-
 def unlabeled_texts(path: str, exclude: Iterable[str]) -> list[str]:
     """The documents of the corpus at ``path`` (:func:`seqtasks.data.text_corpus.load_corpus`,
     documents mode) except those equal to a text of ``exclude`` (the validation texts,
@@ -247,11 +238,11 @@ def unlabeled_texts(path: str, exclude: Iterable[str]) -> list[str]:
     Raises:
         DataError: as :func:`~seqtasks.data.text_corpus.load_corpus`.
     """
-    from seqtasks.data.text_corpus import load_corpus
+    from seqtasks.data.text_corpus import load_corpus, text_key
 
-    held_out = {_text_key(text) for text in exclude}
+    held_out = {text_key(text) for text in exclude}
     corpus = load_corpus(path, mode="documents")
-    kept = [text for text in corpus.texts if _text_key(text) not in held_out]
+    kept = [text for text in corpus.texts if text_key(text) not in held_out]
     log.info(
         "unlabeled text %s: %d documents, %d left out (equal to a validation text)",
         path,

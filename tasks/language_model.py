@@ -28,9 +28,9 @@ from seqtasks.data.lm_pipeline import (
     tokenize_texts,
 )
 from seqtasks.data.pipeline import split_indices
-from seqtasks.data.text_corpus import TextCorpus, load_corpus
+from seqtasks.data.text_corpus import TextCorpus, load_corpus, without_texts
 from seqtasks.decoding import options_from_config
-from seqtasks.errors import DataError, UserError
+from seqtasks.errors import ConfigError, DataError, UserError
 from seqtasks.export import extra_files
 from seqtasks.inference import load_keras_model
 from seqtasks.lm_generation import PROMPT_SPEC, LanguageModelGenerator
@@ -94,7 +94,35 @@ class LanguageModelRecipe(LanguageModelServing):
     # --- data ----------------------------------------------------------------------------
 
     def load_data(self, config: LanguageModelConfig) -> TextCorpus:
-        return self._corpus(config, config.data)
+        """The corpus of ``config.data``, without the documents equal to a text of
+        ``config.exclude_texts`` (logged; recorded as ``excluded`` in the metadata).
+
+        Raises:
+            ConfigError: ``exclude_texts`` with a stream (one text cannot lose documents).
+            DataError: as :func:`~seqtasks.data.text_corpus.load_corpus`.
+        """
+        corpus = self._corpus(config, config.data)
+        if not config.exclude_texts:
+            return corpus
+        if config.resolved_mode() == "stream":
+            raise ConfigError(
+                "config field 'exclude_texts': needs documents (--set mode=documents); "
+                f"{config.data} is read as one stream"
+            )
+        held_out = load_corpus(config.exclude_texts, mode="documents").texts
+        corpus, removed = without_texts(corpus, held_out)
+        log.info(
+            "exclude_texts %s: %d texts; %d documents of the data equal one and are left out",
+            config.exclude_texts,
+            len(held_out),
+            removed,
+        )
+        corpus.excluded = {
+            "path": config.exclude_texts,
+            "texts": len(held_out),
+            "documents_left_out": removed,
+        }
+        return corpus
 
     def count_examples(self, corpus: TextCorpus) -> int:
         """Documents, or the characters of a stream (its validation tail is cut by characters)."""
@@ -175,6 +203,7 @@ class LanguageModelRecipe(LanguageModelServing):
                     "train_tokens": int((train_y != 0).sum()),
                     "validation_tokens": int((val_y != 0).sum()),
                     "skipped_empty": corpus.skipped_empty,
+                    **({"excluded": corpus.excluded} if corpus.excluded else {}),
                     **(
                         {"skipped_bad_rows": corpus.skipped_bad_rows}
                         if corpus.skipped_bad_rows is not None

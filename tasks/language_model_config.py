@@ -69,6 +69,13 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
     text_column: str | None = option(
         None, "Text field of CSV/TSV/JSONL/Parquet data (default: text).", data=True
     )
+    exclude_texts: str | None = option(
+        None,
+        "Documents mode: leave out every document equal to a text of this file (any --data "
+        "kind, e.g. the validation carve `cli.py carve sentiment` writes), so a classifier "
+        "started from this model is validated on text it never read.",
+        data=True,
+    )
     split: str | None = option(
         None,
         "Only these documents: a folder name inside an archive (aclImdb: unsup, pos, neg) or "

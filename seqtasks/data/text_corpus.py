@@ -75,6 +75,8 @@ class TextCorpus:
         skipped_empty: texts dropped because empty or whitespace-only.
         skipped_bad_rows: record rows skipped with ``on_bad_rows="skip"``; ``None``
             when bad rows are errors or no record file was read (as in classification).
+        excluded: what :func:`without_texts` left out, when the caller records it
+            (``{"path", "texts", "documents_left_out"}``), else ``None``.
     """
 
     texts: list[str]
@@ -82,6 +84,7 @@ class TextCorpus:
     names: list[str] | None = None
     skipped_empty: int = 0
     skipped_bad_rows: int | None = None
+    excluded: dict | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -99,6 +102,25 @@ class TextCorpus:
         indices = [int(i) for i in indices]
         names = None if self.names is None else [self.names[i] for i in indices]
         return dataclasses.replace(self, texts=[self.texts[i] for i in indices], names=names)
+
+
+def text_key(text: str) -> str:
+    """A text with IMDB's ``<br />`` and runs of whitespace as one space: the same review
+    read as a labelled example and as corpus text (which turns ``<br />`` into newlines)
+    gets the same key."""
+    return re.sub(r"(?:<br\s*/?>|\s)+", " ", text, flags=re.IGNORECASE).strip()
+
+
+def without_texts(corpus: TextCorpus, texts: Iterable[str]) -> tuple[TextCorpus, int]:
+    """``corpus`` without the documents equal to one of ``texts`` (compared by
+    :func:`text_key`), and how many were left out.
+
+    Used to keep a classifier's validation texts out of the text a language model is
+    pretrained on (``exclude_texts`` of the language-model recipe).
+    """
+    held_out = {text_key(text) for text in texts}
+    keep = [i for i, text in enumerate(corpus.texts) if text_key(text) not in held_out]
+    return corpus.subset(keep), len(corpus) - len(keep)
 
 
 def load_corpus(
