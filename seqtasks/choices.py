@@ -22,3 +22,4 @@ LM_MODELS = ("lstm", "gru", "rnn", "transformer")  # seqtasks.models.language_mo
 LM_TOKENIZERS = ("char", "word", "wordpiece")  # seqtasks.lm_tokenizers
 WORD2VEC_ALGORITHMS = ("skipgram", "cbow")  # seqtasks.embeddings
 LM_MODES = ("auto", "stream", "documents")  # seqtasks.data.language_modeling
+LR_SCHEDULES = ("constant", "slanted_triangular")  # seqtasks.fine_tuning_schedule
