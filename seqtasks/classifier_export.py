@@ -17,6 +17,7 @@ SavedModel's ``serving_default`` signature and needs no model code.
 from __future__ import annotations
 
 import logging
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -26,6 +27,7 @@ from seqtasks.data.classification import LABEL_SEPARATOR, load_text_classificati
 from seqtasks.diagnostics import one_class, warn_if_undertrained
 from seqtasks.inference import call_in_batches, load_serving_fn
 from seqtasks.labels import export_labels, match_labels, multi_hot
+from seqtasks.lm_transfer import LanguageModelVectorizer, preprocessing_of
 from seqtasks.metrics import classification_report, multilabel_report
 from seqtasks.progress import Progress, counting_calls
 from seqtasks.text import WordVectorizer, call_by_length
@@ -145,12 +147,33 @@ def export_classifier(
             "signature": {"inputs": dict(INPUTS), "outputs": dict(outputs)},
             "multi_label": multi_label,
             **({"threshold": threshold} if multi_label else {}),
-            "preprocessing": {"tokenizer": "word", "sequence_length": vectorizer.sequence_length},
+            "preprocessing": preprocessing_of(vectorizer),
+            **(
+                {"requires": ["tensorflow", "tensorflow_text"]}
+                if getattr(vectorizer, "kind", "word") == "wordpiece"
+                else {}
+            ),
             "versions": package_versions(),
             **(facts or {}),
         },
-        extra_files={"model.keras": model.save},
+        extra_files={
+            "model.keras": model.save,
+            # The language model's vocabulary, for fine-tuning (a WordPiece vocabulary is
+            # no SavedModel asset).
+            **(
+                {"vocabulary.txt": lambda path: shutil.copyfile(vectorizer.vocabulary_file, path)}
+                if isinstance(vectorizer, LanguageModelVectorizer)
+                else {}
+            ),
+        },
     )
+
+
+def import_requirements(metadata: dict) -> None:
+    """Import what the export's ops need before it is loaded: ``tensorflow_text`` for a
+    classifier started from a WordPiece language model (``requires`` in the metadata)."""
+    if "tensorflow_text" in (metadata.get("requires") or []):
+        import tensorflow_text  # noqa: F401  (registers the WordPiece ops)
 
 
 def predict_texts(version_dir: str, metadata: dict, inputs: list[str]) -> list[dict]:
@@ -167,6 +190,7 @@ def predict_texts(version_dir: str, metadata: dict, inputs: list[str]) -> list[d
             valid ``labels`` list.
     """
     labels = export_labels(version_dir, metadata)
+    import_requirements(metadata)
     outputs = call_in_batches(load_serving_fn(version_dir), "text", inputs, sort_key=len)
     if metadata.get("multi_label"):
         return [
@@ -239,6 +263,7 @@ def evaluate_classifier_export(
     labels = export_labels(version_dir, metadata)
     mapping = match_labels(dataset.label_set(), labels, label_map, data)
     label_id = {label: i for i, label in enumerate(labels)}
+    import_requirements(metadata)
     fn = load_serving_fn(version_dir)
     bar = Progress("classifying", len(dataset.texts), "texts")
     fn = counting_calls(fn, bar, "text")

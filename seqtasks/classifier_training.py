@@ -22,6 +22,7 @@ from seqtasks.diagnostics import one_class, warn_if_undertrained
 from seqtasks.errors import DataError, ExportError
 from seqtasks.inference import load_keras_model
 from seqtasks.labels import export_labels, multi_hot
+from seqtasks.lm_transfer import vectorizer_for
 from seqtasks.metrics import classification_report, multilabel_report
 from seqtasks.models.classifier import freeze as freeze_layers
 from seqtasks.models.classifier import replace_head
@@ -42,6 +43,8 @@ class ClassifierInfo:
         threshold: the multi-label decision threshold (probability >= threshold).
         embeddings: float32 ``(vocabulary_size, embedding_dim)`` rows the embedding layer
             starts from (:mod:`seqtasks.embeddings`), or ``None`` (random initialisation).
+        language_model: the :class:`~seqtasks.lm_transfer.PretrainedLanguageModel` the
+            classifier starts from (``init_from``), or ``None``.
     """
 
     vectorizer: WordVectorizer
@@ -49,6 +52,7 @@ class ClassifierInfo:
     multi_label: bool
     threshold: float
     embeddings: np.ndarray | None = None
+    language_model: object | None = None
 
 
 def classifier_batches(
@@ -257,11 +261,18 @@ def plan_classifier_finetune(
             )
         labels = model_labels
     model_file = os.path.join(version_dir, "assets.extra", "model.keras")
-    vocabulary_file = os.path.join(version_dir, "assets", "vocabulary.txt")  # not extra
+    # A classifier's own word vocabulary is a SavedModel asset; one started from a language
+    # model keeps the language model's vocabulary in assets.extra.
+    preprocessing = metadata.get("preprocessing") or {}
+    vocabulary_file = os.path.join(
+        version_dir,
+        "assets.extra" if preprocessing.get("language_model_tokenizer") else "assets",
+        "vocabulary.txt",
+    )
     for path in (model_file, vocabulary_file):
         if not os.path.isfile(path):
             raise ExportError(f"{version_dir}: cannot fine-tune: the export lacks {path}")
-    vectorizer = WordVectorizer(vocabulary_file, sequence_length)
+    vectorizer = vectorizer_for(preprocessing, vocabulary_file, sequence_length)
     oov = out_of_vocabulary(vectorizer, data.texts)
     share = oov["share"]
     message = "%.1f%% of the new data's tokens (%d of %d) are not in the model's vocabulary"
@@ -292,7 +303,9 @@ def plan_classifier_finetune(
     }
 
     def prepare(run_dir: str) -> Prepared:
-        vectorizer = WordVectorizer(os.path.join(run_dir, "vocabulary.txt"), sequence_length)
+        vectorizer = vectorizer_for(
+            preprocessing, os.path.join(run_dir, "vocabulary.txt"), sequence_length
+        )
         return batches(labels, vectorizer)
 
     return Recipe.finetune_plan(model, facts, prepare, {vocabulary_file: "vocabulary.txt"})

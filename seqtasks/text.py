@@ -225,11 +225,21 @@ def out_of_vocabulary(vectorizer: WordVectorizer, texts: list[str], batch: int =
     """How many of the words of ``texts`` (all of them, not only the first
     ``sequence_length``) are missing from ``vectorizer``'s vocabulary.
 
+    For a :class:`~seqtasks.lm_transfer.LanguageModelVectorizer`, its tokenizer's
+    ``[UNK]`` tokens among all its tokens (``distinct`` is then ``None``).
+
     Returns:
         ``{"share": float, "tokens": n_oov, "total": n_tokens, "distinct": n_distinct_oov}``.
     """
     oov = total = 0
     distinct: set[bytes] = set()
+    if not hasattr(vectorizer, "table"):  # a language model's tokenizer: count [UNK] ids
+        for i in range(0, len(texts), batch):
+            ids = vectorizer.tokenizer(tf.constant(texts[i : i + batch])).flat_values.numpy()
+            oov += int((ids == UNK_ID).sum())
+            total += len(ids)
+        share = oov / total if total else 0.0
+        return {"share": round(share, 4), "tokens": oov, "total": total, "distinct": None}
     for i in range(0, len(texts), batch):
         words = split_words(tf.constant(texts[i : i + batch])).flat_values  # (N,) string
         missing = tf.equal(vectorizer.table.lookup(words), UNK_ID).numpy()

@@ -76,14 +76,15 @@ class RecipeEntry:
         Raises:
             ConfigError: no ``--data`` (nor ``--source-file``, where the recipe takes one).
             DataError: ``PATH: no such file or directory`` (``--data``, ``unlabeled_data``,
-                an ``init_embeddings`` vectors file).
+                ``exclude_texts``, ``init_from``, an ``init_embeddings`` vectors file).
         """
         source_file = getattr(config, "source_file", None) if self.source_files else None
         if not config.data and not source_file:
             raise ConfigError(self.no_data)
         if not (source_file or getattr(config, "target_file", None)):
             check_data_path(config.data)
-        check_data_path(getattr(config, "unlabeled_data", None))
+        for field in ("unlabeled_data", "exclude_texts", "init_from"):
+            check_data_path(getattr(config, field, None))
         vectors = getattr(config, "init_embeddings", None)
         if vectors not in (None, "word2vec"):
             check_data_path(vectors)
@@ -125,6 +126,7 @@ ENTRIES: dict[str, RecipeEntry] = {
             config="tasks.sentiment_config:SentimentConfig",
             recipe="tasks.sentiment:SentimentRecipe",
             no_data="no training data: pass --data PATH (a file, a folder or tfds:<name>)",
+            extra_commands=frozenset({"carve"}),
             evaluate_options=frozenset(
                 {
                     "format",

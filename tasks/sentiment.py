@@ -39,9 +39,13 @@ from seqtasks.data.classification import TextClassificationData, load_text_class
 from seqtasks.data.pipeline import split_indices
 from seqtasks.embeddings import classifier_embeddings
 from seqtasks.errors import ConfigError, DataError
+from seqtasks.fine_tuning_schedule import LayerwiseAdam, SlantedTriangular, variable_groups
+from seqtasks.lm_transfer import LanguageModelVectorizer, check_kind, load_language_model
+from seqtasks.losses import training_steps
 from seqtasks.metrics import format_multilabel_report, format_report
 from seqtasks.models.classifier import build_text_classifier, set_token_embeddings
-from seqtasks.recipe import FinetunePlan, Prepared, Recipe
+from seqtasks.models.lm_classifier import classifier_from_language_model
+from seqtasks.recipe import FinetunePlan, Prepared, Recipe, explicit_fields, jit_compile
 from seqtasks.text import (
     RESERVED_TOKENS,
     WordVectorizer,
@@ -109,6 +113,8 @@ class SentimentRecipe(Recipe):
     ) -> Prepared:
         labels = data.label_set()
         train_idx, val_idx = validation_carve(data, config)
+        if config.init_from:
+            return self._prepare_from_language_model(config, data, labels, (train_idx, val_idx))
         train_texts = [data.texts[i] for i in train_idx]
 
         vocabulary = build_vocabulary(train_texts, config.vocabulary_size, config.min_frequency)
@@ -126,6 +132,24 @@ class SentimentRecipe(Recipe):
             )
             prepared.info.embeddings = matrix
             prepared.metadata["init_embeddings"] = facts
+        return prepared
+
+    def carve(self, config: SentimentConfig, data: TextClassificationData):
+        """``(train_idx, val_idx)`` of :func:`validation_carve` (``cli.py carve``)."""
+        return validation_carve(data, config)
+
+    def _prepare_from_language_model(self, config, data, labels, split) -> Prepared:
+        """``prepare`` with ``init_from``: the language model's tokenizer (``[START]`` first)
+        and vocabulary, copied into the run directory; the model is kept for ``build_model``.
+        """
+        pretrained = load_language_model(config.init_from)
+        if "model" in explicit_fields(config):
+            check_kind(config.model, pretrained)
+        vectorizer = LanguageModelVectorizer(pretrained.tokenizer, config.sequence_length)
+        prepared = _batches(config, data, labels, vectorizer, split)
+        prepared.info.language_model = pretrained
+        prepared.metadata["init_from"] = pretrained.source
+        prepared.metadata["vocabulary_size"] = vectorizer.vocabulary_size
         return prepared
 
     # --- fine-tuning ---------------------------------------------------------------------
@@ -170,7 +194,18 @@ class SentimentRecipe(Recipe):
 
     def build_model(self, config: SentimentConfig, prepared: Prepared) -> keras.Model:
         """:func:`~seqtasks.models.classifier.build_text_classifier` with the config's
-        settings; its embedding layer starts from ``prepared.info.embeddings`` when set."""
+        settings; its embedding layer starts from ``prepared.info.embeddings`` when set.
+        With ``init_from``: :func:`~seqtasks.models.lm_classifier.
+        classifier_from_language_model` over the language model's layers."""
+        pretrained = getattr(prepared.info, "language_model", None)
+        if pretrained is not None:
+            return classifier_from_language_model(
+                pretrained.model,
+                num_classes=len(prepared.info.labels),
+                pooling=config.pooling,
+                dropout=config.dropout,
+                multi_label=config.multi_label,
+            )
         model = build_text_classifier(
             num_classes=len(prepared.info.labels),
             vocabulary_size=prepared.info.vectorizer.vocabulary_size,
@@ -191,6 +226,45 @@ class SentimentRecipe(Recipe):
         if getattr(prepared.info, "embeddings", None) is not None:
             set_token_embeddings(model, prepared.info.embeddings)
         return model
+
+    def uses_schedule(self, config: SentimentConfig) -> bool:
+        return config.lr_schedule != "constant"
+
+    def compile_model(self, model, config: SentimentConfig, prepared: Prepared | None = None):
+        """The base's Adam; with ``layer_lr_decay`` > 1, ``lr_schedule=slanted_triangular``
+        or ``gradual_unfreezing``, :class:`~seqtasks.fine_tuning_schedule.LayerwiseAdam`
+        over the model's layer groups, an epoch being ``ceil(train_examples / batch_size)``
+        steps (a lower bound with length buckets)."""
+        if (
+            config.layer_lr_decay == 1.0
+            and config.lr_schedule == "constant"
+            and not config.gradual_unfreezing
+        ):
+            return super().compile_model(model, config, prepared)
+        examples = ((prepared.metadata if prepared else {}).get("data") or {}).get(
+            "train_examples"
+        )
+        if not examples:
+            raise ConfigError(
+                "lr_schedule/gradual_unfreezing need the run's training examples to count steps"
+            )
+        epoch_steps = training_steps(examples, config.batch_size, 1)
+        learning_rate = config.learning_rate
+        if config.lr_schedule == "slanted_triangular":
+            learning_rate = SlantedTriangular(config.learning_rate, epoch_steps * config.epochs)
+        groups, num_groups = variable_groups(model)
+        optimizer = LayerwiseAdam(
+            groups,
+            num_groups,
+            layer_lr_decay=config.layer_lr_decay,
+            unfreeze_steps=epoch_steps if config.gradual_unfreezing else 0,
+            learning_rate=learning_rate,
+            clipnorm=config.clipnorm or None,
+        )
+        loss, metrics = self.loss_and_metrics(config)
+        model.compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
+        )
 
     def loss_and_metrics(self, config):
         """Cross-entropy and accuracy; for multi-label binary cross-entropy (mean over
@@ -225,7 +299,7 @@ class SentimentRecipe(Recipe):
             describe={
                 "task": self.name,
                 "task_type": self.task_type,
-                "model": config.model,
+                "model": prepared.metadata.get("init_from", {}).get("kind", config.model),
                 "config": config.to_dict(),
             },
             multi_label=config.multi_label,

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from seqtasks.choices import ENCODERS, POOLINGS, RNN_ACTIVATIONS, WORD2VEC_ALGORITHMS
+from seqtasks.choices import (
+    ENCODERS,
+    LR_SCHEDULES,
+    POOLINGS,
+    RNN_ACTIVATIONS,
+    WORD2VEC_ALGORITHMS,
+)
 from seqtasks.config import TrainConfig, option, retune
 from seqtasks.config_groups import RecordFields
 from seqtasks.data.classification import LABEL_SEPARATOR
@@ -98,6 +104,33 @@ class SentimentConfig(RecordFields, TrainConfig):
         "texts equal to a validation text are left out.",
         data=True,
     )
+    init_from: str | None = option(
+        None,
+        "Start from a pretrained language model (an export or run directory of the "
+        "language-model recipe): its tokenizer, vocabulary, embeddings and recurrent layers "
+        "or Transformer blocks; the head is new and --model is the language model's "
+        "(Dai & Le 2015; Howard & Ruder 2018, sec. 3). Pretrain it without the validation "
+        "texts: docs/sentiment.md.",
+    )
+    layer_lr_decay: float = option(
+        1.0,
+        "Discriminative fine-tuning: each layer group (embedding, each encoder layer, head) "
+        "learns at the rate of the group above divided by this; 1 (default) = one rate. "
+        "ULMFiT uses 2.6 (Howard & Ruder 2018, sec. 3.2).",
+        min=1.0,
+    )
+    lr_schedule: str = option(
+        "constant",
+        "constant (default; halved on a validation plateau) or slanted_triangular: a linear "
+        "rise to learning_rate over the first 10% of the steps, then a linear fall to 1/32 "
+        "of it (ULMFiT sec. 3.2).",
+        choices=LR_SCHEDULES,
+    )
+    gradual_unfreezing: bool = option(
+        False,
+        "Train the head alone the first epoch, then one more layer group each epoch, top "
+        "down (ULMFiT sec. 3.3); frozen groups get a zero learning rate.",
+    )
     word2vec_epochs: int = option(5, "init_embeddings=word2vec: passes over the text.", min=1)
     word2vec_workers: int = option(
         1,
@@ -119,6 +152,11 @@ class SentimentConfig(RecordFields, TrainConfig):
                 "config field 'unlabeled_data': used only with init_embeddings=word2vec; "
                 f"received: init_embeddings={self.init_embeddings!r}"
             )
+        if self.init_from and self.init_embeddings:
+            raise ConfigError(
+                "config fields 'init_from' and 'init_embeddings': the language model brings "
+                f"its own embeddings; received: init_embeddings={self.init_embeddings!r}"
+            )
         if not self.label_separator:
             raise ConfigError(
                 "config field 'label_separator': expected a non-empty string; received: ''"
@@ -133,3 +171,48 @@ class SentimentConfig(RecordFields, TrainConfig):
                 f"config fields 'embedding_dim' and 'num_heads': the Transformer needs "
                 f"embedding_dim >= num_heads; received: {self.embedding_dim} and {self.num_heads}"
             )
+
+
+def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentConfig:
+    """``config`` with ``model`` set to the architecture of the ``init_from`` language model,
+    read from its ``config.json`` (run directory) or metadata (export); no TensorFlow.
+
+    Raises:
+        ConfigError: ``model_given`` and another architecture than the language model's
+            (one line naming both).
+        ExportError: ``init_from`` is not a language-model export or run directory.
+    """
+    if not config.init_from:
+        return config
+    import json
+    import os
+
+    from seqtasks.errors import ExportError
+    from seqtasks.export import read_metadata, resolve_export
+
+    path = config.init_from
+    run_config = os.path.join(path, "config.json")
+    if os.path.isfile(run_config):
+        try:
+            with open(run_config, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ExportError(f"{run_config}: cannot read: {e}") from None
+        recipe, lm_config, what = record.get("recipe"), record.get("config") or {}, "run directory"
+    else:
+        metadata = read_metadata(resolve_export(path))
+        recipe, lm_config, what = metadata.get("task"), metadata.get("config") or {}, "export"
+    if recipe != "language-model":
+        raise ExportError(
+            f"{path}: --init-from needs a language-model export or run; this {what} is of "
+            f"the {recipe} recipe"
+        )
+    kind = lm_config.get("model", "lstm")
+    if model_given and config.model != kind:
+        raise ConfigError(
+            f"--model {config.model} cannot start from {path}: its language model is {kind} "
+            f"(pass --model {kind}, or leave --model out)"
+        )
+    from seqtasks.recipe import explicit_fields, record_explicit
+
+    return record_explicit(dataclasses.replace(config, model=kind), explicit_fields(config))

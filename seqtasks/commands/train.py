@@ -96,6 +96,13 @@ from seqtasks.commands.common import (
     "embedding_dim dimensions; none (default) starts from random vectors.",
 )
 @click.option(
+    "--init-from",
+    metavar="MODEL",
+    help="sentiment: start from a language model (an export or run directory of `train "
+    "language-model`): its tokenizer, vocabulary, embeddings and recurrent layers or "
+    "Transformer blocks, with a new head; --model follows it. See docs/sentiment.md.",
+)
+@click.option(
     "--unlabeled-data",
     metavar="PATH",
     help="Sentiment, with --init-embeddings word2vec: unlabeled text for the vectors (a .txt, "
@@ -130,6 +137,7 @@ def train(
     multi_label,
     label_separator,
     init_embeddings,
+    init_from,
     unlabeled_data,
     assignments,
     mixed_precision,
@@ -158,6 +166,7 @@ def train(
       python cli.py train sentiment --data articles.csv --label-column topics --multi-label
       python cli.py train sentiment --data ../shared/data/imdb/aclImdb_v1_train.tar.gz \\
           --init-embeddings word2vec
+      python cli.py train sentiment --data my.csv --init-from saved_models/language-model
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
@@ -196,12 +205,17 @@ def train(
         "multi_label": True if multi_label else None,
         "label_separator": label_separator,
         "init_embeddings": init_embeddings,
+        "init_from": init_from,
         "unlabeled_data": unlabeled_data,
         "mixed_precision": True if mixed_precision else None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     config = known.make_config(**overrides)
     known.check_training_data(config)
+    if getattr(config, "init_from", None):
+        from tasks.sentiment_config import resolve_init_from
+
+        config = resolve_init_from(config, model_given="model" in overrides)
     from seqtasks.training import train as run_training  # imports TensorFlow
 
     task = known.recipe_class()()

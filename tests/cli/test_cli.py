@@ -331,7 +331,7 @@ def test_every_extra_command_a_recipe_declares_exists_with_its_method():
     from tasks import RECIPES
 
     declared = {c for recipe in RECIPES.values() for c in recipe.extra_commands}
-    assert declared == {"plot-attention", "plot-captions", "generate"}
+    assert declared == {"plot-attention", "plot-captions", "generate", "carve"}
     for recipe in RECIPES.values():
         for command in recipe.extra_commands:
             assert command in cli.commands
