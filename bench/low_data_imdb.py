@@ -12,11 +12,19 @@ the shape to compare is ULMFiT's figure 3, Howard & Ruder 2018).
    a file, else they are learned once and written there.
 3. For each size N: the first N reviews of a seeded permutation of the pool (a CSV with
    the movie as group column), trained with ``--epochs 30 --set patience=4`` (early stopping on the
-   recipe's own grouped 10% carve of those N), from scratch and with
-   ``--init-embeddings PATH``.
+   recipe's own grouped 10% carve of those N), for each of ``--inits``: from scratch
+   (``none``), with ``--init-embeddings PATH`` (``word2vec_unlabelled``), and from a
+   language model (``language_model``: ``--init-from --language-model``, concat pooling;
+   pretrain it with ``bench/pretrain_imdb.py``, which excludes this same validation carve).
+4. ``--full INIT=RESULT.json`` adds the full pool's figure (22,495 reviews) of a
+   ``bench/sentiment_imdb.py`` or ``bench/pretrain_imdb.py`` result on the same carve.
+   Runs already in ``--output`` are kept unless this invocation reruns them.
 
-    python bench/low_data_imdb.py                       # sizes 100, 500, 2000; ~25 min
+    python bench/low_data_imdb.py                       # sizes 100, 500, 2000; ~45 min
     python bench/low_data_imdb.py --sizes 100 500 --vectors /tmp/imdb_unsup_w2v.txt
+    python bench/low_data_imdb.py --inits language_model \
+        --language-model /tmp/seqtasks-bench/pretrain/lm-export \
+        --full none=bench/results/sentiment_imdb_i18_grouped_scratch.json
 
 Writes ``bench/results/low_data_imdb.json`` and ``bench/low_data_imdb.png``.
 """
@@ -76,13 +84,49 @@ def unlabelled_vectors(path: str, dim: int, seed: int, algorithm: str) -> float:
     return round(time.perf_counter() - start, 1)
 
 
+INITS = ("none", "word2vec_unlabelled", "language_model")
+LABELS = {
+    "none": "from scratch",
+    "word2vec_unlabelled": "word2vec init",
+    "language_model": "language-model init",
+}
+
+
+def full_pool_run(spec: str, pool: int) -> dict:
+    """``INIT=RESULT.json`` -> the run record of a full-pool bench result on this carve."""
+    init, _, path = spec.partition("=")
+    if init not in INITS or not path:
+        raise SystemExit(f"--full {spec}: expected INIT=RESULT.json with INIT one of {INITS}")
+    with open(path) as f:
+        result = json.load(f)
+    if "imdb_validation" in result:  # bench/sentiment_imdb.py
+        accuracy, epochs = result["imdb_validation"]["val_accuracy"], result["epochs_run"]
+        seconds = result["train_seconds"]
+    else:  # bench/pretrain_imdb.py
+        accuracy, epochs = result["classifier"]["val_accuracy"], result["classifier"]["epochs_run"]
+        seconds = result["classifier"]["wall_seconds"]
+    return {
+        "labelled_reviews": pool,
+        "init": init,
+        "validation_accuracy": round(accuracy, 4),
+        "epochs_run": epochs,
+        "train_seconds": seconds,
+        "source": os.path.relpath(path, ROOT),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 500, 2000])
     parser.add_argument("--vectors", default="/tmp/seqtasks-bench/imdb_unsup_word2vec.txt")
     parser.add_argument("--work-dir", default="/tmp/seqtasks-bench/low-data")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--algorithm", choices=("cbow", "skipgram"), default="cbow")
+    parser.add_argument(
+        "--inits", nargs="+", choices=INITS, default=["none", "word2vec_unlabelled"]
+    )
+    parser.add_argument("--language-model", help="language-model export for --inits language_model")
+    parser.add_argument("--full", action="append", default=[], help="INIT=RESULT.json")
     parser.add_argument(
         "--output", default=os.path.join(ROOT, "bench", "results", "low_data_imdb.json")
     )
@@ -99,17 +143,28 @@ def main() -> None:
         os.path.join(args.work_dir, "validation.csv"),
         ([data.texts[i], data.labels[i], data.groups[i]] for i in val),
     )
+    if "language_model" in args.inits and not args.language_model:
+        raise SystemExit("--inits language_model needs --language-model EXPORT")
+    previous, earlier_commands = [], []
+    if os.path.exists(args.output):
+        with open(args.output) as f:
+            earlier = json.load(f)
+        previous = earlier["runs"]
+        earlier_commands = earlier.get("earlier_commands", []) + [earlier["command"]]
     results = {
         "command": "python bench/low_data_imdb.py " + " ".join(sys.argv[1:]),
+        "earlier_commands": earlier_commands,  # of the runs kept from the previous file
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "validation": {"reviews": len(val), "movies": len({data.groups[i] for i in val})},
         "runs": [],
     }
-    if not os.path.exists(args.vectors):
+    if "word2vec_unlabelled" in args.inits and not os.path.exists(args.vectors):
         os.makedirs(os.path.dirname(args.vectors), exist_ok=True)
         results["vectors_seconds"] = unlabelled_vectors(
             args.vectors, 128, args.seed, args.algorithm
         )
+    elif previous and "vectors_seconds" in earlier:  # the vectors of the kept runs
+        results["vectors_seconds"] = earlier["vectors_seconds"]
     results["vectors"] = {"path": args.vectors, "algorithm": args.algorithm}
     order = np.random.default_rng(args.seed).permutation(pool)
     for size in args.sizes:
@@ -118,9 +173,13 @@ def main() -> None:
             os.path.join(args.work_dir, f"train_{size}.csv"),
             ([data.texts[i], data.labels[i], data.groups[i]] for i in chosen),
         )
-        for init in ("none", "word2vec_unlabelled"):
+        for init in args.inits:
             name = f"{size}-{init}"
-            extra = ["--init-embeddings", args.vectors if init != "none" else "none"]
+            extra = {
+                "none": ["--init-embeddings", "none"],
+                "word2vec_unlabelled": ["--init-embeddings", args.vectors],
+                "language_model": ["--init-from", args.language_model, "--set", "pooling=concat"],
+            }[init]
             start = time.perf_counter()
             trained = cli_json(
                 "train", "sentiment", "--data", train_csv, "--epochs", "30", "--set", "patience=4",
@@ -139,6 +198,12 @@ def main() -> None:
             }
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
+    results["runs"] += [full_pool_run(spec, len(pool)) for spec in args.full]
+    done = {(r["labelled_reviews"], r["init"]) for r in results["runs"]}
+    kept = [r for r in previous if (r["labelled_reviews"], r["init"]) not in done]
+    results["runs"] = sorted(
+        kept + results["runs"], key=lambda r: (r["init"], r["labelled_reviews"])
+    )
     with open(args.output + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
     os.replace(args.output + ".tmp", args.output)
@@ -149,8 +214,10 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for init, label in (("none", "from scratch"), ("word2vec_unlabelled", "word2vec init")):
+    for init, label in LABELS.items():
         runs = [r for r in results["runs"] if r["init"] == init]
+        if not runs:
+            continue
         ax.plot(
             [r["labelled_reviews"] for r in runs],
             [100 * (1 - r["validation_accuracy"]) for r in runs],
@@ -160,7 +227,12 @@ def main() -> None:
     ax.set_xscale("log")
     ax.set_xlabel("labelled training reviews")
     ax.set_ylabel("validation error (%), 2,505 reviews of unseen movies")
-    ax.set_title("IMDB sentiment, default bilstm")
+    with_lm = any(r["init"] == "language_model" for r in results["runs"])
+    ax.set_title(
+        "IMDB sentiment (bilstm; language-model init: its own lstm)"
+        if with_lm
+        else "IMDB sentiment, default bilstm"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.plot, dpi=100)
