@@ -8,7 +8,9 @@ value, a recipe name or a path before TensorFlow is imported (about 5 s).
 
 from __future__ import annotations
 
-ENCODERS = ("rnn", "lstm", "gru", "bilstm", "transformer")  # seqtasks.models.encoders
+ENCODERS = (  # seqtasks.models.encoders
+    "rnn", "lstm", "gru", "bilstm", "transformer", "mingru", "minlstm", "bimingru", "biminlstm",
+)  # fmt: skip
 RNN_ACTIVATIONS = ("tanh", "relu")  # seqtasks.models.encoders
 POOLINGS = ("max", "mean", "final", "concat")  # seqtasks.models.classifier
 RNN_CELLS = ("lstm", "gru")  # seqtasks.models.decoders
@@ -18,7 +20,9 @@ DEFAULT_MIN_FREQUENCY = 10  # seqtasks.subword: tensorflow-text's lower_thresh, 
 STRATEGIES = ("greedy", "beam", "sample")  # seqtasks.decoding
 CAPTION_MODELS = ("lstm", "attention", "transformer")  # seqtasks.models.captioning
 IMAGE_ENCODERS = ("mobilenet_v2", "cnn")  # seqtasks.models.image_encoders
-LM_MODELS = ("lstm", "gru", "rnn", "transformer")  # seqtasks.models.language_models
+LM_MODELS = (  # seqtasks.models.language_models
+    "lstm", "gru", "rnn", "transformer", "mingru", "minlstm",
+)  # fmt: skip
 LM_TOKENIZERS = ("char", "word", "wordpiece")  # seqtasks.lm_tokenizers
 WORD2VEC_ALGORITHMS = ("skipgram", "cbow")  # seqtasks.embeddings
 LM_MODES = ("auto", "stream", "documents")  # seqtasks.data.language_modeling

@@ -257,6 +257,7 @@ class LanguageModelRecipe(LanguageModelServing):
                 cell=config.model,
                 dropout=config.dropout,
                 tie_embeddings=config.tie_embeddings,
+                residual_blocks=config.residual_blocks,
             )
         model({"decoder_token_ids": np.ones((1, 2), np.int32)})  # build the weights
         return model

@@ -114,6 +114,11 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
     tie_embeddings: bool = option(
         False, "Use the input embedding matrix as the output layer (Press & Wolf 2017)."
     )
+    residual_blocks: bool = option(
+        False,
+        "mingru/minlstm: stack the block of Feng et al. 2024 (layer norm, residual "
+        "connection, feed-forward network) instead of plain layers.",
+    )
     dropout: float = retune(ScheduleFields, "dropout", 0.2)
     label_smoothing: float = retune(ScheduleFields, "label_smoothing", 0.0)
     learning_rate: float = option(
@@ -152,6 +157,11 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
             raise ConfigError(
                 "config field 'no_repeat_ngram_size' applies to decoding=greedy or sample; "
                 "received: decoding=beam"
+            )
+        if self.residual_blocks and self.model not in ("mingru", "minlstm"):
+            raise ConfigError(
+                "config field 'residual_blocks' applies to model=mingru or minlstm; "
+                f"received: model={self.model}"
             )
         if (
             self.tie_embeddings

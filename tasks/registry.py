@@ -122,6 +122,11 @@ ENTRIES: dict[str, RecipeEntry] = {
                 "bilstm": "Bidirectional LSTM, stackable (default)",
                 "transformer": "keras-hub TokenAndPositionEmbedding + TransformerEncoder "
                 "blocks, pooled",
+                "mingru": "minGRU (Feng et al. 2024): gates read the input only, so a whole "
+                "review is one scan",
+                "minlstm": "minLSTM (Feng et al. 2024)",
+                "bimingru": "Bidirectional minGRU",
+                "biminlstm": "Bidirectional minLSTM",
             },
             config="tasks.sentiment_config:SentimentConfig",
             recipe="tasks.sentiment:SentimentRecipe",
@@ -211,6 +216,10 @@ ENTRIES: dict[str, RecipeEntry] = {
                 "rnn": "stacked SimpleRNN",
                 "transformer": "keras-hub TokenAndPositionEmbedding + TransformerDecoder blocks "
                 "without cross-attention (decoder-only, causal)",
+                "mingru": "stacked minGRU (Feng et al. 2024): trained by a scan over the "
+                "window, generates with a cached step; --set residual_blocks=true for the "
+                "paper's norm/residual/feed-forward block",
+                "minlstm": "stacked minLSTM (Feng et al. 2024), as mingru",
             },
             config="tasks.language_model_config:LanguageModelConfig",
             recipe="tasks.language_model:LanguageModelRecipe",

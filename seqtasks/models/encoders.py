@@ -22,6 +22,10 @@ Kinds:
   states are the concatenation of both directions (``2 * hidden_dim``).
 - ``transformer``: keras-hub ``TokenAndPositionEmbedding`` followed by
   ``TransformerEncoder`` blocks (Vaswani et al. 2017, sec. 3.1).
+- ``mingru``, ``minlstm``: stacked :class:`~seqtasks.models.min_rnn.MinGRU` /
+  :class:`~seqtasks.models.min_rnn.MinLSTM` (Feng et al. 2024, sec. 3), whose gates
+  read the input only, so a whole sequence is one scan; ``bimingru`` and
+  ``biminlstm`` wrap them in ``Bidirectional`` (``2 * hidden_dim``).
 
 Masking: recurrent layers get the Keras mask from ``Embedding(mask_zero=True)``
 and skip padded steps; the Transformer gets an explicit ``padding_mask``.
@@ -41,6 +45,7 @@ from keras import ops
 
 from seqtasks.choices import ENCODERS, RNN_ACTIVATIONS  # noqa: F401 (re-exported)
 from seqtasks.models.layers import MaskedPooling
+from seqtasks.models.min_rnn import MinGRU, MinLSTM
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,8 @@ def encode(
 
     Args:
         token_ids: int32 ``keras.Input`` of shape ``(batch_size, sequence_length)``.
-        kind: one of ``rnn, lstm, gru, bilstm, transformer``.
+        kind: one of ``rnn, lstm, gru, bilstm, transformer, mingru, minlstm, bimingru,
+            biminlstm``.
         vocabulary_size: number of token ids, reserved ones included.
         sequence_length: longest sequence the model accepts (positions of the
             Transformer's position embedding; unused by recurrent encoders).
@@ -123,6 +129,11 @@ def encode(
         summary = MaskedPooling("mean", name="encoder_summary")(x, padding_mask=padding_mask)
         return EncoderOutputs(x, padding_mask, summary)
 
+    if recurrent_dropout > 0 and kind in MIN_KINDS:
+        raise ValueError(
+            f"`recurrent_dropout` needs a recurrent weight matrix; {kind} has none (its "
+            f"gates read the input only). Received: recurrent_dropout={recurrent_dropout}"
+        )
     if recurrent_dropout > 0 and kind != "rnn":  # SimpleRNN has no cuDNN kernel anyway
         log.warning(
             "config field 'recurrent_dropout'=%s disables the cuDNN kernel for %s on GPU; "
@@ -191,7 +202,16 @@ def _embedding_dropout(x, rate):
     return keras.layers.SpatialDropout1D(rate, name="embedding_dropout")(x)  # keeps the mask
 
 
+MIN_KINDS = {"mingru": MinGRU, "minlstm": MinLSTM, "bimingru": MinGRU, "biminlstm": MinLSTM}
+
+
 def _recurrent_layer(kind, hidden_dim, activation, recurrent_dropout, name):
+    if kind in MIN_KINDS:
+        cls = MIN_KINDS[kind]
+        if kind.startswith("bi"):
+            layer = cls(hidden_dim, return_sequences=True, return_state=True)
+            return keras.layers.Bidirectional(layer, name=name)
+        return cls(hidden_dim, return_sequences=True, return_state=True, name=name)
     common = {
         "return_sequences": True,
         "return_state": True,
@@ -214,9 +234,12 @@ def _recurrent_layer(kind, hidden_dim, activation, recurrent_dropout, name):
 
 
 def _final_state(kind, states):
-    """The last hidden state h (both directions for bilstm), ``(B, H)`` or ``(B, 2H)``."""
+    """The last hidden state h (both directions for bilstm, bimingru, biminlstm),
+    ``(B, H)`` or ``(B, 2H)``."""
     if kind == "lstm":
         return states[0]  # [h, c]
     if kind == "bilstm":
         return ops.concatenate([states[0], states[2]], axis=-1)  # [fh, fc, bh, bc]
+    if kind in ("bimingru", "biminlstm"):
+        return ops.concatenate([states[0], states[1]], axis=-1)  # [fh, bh]
     return states[0]  # [h]

@@ -18,7 +18,9 @@ Models:
 
 - :class:`RNNLanguageModel`: stacked LSTM/GRU/SimpleRNN layers over word embeddings,
   dropout on the embeddings, between layers and before the softmax (Zaremba et al.
-  2014, sec. 3; Mikolov et al. 2010 for the recurrent language model itself).
+  2014, sec. 3; Mikolov et al. 2010 for the recurrent language model itself); or
+  minGRU/minLSTM layers (Feng et al. 2024, sec. 3: trained with a scan over the whole
+  window, decoded with their cached step).
 - :class:`TransformerLanguageModel`: keras-hub ``TokenAndPositionEmbedding`` and
   ``TransformerDecoder`` blocks without cross-attention, causal self-attention
   (Radford et al. 2018's decoder-only arrangement of Vaswani et al. 2017, sec. 3).
@@ -33,7 +35,11 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-LM_CELLS = ("lstm", "gru", "rnn")
+from seqtasks.models.min_rnn import MinGRU, MinLSTM
+from seqtasks.models.min_rnn_block import MinRNNBlock
+
+LM_CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")
+MIN_CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
 
 
 def _check_tying(tie_embeddings: bool, width: int, embedding_dim: int) -> None:
@@ -74,14 +80,20 @@ class RNNLanguageModel(keras.Model):
         embedding_dim: int, token embedding size (default 256).
         hidden_dim: int, units of each recurrent layer (default 512).
         num_layers: int, stacked recurrent layers (default 2).
-        cell: ``"lstm"`` (default), ``"gru"`` or ``"rnn"`` (SimpleRNN).
+        cell: ``"lstm"`` (default), ``"gru"``, ``"rnn"`` (SimpleRNN), ``"mingru"`` or
+            ``"minlstm"`` (:mod:`seqtasks.models.min_rnn`).
         dropout: float, on the embeddings, between layers and before the output
             layer (default 0.2).
         tie_embeddings: bool, output projection = transposed input embeddings
             (needs ``hidden_dim == embedding_dim``; default False).
+        residual_blocks: bool, ``mingru``/``minlstm`` only: stack
+            :class:`~seqtasks.models.min_rnn_block.MinRNNBlock` (normalisation, residual
+            connection, feed-forward network of ``4 * hidden_dim``) instead of plain
+            layers (default False).
 
     Raises:
-        ValueError: for another ``cell``, or tying with different widths.
+        ValueError: for another ``cell``, tying with different widths, or
+            ``residual_blocks`` with another cell.
     """
 
     num_static_cache = 0
@@ -96,24 +108,38 @@ class RNNLanguageModel(keras.Model):
         cell: str = "lstm",
         dropout: float = 0.2,
         tie_embeddings: bool = False,
+        residual_blocks: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if cell not in LM_CELLS:
             raise ValueError(f"cell must be one of {LM_CELLS}; Received: cell={cell!r}")
+        if residual_blocks and cell not in MIN_CELLS:
+            raise ValueError(
+                f"residual_blocks applies to mingru and minlstm; Received: cell={cell!r}"
+            )
+        self.residual_blocks = residual_blocks
         _check_tying(tie_embeddings, hidden_dim, embedding_dim)
         self.vocabulary_size, self.embedding_dim = vocabulary_size, embedding_dim
         self.hidden_dim, self.num_layers, self.cell = hidden_dim, num_layers, cell
         self.dropout, self.tie_embeddings = dropout, tie_embeddings
-        layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}.get(
+        layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, **MIN_CELLS}.get(
             cell, keras.layers.SimpleRNN
         )
         self.num_states = 2 if cell == "lstm" else 1
         self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")
-        self.rnn_layers = [
-            layer(hidden_dim, return_sequences=True, return_state=True, name=f"{cell}_{i}")
-            for i in range(num_layers)
-        ]
+        if residual_blocks:
+            self.rnn_layers = [
+                MinRNNBlock(
+                    hidden_dim, cell, dropout=dropout, return_state=True, name=f"{cell}_{i}"
+                )
+                for i in range(num_layers)
+            ]
+        else:
+            self.rnn_layers = [
+                layer(hidden_dim, return_sequences=True, return_state=True, name=f"{cell}_{i}")
+                for i in range(num_layers)
+            ]
         self.dropouts = [keras.layers.Dropout(dropout) for _ in range(num_layers + 1)]
         self.output_layer = (
             TiedOutput(self.embedding, name="logits")
@@ -143,7 +169,11 @@ class RNNLanguageModel(keras.Model):
         new_cache = []
         for i, layer in enumerate(self.rnn_layers):
             state = list(cache[i * self.num_states : (i + 1) * self.num_states])
-            x, *new_state = layer(x, initial_state=state)
+            if self.cell in MIN_CELLS:  # the cached step, not a scan over one position
+                y, h = layer.decode_step(x[:, 0, :], state[0])  # (B, H) each
+                x, new_state = y[:, None, :], [h]
+            else:
+                x, *new_state = layer(x, initial_state=state)
             new_cache += [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
         return self.output_layer(x)[:, 0, :], tuple(new_cache)
 
@@ -161,6 +191,7 @@ class RNNLanguageModel(keras.Model):
             "cell": self.cell,
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
+            "residual_blocks": self.residual_blocks,
         }
 
 

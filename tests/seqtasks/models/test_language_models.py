@@ -12,7 +12,7 @@ from seqtasks.models.language_models import RNNLanguageModel, TransformerLanguag
 from seqtasks.text import END_ID, PAD_ID, START_ID
 
 VOCAB, LENGTH = 20, 12
-KINDS = ["lstm", "gru", "rnn", "transformer"]
+KINDS = ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "mingru-block"]
 
 
 def tiny(kind: str, tie: bool = False, dropout: float = 0.0):
@@ -24,9 +24,10 @@ def tiny(kind: str, tie: bool = False, dropout: float = 0.0):
         )  # fmt: skip
     else:
         width = 8
+        cell, _, block = kind.partition("-")
         model = RNNLanguageModel(
-            VOCAB, embedding_dim=width, hidden_dim=width, num_layers=2, cell=kind,
-            dropout=dropout, tie_embeddings=tie,
+            VOCAB, embedding_dim=width, hidden_dim=width, num_layers=2, cell=cell,
+            dropout=dropout, tie_embeddings=tie, residual_blocks=bool(block),
         )  # fmt: skip
     model({"decoder_token_ids": np.ones((1, 3), "int32")})
     return model
@@ -77,7 +78,7 @@ def test_tied_embeddings_share_the_input_matrix(kind):
         RNNLanguageModel(VOCAB, embedding_dim=8, hidden_dim=16, tie_embeddings=True)
 
 
-@pytest.mark.parametrize("kind", ["gru", "transformer"])
+@pytest.mark.parametrize("kind", ["gru", "transformer", "minlstm-block"])
 @pytest.mark.parametrize("tie", [False, True])
 def test_save_and_load_give_the_same_logits(kind, tie, tmp_path):
     model = tiny(kind, tie=tie)
@@ -102,7 +103,7 @@ def full_pass_greedy(model, prompt, length):
     return tokens + [PAD_ID] * (length - len(tokens))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "transformer"])
+@pytest.mark.parametrize("kind", ["lstm", "transformer", "mingru"])
 def test_decoding_with_a_prompt_equals_greedy_full_passes(kind):
     model = tiny(kind)
     prompts = ids([[START_ID, 5, 6], [START_ID, 9, PAD_ID]])

@@ -21,7 +21,8 @@ def _language_model(kind):
             40, 8, hidden_dim=8, intermediate_dim=16, num_heads=2, num_layers=2
         )
     else:
-        model = RNNLanguageModel(40, 6, 10, num_layers=2, cell=kind)
+        cell, _, block = kind.partition("-")
+        model = RNNLanguageModel(40, 6, 10, num_layers=2, cell=cell, residual_blocks=bool(block))
     model({"decoder_token_ids": np.ones((1, 2), np.int32)})
     return model
 
@@ -39,12 +40,14 @@ def _language_model_states(model, ids):
     return np.asarray(x)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "transformer"])
+@pytest.mark.parametrize(
+    "kind", ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "minlstm-block"]
+)
 def test_the_encoder_is_the_language_models_with_its_weights(kind):
     lm = _language_model(kind)
-    assert language_model_kind(lm) == kind
+    assert language_model_kind(lm) == kind.partition("-")[0]
     classifier = classifier_from_language_model(lm, num_classes=3, pooling="concat")
-    last = "decoder_1" if kind == "transformer" else f"{kind}_1"
+    last = "decoder_1" if kind == "transformer" else f"{kind.partition('-')[0]}_1"
     encoder = keras.Model(classifier.input, classifier.get_layer(last).output)
     ours, theirs = np.asarray(encoder(IDS)), _language_model_states(lm, IDS)
     real = IDS != 0

@@ -1,0 +1,123 @@
+"""The residual block minGRU/minLSTM layers are stacked in for language modelling.
+
+Feng et al. 2024 ("Were RNNs All We Needed?", arXiv 2410.01201) stack their minimal
+recurrences for language modelling the way Transformer blocks are stacked: normalise,
+recur, add the input back, then a position-wise feed-forward network with its own
+normalisation and residual connection (the pre-normalisation arrangement of Xiong et al.
+2020 for Transformers). :class:`MinRNNBlock` is that block, one layer with the interface
+of :class:`~seqtasks.models.min_rnn.MinRNN` (``return_sequences``, ``return_state``,
+masking, a cached step), so a model stacks plain layers or blocks the same way.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from seqtasks.models.min_rnn import MinGRU, MinLSTM
+
+CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class MinRNNBlock(keras.layers.Layer):
+    """``x + MinRNN(LayerNorm(x))``, then ``y + FFN(LayerNorm(y))``.
+
+    Args:
+        units: int, the recurrent state and the block's output width.
+        cell: ``"mingru"`` (default) or ``"minlstm"``.
+        intermediate_dim: int, hidden width of the feed-forward network (default
+            ``4 * units``); GELU between its two Dense layers.
+        dropout: float, on the recurrence's and the feed-forward network's outputs
+            before each residual addition (default 0).
+        return_sequences: bool, every position's output ``(batch, T, units)`` or the
+            last one (default ``True``).
+        return_state: bool, also return the recurrence's last state ``(batch, units)``.
+
+    Call arguments:
+        sequences: float ``(batch, T, input_dim)``; an ``input_dim`` other than
+            ``units`` is projected by a Dense layer on the residual path.
+        initial_state: ``None`` or ``[h0]``, float ``(batch, units)``, >= 0.
+        mask: bool ``(batch, T)``; padded steps leave the recurrent state unchanged.
+
+    Raises:
+        ValueError: for another ``cell``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        cell: str = "mingru",
+        intermediate_dim: int | None = None,
+        dropout: float = 0.0,
+        return_sequences: bool = True,
+        return_state: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if cell not in CELLS:
+            raise ValueError(f"`cell` must be one of {tuple(CELLS)}. Received: cell={cell!r}")
+        self.units, self.cell = int(units), cell
+        self.intermediate_dim = int(intermediate_dim or 4 * units)
+        self.dropout = dropout
+        self.return_sequences, self.return_state = return_sequences, return_state
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm1")
+        self.rnn = CELLS[cell](self.units, return_sequences=True, return_state=True, name="rnn")
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm2")
+        self.ffn_in = keras.layers.Dense(self.intermediate_dim, activation="gelu", name="ffn_in")
+        self.ffn_out = keras.layers.Dense(self.units, name="ffn_out")
+        self.drop = keras.layers.Dropout(dropout)
+        self.projection = None
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.units:
+            self.projection = keras.layers.Dense(self.units, use_bias=False, name="projection")
+            self.projection.build(input_shape)
+        self.norm1.build(input_shape)
+        self.rnn.build(input_shape)
+        inner = (*input_shape[:-1], self.units)
+        self.norm2.build(inner)
+        self.ffn_in.build(inner)
+        self.ffn_out.build((*input_shape[:-1], self.intermediate_dim))
+
+    def _residual(self, x):
+        return x if self.projection is None else self.projection(x)
+
+    def _feed_forward(self, y, training=None):
+        return y + self.drop(self.ffn_out(self.ffn_in(self.norm2(y))), training=training)
+
+    def call(self, sequences, initial_state=None, mask=None, training=None):
+        states, last = self.rnn(
+            self.norm1(sequences), initial_state=initial_state, mask=mask, training=training
+        )
+        y = self._residual(sequences) + self.drop(states, training=training)
+        y = self._feed_forward(y, training)  # (B, T, units)
+        output = y if self.return_sequences else y[:, -1, :]
+        return (output, last) if self.return_state else output
+
+    def decode_step(self, inputs, state):
+        """One position: ``inputs`` float ``(batch, input_dim)``, ``state`` ``(batch, units)``
+        -> ``(output (batch, units), new state (batch, units))``."""
+        h = self.rnn.step(self.norm1(inputs), state)
+        y = self._feed_forward(self._residual(inputs) + h)
+        return y, h
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        return [out, None] if self.return_state else out
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        output = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        return (output, (batch, self.units)) if self.return_state else output
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "cell": self.cell,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+        }

@@ -1,0 +1,92 @@
+"""minGRU/minLSTM in the recipes: a bidirectional sentiment export and a language-model
+export (residual blocks, cached-step generation) give in a fresh TensorFlow-only process
+what the in-memory models give, and `train sentiment --init-from` starts from a minGRU
+language model."""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+from test_language_model import SCORE_IN_FRESH_PROCESS, TINY_LM, shakespeare_head
+from test_sentiment_recipe import FRESH_PROCESS
+
+from conftest import SST2_TRAIN, TINY, head_lines, run_fresh_python
+
+
+def test_a_bidirectional_mingru_classifier_serves_in_a_fresh_process(tmp_path, sst2_sample):
+    from seqtasks.export import read_metadata
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    recipe = get_recipe("sentiment")
+    config = recipe.make_config(
+        data=sst2_sample, model="bimingru", export_dir=str(tmp_path / "export"),
+        run_dir=str(tmp_path / "run"), **TINY,
+    )  # fmt: skip
+    result = train(recipe, config, verbose=0)
+    assert read_metadata(result.export_path)["model"] == "bimingru"
+    texts = ["a gorgeous , witty , seductive movie .", "", "unwatchable " * 300]
+    vectorizer = result.prepared.info.vectorizer
+    expected = result.model.predict_on_batch(vectorizer.pad(vectorizer(tf.constant(texts))))
+    (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    served = run_fresh_python(
+        FRESH_PROCESS, result.export_path, tmp_path / "texts.json", cwd=tmp_path
+    )
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+
+
+def test_a_minlstm_language_model_scores_and_generates_in_a_fresh_process(tmp_path):
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    recipe = get_recipe("language-model")
+    config = recipe.make_config(
+        data=shakespeare_head(tmp_path / "shakespeare.txt", 12_000), model="minlstm",
+        residual_blocks=True, export_dir=str(tmp_path / "export"),
+        run_dir=str(tmp_path / "run"), **TINY_LM,
+    )  # fmt: skip
+    result = train(recipe, config, verbose=0)
+    assert result.model.rnn_layers[0].__class__.__name__ == "MinRNNBlock"
+    assert np.isfinite(result.metrics["val_nll"]) and result.metrics["val_nll"] < np.log(70)
+    texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
+    fresh = run_fresh_python(
+        SCORE_IN_FRESH_PROCESS, result.export_path, json.dumps(texts), cwd=tmp_path
+    )
+    generator = recipe.generator(result.model, result.prepared.info.tokenizer, config)
+    score = generator.score(tf.constant(texts))
+    np.testing.assert_allclose(fresh["log_likelihood"], score["log_likelihood"].numpy(), rtol=1e-4)
+    generated = generator.generate(
+        tf.constant(["ROMEO:", ""]), tf.constant([15, 15]), tf.constant([0.8, 0.8]),
+        tf.constant([0, 0]), tf.constant([0.95, 0.95]), tf.constant([1, 2], tf.int64),
+    )  # fmt: skip
+    assert fresh["texts"] == [t.decode("utf-8") for t in generated["text"].numpy()]
+
+
+def test_the_classifier_starts_from_a_mingru_language_model(tmp_path):
+    from seqtasks.lm_transfer import load_language_model
+    from seqtasks.training import train
+    from tasks import get_recipe
+    from tasks.sentiment_config import resolve_init_from
+
+    data = head_lines(SST2_TRAIN, 201, str(tmp_path / "sst2.tsv"))
+    lm_recipe = get_recipe("language-model")
+    lm_config = lm_recipe.make_config(
+        data=data, text_column="sentence", model="mingru", tokenizer="word",
+        vocabulary_size=300, embedding_dim=12, hidden_dim=12, num_layers=2, sequence_length=16,
+        epochs=1, batch_size=32, max_length=5, export_dir=str(tmp_path / "lm"),
+        run_dir=str(tmp_path / "lm-run"),
+    )  # fmt: skip
+    train(lm_recipe, lm_config, verbose=0)
+    recipe = get_recipe("sentiment")
+    config = resolve_init_from(
+        recipe.make_config(data=data, init_from=str(tmp_path / "lm"), pooling="concat"), False
+    )
+    assert config.model == "mingru"
+    prepared = recipe.prepare(config, recipe.load_data(config), str(tmp_path / "run"))
+    model = recipe.build_model(config, prepared)
+    lm = load_language_model(str(tmp_path / "lm")).model
+    for i in range(2):
+        for a, b in zip(
+            model.get_layer(f"mingru_{i}").get_weights(), lm.rnn_layers[i].get_weights()
+        ):
+            np.testing.assert_array_equal(a, b)
