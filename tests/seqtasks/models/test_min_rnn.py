@@ -187,7 +187,8 @@ def test_a_tiny_model_learns_real_sentences(cls):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
     model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     stop = stop_at_loss(0.1)
-    model.fit(ids, labels, epochs=60, batch_size=32, verbose=0, callbacks=[stop])
+    # 6 epochs for seeds 0-3 of either layer where written; the cap is 3x that (conftest).
+    model.fit(ids, labels, epochs=20, batch_size=32, verbose=0, callbacks=[stop])
     assert stop.reached, stop.describe()
 
 
