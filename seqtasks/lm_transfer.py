@@ -20,7 +20,7 @@ import re
 
 import tensorflow as tf
 
-from seqtasks.errors import ConfigError, ExportError
+from seqtasks.errors import ExportError
 from seqtasks.tokens import START_ID
 
 log = logging.getLogger(__name__)
@@ -153,19 +153,6 @@ def _build(config: dict, tokenizer):
     lm_config = recipe.config_class(**known)
     info = LanguageModelInfo(tokenizer, "documents", {})
     return recipe.build_model(lm_config, Prepared(None, None, info, {}))
-
-
-def check_kind(requested: str | None, pretrained: PretrainedLanguageModel) -> None:
-    """Refuse a ``--model`` other than the language model's architecture.
-
-    Raises:
-        ConfigError: one line naming both architectures.
-    """
-    if requested and requested != pretrained.kind:
-        raise ConfigError(
-            f"--model {requested} cannot start from {pretrained.source['path']}: its language "
-            f"model is {pretrained.kind} (pass --model {pretrained.kind}, or leave --model out)"
-        )
 
 
 class LanguageModelVectorizer(tf.Module):

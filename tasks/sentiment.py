@@ -40,7 +40,7 @@ from seqtasks.data.pipeline import split_indices
 from seqtasks.embeddings import classifier_embeddings
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.fine_tuning_schedule import LayerwiseAdam, SlantedTriangular, variable_groups
-from seqtasks.lm_transfer import LanguageModelVectorizer, check_kind, load_language_model
+from seqtasks.lm_transfer import LanguageModelVectorizer, load_language_model
 from seqtasks.losses import training_steps
 from seqtasks.metrics import format_multilabel_report, format_report
 from seqtasks.models.classifier import build_text_classifier, set_token_embeddings
@@ -53,7 +53,7 @@ from seqtasks.text import (
     write_vocabulary,
 )
 from tasks.registry import ENTRIES
-from tasks.sentiment_config import SentimentConfig
+from tasks.sentiment_config import SentimentConfig, model_mismatch
 
 _ENTRY = ENTRIES["sentiment"]
 log = logging.getLogger(__name__)
@@ -143,8 +143,8 @@ class SentimentRecipe(Recipe):
         and vocabulary, copied into the run directory; the model is kept for ``build_model``.
         """
         pretrained = load_language_model(config.init_from)
-        if "model" in explicit_fields(config):
-            check_kind(config.model, pretrained)
+        if "model" in explicit_fields(config) and config.model != pretrained.kind:
+            raise model_mismatch(config.model, pretrained.source["path"], pretrained.kind)
         vectorizer = LanguageModelVectorizer(pretrained.tokenizer, config.sequence_length)
         prepared = _batches(config, data, labels, vectorizer, split)
         prepared.info.language_model = pretrained

@@ -173,6 +173,15 @@ class SentimentConfig(RecordFields, TrainConfig):
             )
 
 
+def model_mismatch(requested: str, path: str, kind: str) -> ConfigError:
+    """The one-line error for ``--model requested`` with ``--init-from path`` of a ``kind``
+    language model."""
+    return ConfigError(
+        f"--model {requested} cannot start from {path}: its language model is {kind} "
+        f"(pass --model {kind}, or leave --model out)"
+    )
+
+
 def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentConfig:
     """``config`` with ``model`` set to the architecture of the ``init_from`` language model,
     read from its ``config.json`` (run directory) or metadata (export); no TensorFlow.
@@ -209,10 +218,7 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
         )
     kind = lm_config.get("model", "lstm")
     if model_given and config.model != kind:
-        raise ConfigError(
-            f"--model {config.model} cannot start from {path}: its language model is {kind} "
-            f"(pass --model {kind}, or leave --model out)"
-        )
+        raise model_mismatch(config.model, path, kind)
     from seqtasks.recipe import explicit_fields, record_explicit
 
     return record_explicit(dataclasses.replace(config, model=kind), explicit_fields(config))

@@ -107,23 +107,30 @@ print(json.dumps({
 """
 
 
-def test_the_export_in_a_fresh_process_equals_the_in_memory_model(lm, tmp_path):
+def assert_fresh_export_matches(recipe, config, result, texts, tmp_path) -> dict:
+    """The export's `score` and `generate` signatures, in a fresh TensorFlow-only process,
+    give the in-memory model's log-likelihoods and seeded samples; returns what it served."""
     import tensorflow as tf
 
-    recipe, config, result, _ = lm
-    texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
     fresh = run_fresh_python(
         SCORE_IN_FRESH_PROCESS, result.export_path, json.dumps(texts), cwd=tmp_path
     )
     generator = recipe.generator(result.model, result.prepared.info.tokenizer, config)
     score = generator.score(tf.constant(texts))
     np.testing.assert_allclose(fresh["log_likelihood"], score["log_likelihood"].numpy(), rtol=1e-4)
-    assert fresh["tokens"] == [len(texts[0]), 0, 70]  # stream mode: no [END]; never truncated
     generated = generator.generate(
         tf.constant(["ROMEO:", ""]), tf.constant([15, 15]), tf.constant([0.8, 0.8]),
         tf.constant([0, 0]), tf.constant([0.95, 0.95]), tf.constant([1, 2], tf.int64),
     )  # fmt: skip
     assert fresh["texts"] == [t.decode("utf-8") for t in generated["text"].numpy()]
+    return fresh
+
+
+def test_the_export_in_a_fresh_process_equals_the_in_memory_model(lm, tmp_path):
+    recipe, config, result, _ = lm
+    texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
+    fresh = assert_fresh_export_matches(recipe, config, result, texts, tmp_path)
+    assert fresh["tokens"] == [len(texts[0]), 0, 70]  # stream mode: no [END]; never truncated
 
 
 def test_evaluate_export_scores_text_like_validation(lm, tmp_path):

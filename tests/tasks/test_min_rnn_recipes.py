@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import tensorflow as tf
-from test_language_model import SCORE_IN_FRESH_PROCESS, TINY_LM, shakespeare_head
+from test_language_model import TINY_LM, assert_fresh_export_matches, shakespeare_head
 from test_sentiment_recipe import FRESH_PROCESS
 
 from conftest import SST2_TRAIN, TINY, head_lines, run_fresh_python
@@ -49,17 +49,7 @@ def test_a_minlstm_language_model_scores_and_generates_in_a_fresh_process(tmp_pa
     assert result.model.rnn_layers[0].__class__.__name__ == "MinRNNBlock"
     assert np.isfinite(result.metrics["val_nll"]) and result.metrics["val_nll"] < np.log(70)
     texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
-    fresh = run_fresh_python(
-        SCORE_IN_FRESH_PROCESS, result.export_path, json.dumps(texts), cwd=tmp_path
-    )
-    generator = recipe.generator(result.model, result.prepared.info.tokenizer, config)
-    score = generator.score(tf.constant(texts))
-    np.testing.assert_allclose(fresh["log_likelihood"], score["log_likelihood"].numpy(), rtol=1e-4)
-    generated = generator.generate(
-        tf.constant(["ROMEO:", ""]), tf.constant([15, 15]), tf.constant([0.8, 0.8]),
-        tf.constant([0, 0]), tf.constant([0.95, 0.95]), tf.constant([1, 2], tf.int64),
-    )  # fmt: skip
-    assert fresh["texts"] == [t.decode("utf-8") for t in generated["text"].numpy()]
+    assert_fresh_export_matches(recipe, config, result, texts, tmp_path)
 
 
 def test_the_classifier_starts_from_a_mingru_language_model(tmp_path):
