@@ -12,6 +12,7 @@ validation never sees, then train the classifier from it (``--init-from``), issu
    with the same carve, then the validation accuracy and the times of both steps.
 
     python bench/pretrain_imdb.py --max-examples 12000          # about 1 hour on 2 cores
+    python bench/pretrain_imdb.py --max-examples 0 --lm-epochs 3 --lm-set sampled_softmax=1024
     python bench/pretrain_imdb.py --language-model /tmp/seqtasks-bench/lm-pretrain  # step 3
 
 Writes ``bench/results/pretrain_imdb.json``. Run by hand, not in CI.
@@ -49,7 +50,10 @@ def cli_json(*args: str, log: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/seqtasks-bench/pretrain")
-    parser.add_argument("--max-examples", type=int, default=12000)
+    parser.add_argument(
+        "--max-examples", type=int, default=12000, help="LM training windows (0: all)"
+    )
+    parser.add_argument("--lm-epochs", type=int, default=1, help="language-model epochs")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--language-model", help="skip step 2: fine-tune from this export")
     parser.add_argument("--lm-set", action="append", default=[], help="language-model KEY=VALUE")
@@ -100,15 +104,17 @@ def main() -> None:
         ]  # fmt: skip
         start = time.perf_counter()
         trained = cli_json(
-            "train", "language-model", "--data", corpus, "--epochs", "1",
-            "--max-examples", str(args.max_examples), "--seed", str(args.seed),
+            "train", "language-model", "--data", corpus, "--epochs", str(args.lm_epochs),
+            *(["--max-examples", str(args.max_examples)] if args.max_examples else []),
+            "--seed", str(args.seed),
             "--export-dir", lm_export, "--run-dir", os.path.join(args.work_dir, "lm-run"),
             *[x for s in lm_settings for x in ("--set", s)],
             log=log,
         )  # fmt: skip
         results["language_model"] = {
             "settings": lm_settings,
-            "max_examples": args.max_examples,
+            "max_examples": args.max_examples or None,
+            "epochs": args.lm_epochs,
             "wall_seconds": round(time.perf_counter() - start, 1),
             "metrics": {
                 k: v for k, v in trained["metrics"].items() if not isinstance(v, (list, dict))

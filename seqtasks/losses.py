@@ -28,25 +28,47 @@ class MaskedCrossEntropy(keras.losses.Loss):
     sec. 5.4) puts ``label_smoothing / vocabulary_size`` of the target mass on
     every token and the rest on the true one.
 
+    With ``num_sampled=K``, predictions of width ``1 + K`` are sampled softmax logits
+    (:func:`seqtasks.sampled_softmax.sampled_logits`: the target is column 0) and the
+    loss is the sampled softmax loss; full-width predictions (validation) are scored as
+    above.
+
     Args:
-        label_smoothing: float in ``[0, 1)`` (default 0.0).
+        label_smoothing: float in ``[0, 1)`` (default 0.0); must be 0 with ``num_sampled``.
+        num_sampled: int, the sampled classes of the model's training output (default 0).
 
     Call arguments:
         y_true: int ``(batch, length)`` target ids, 0 = padding.
-        y_pred: float ``(batch, length, vocabulary_size)`` logits.
+        y_pred: float ``(batch, length, vocabulary_size)`` logits (or ``1 + num_sampled``).
 
     Returns:
         float32 scalar: the mean over real (non-padding) target tokens.
+
+    Raises:
+        ValueError: for label smoothing with ``num_sampled``.
     """
 
-    def __init__(self, label_smoothing: float = 0.0, name="masked_cross_entropy", **kwargs):
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        num_sampled: int = 0,
+        name="masked_cross_entropy",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
+        if label_smoothing and num_sampled:
+            raise ValueError(
+                "label smoothing is not defined for sampled softmax; Received: "
+                f"label_smoothing={label_smoothing}, num_sampled={num_sampled}"
+            )
         self.label_smoothing = label_smoothing
+        self.num_sampled = num_sampled
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
         log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        nll = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
+        classes = _sampled_classes(y_true, y_pred, self.num_sampled)
+        nll = -ops.take_along_axis(log_probs, classes[..., None], axis=-1)[..., 0]
         if self.label_smoothing:
             smooth = -ops.mean(log_probs, axis=-1)
             nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * smooth
@@ -54,7 +76,19 @@ class MaskedCrossEntropy(keras.losses.Loss):
         return ops.sum(nll * mask) / ops.maximum(ops.sum(mask), 1.0)
 
     def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+        return {
+            **super().get_config(),
+            "label_smoothing": self.label_smoothing,
+            "num_sampled": self.num_sampled,
+        }
+
+
+def _sampled_classes(y_true, y_pred, num_sampled: int):
+    """The class index of each target in ``y_pred``: the target id for full logits, 0 for
+    sampled softmax logits (width ``1 + num_sampled``, told apart by the static width)."""
+    if num_sampled and y_pred.shape[-1] == num_sampled + 1:
+        return ops.zeros_like(y_true)
+    return y_true
 
 
 def masked_accuracy(y_true, y_pred):
@@ -63,6 +97,25 @@ def masked_accuracy(y_true, y_pred):
     correct = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
     mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
     return ops.sum(correct * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def token_accuracy(num_sampled: int = 0):
+    """:func:`masked_accuracy`, or with ``num_sampled`` a metric of the same name that also
+    reads sampled softmax logits (right when the target's column 0 is the argmax: the
+    accuracy among the target and the sampled classes, higher than the full one)."""
+    if not num_sampled:
+        return masked_accuracy
+
+    def masked_accuracy_sampled(y_true, y_pred):
+        y_true = ops.cast(y_true, "int32")
+        classes = _sampled_classes(y_true, y_pred, num_sampled)
+        predicted = ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        correct = ops.cast(ops.equal(predicted, classes), "float32")
+        mask = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
+        return ops.sum(correct * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+    masked_accuracy_sampled.__name__ = "masked_accuracy"
+    return masked_accuracy_sampled
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")

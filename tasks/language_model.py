@@ -190,7 +190,14 @@ class LanguageModelRecipe(LanguageModelServing):
             f"; {unknown:.2%} [UNK]" if unknown else "",
         )
         return Prepared(
-            train=lm_batches(train_x, train_y, config.batch_size, shuffle=True, seed=config.seed),
+            train=lm_batches(
+                train_x,
+                train_y,
+                config.batch_size,
+                shuffle=True,
+                seed=config.seed,
+                with_targets=bool(config.sampled_softmax),
+            ),
             validation=lm_batches(val_x, val_y, config.batch_size, shuffle=False),
             info=LanguageModelInfo(tokenizer, mode, count_units(val_texts)),
             metadata={
@@ -237,6 +244,11 @@ class LanguageModelRecipe(LanguageModelServing):
 
     def build_model(self, config: LanguageModelConfig, prepared: Prepared) -> keras.Model:
         vocabulary = prepared.info.tokenizer.vocabulary_size
+        if config.sampled_softmax >= vocabulary - 1:
+            raise ConfigError(
+                "config field 'sampled_softmax': expected fewer classes than the learned "
+                f"vocabulary ({vocabulary} tokens) minus one; received: {config.sampled_softmax}"
+            )
         if config.model == "transformer":
             model = TransformerLanguageModel(
                 vocabulary,
@@ -247,6 +259,7 @@ class LanguageModelRecipe(LanguageModelServing):
                 num_layers=config.resolved("num_layers"),
                 dropout=config.dropout,
                 tie_embeddings=config.tie_embeddings,
+                num_sampled=config.sampled_softmax,
             )
         else:
             model = RNNLanguageModel(
@@ -258,9 +271,20 @@ class LanguageModelRecipe(LanguageModelServing):
                 dropout=config.dropout,
                 tie_embeddings=config.tie_embeddings,
                 residual_blocks=config.residual_blocks,
+                num_sampled=config.sampled_softmax,
             )
         model({"decoder_token_ids": np.ones((1, 2), np.int32)})  # build the weights
         return model
+
+    def loss_and_metrics(self, config: LanguageModelConfig):
+        """Masked cross-entropy and token accuracy; with ``sampled_softmax`` both also read
+        the sampled logits of training steps (validation stays full-softmax)."""
+        from seqtasks.losses import MaskedCrossEntropy, token_accuracy
+
+        return (
+            MaskedCrossEntropy(config.label_smoothing, num_sampled=config.sampled_softmax),
+            [token_accuracy(config.sampled_softmax)],
+        )
 
     # --- metrics -------------------------------------------------------------------------
 

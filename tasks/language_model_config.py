@@ -119,6 +119,14 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
         "mingru/minlstm: stack the block of Feng et al. 2024 (layer norm, residual "
         "connection, feed-forward network) instead of plain layers.",
     )
+    sampled_softmax: int = option(
+        0,
+        "Training only: score the target and this many classes drawn from a log-uniform "
+        "proposal instead of the whole vocabulary (sampled softmax, Jean et al. 2015; "
+        "for large word vocabularies). Validation, metrics and the export use the full "
+        "softmax. 0 = full softmax.",
+        min=0,
+    )
     dropout: float = retune(ScheduleFields, "dropout", 0.2)
     label_smoothing: float = retune(ScheduleFields, "label_smoothing", 0.0)
     learning_rate: float = option(
@@ -157,6 +165,17 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
             raise ConfigError(
                 "config field 'no_repeat_ngram_size' applies to decoding=greedy or sample; "
                 "received: decoding=beam"
+            )
+        if self.sampled_softmax and self.label_smoothing:
+            raise ConfigError(
+                "config fields 'sampled_softmax' and 'label_smoothing': label smoothing needs "
+                f"the full softmax; received: {self.sampled_softmax} and {self.label_smoothing}"
+            )
+        if self.sampled_softmax and self.sampled_softmax >= self.vocabulary_size - 1:
+            raise ConfigError(
+                "config field 'sampled_softmax': expected fewer classes than the vocabulary "
+                f"(vocabulary_size={self.vocabulary_size}) minus one; received: "
+                f"{self.sampled_softmax}"
             )
         if self.residual_blocks and self.model not in ("mingru", "minlstm"):
             raise ConfigError(

@@ -60,11 +60,20 @@ def lm_windows(
 
 
 def lm_batches(
-    inputs: np.ndarray, targets: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    with_targets: bool = False,
 ) -> tf.data.Dataset:
     """``({"decoder_token_ids": int32 (B, L)}, int32 (B, L))`` batches, reshuffled each
-    epoch (seeded) when ``shuffle``."""
-    ds = tf.data.Dataset.from_tensor_slices(({"decoder_token_ids": inputs}, targets))
+    epoch (seeded) when ``shuffle``; ``with_targets`` also puts the targets in the inputs
+    as ``"target_ids"`` (what a sampled softmax model reads in training)."""
+    features = {"decoder_token_ids": inputs}
+    if with_targets:
+        features["target_ids"] = targets
+    ds = tf.data.Dataset.from_tensor_slices((features, targets))
     if shuffle:
         ds = ds.shuffle(len(inputs), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -28,6 +28,13 @@ Models:
 ``tie_embeddings=True`` uses the input embedding matrix as the output projection
 (Press & Wolf 2017, "Using the Output Embedding to Improve Language Models", sec. 3),
 which needs the last hidden width to equal the embedding width.
+
+``num_sampled=K > 0`` trains with sampled softmax (:mod:`seqtasks.sampled_softmax`):
+called with ``training=True`` and the targets as ``inputs["target_ids"]`` (int
+``(batch, length)``), the model returns float32 ``(batch, length, 1 + K)`` corrected
+logits whose column 0 is the target's (:class:`~seqtasks.losses.MaskedCrossEntropy` with
+``num_sampled=K`` reads them); otherwise, and always at inference, the full
+``(batch, length, vocabulary_size)`` logits.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from keras import ops
 
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
+from seqtasks.sampled_softmax import log_uniform_candidates, output_rows, sampled_logits
 
 LM_CELLS = ("lstm", "gru", "rnn", "mingru", "minlstm")
 MIN_CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
@@ -48,6 +56,35 @@ def _check_tying(tie_embeddings: bool, width: int, embedding_dim: int) -> None:
             "tie_embeddings needs the output width to equal embedding_dim; "
             f"Received: width={width}, embedding_dim={embedding_dim}"
         )
+
+
+def _check_sampled(num_sampled: int, vocabulary_size: int) -> None:
+    if num_sampled < 0 or (num_sampled and num_sampled >= vocabulary_size - 1):
+        raise ValueError(
+            "num_sampled must be 0 (full softmax) or smaller than the vocabulary size minus "
+            f"one; Received: num_sampled={num_sampled}, vocabulary_size={vocabulary_size}"
+        )
+
+
+class _SampledSoftmaxMixin:
+    """The training output of both language models (see the module docstring)."""
+
+    def _init_sampled(self, num_sampled: int, vocabulary_size: int) -> None:
+        _check_sampled(num_sampled, vocabulary_size)
+        self.num_sampled = num_sampled
+        self.sampler_seed = keras.random.SeedGenerator(0) if num_sampled else None
+
+    def _logits(self, x, inputs, training):
+        targets = inputs.get("target_ids") if isinstance(inputs, dict) else None
+        if not (training and self.num_sampled and targets is not None):
+            return self.output_layer(x)
+        if not self.output_layer.built:
+            self.output_layer(x[:, :1])
+        kernel, bias = output_rows(self.output_layer)
+        ids, log_expected = log_uniform_candidates(
+            self.num_sampled, self.vocabulary_size, seed=self.sampler_seed
+        )
+        return sampled_logits(x, targets, kernel, bias, ids, log_expected)
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -72,7 +109,7 @@ class TiedOutput(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
-class RNNLanguageModel(keras.Model):
+class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
     """Stacked recurrent language model (see the module docstring).
 
     Args:
@@ -90,10 +127,12 @@ class RNNLanguageModel(keras.Model):
             :class:`~seqtasks.models.min_rnn_block.MinRNNBlock` (normalisation, residual
             connection, feed-forward network of ``4 * hidden_dim``) instead of plain
             layers (default False).
+        num_sampled: int, sampled softmax classes in training (0, the default: the full
+            softmax; see the module docstring).
 
     Raises:
-        ValueError: for another ``cell``, tying with different widths, or
-            ``residual_blocks`` with another cell.
+        ValueError: for another ``cell``, tying with different widths,
+            ``residual_blocks`` with another cell, or ``num_sampled >= vocabulary_size - 1``.
     """
 
     num_static_cache = 0
@@ -109,9 +148,11 @@ class RNNLanguageModel(keras.Model):
         dropout: float = 0.2,
         tie_embeddings: bool = False,
         residual_blocks: bool = False,
+        num_sampled: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._init_sampled(num_sampled, vocabulary_size)
         if cell not in LM_CELLS:
             raise ValueError(f"cell must be one of {LM_CELLS}; Received: cell={cell!r}")
         if residual_blocks and cell not in MIN_CELLS:
@@ -155,7 +196,7 @@ class RNNLanguageModel(keras.Model):
             x, *_ = layer(x, mask=mask, training=training)
             x = dropout(x, training=training)
         # A plain op, not a layer: drops the Keras mask (the loss masks padding itself).
-        return self.output_layer(ops.multiply(x, 1.0))
+        return self._logits(ops.multiply(x, 1.0), inputs, training)
 
     def init_cache(self, encoder_inputs, max_length, batch_size=None):
         """Zero states: ``num_layers * num_states`` float ``(batch_size, hidden_dim)``."""
@@ -192,11 +233,12 @@ class RNNLanguageModel(keras.Model):
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
             "residual_blocks": self.residual_blocks,
+            "num_sampled": self.num_sampled,
         }
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
-class TransformerLanguageModel(keras.Model):
+class TransformerLanguageModel(_SampledSoftmaxMixin, keras.Model):
     """Decoder-only Transformer language model (see the module docstring).
 
     Args:
@@ -208,9 +250,12 @@ class TransformerLanguageModel(keras.Model):
         num_layers: int, decoder blocks (default 4).
         dropout: float (default 0.1).
         tie_embeddings: bool, output projection = transposed token embeddings (default False).
+        num_sampled: int, sampled softmax classes in training (0, the default: the full
+            softmax; see the module docstring).
 
     Raises:
-        ValueError: if ``num_heads`` does not divide ``hidden_dim``.
+        ValueError: if ``num_heads`` does not divide ``hidden_dim``, or
+            ``num_sampled >= vocabulary_size - 1``.
     """
 
     num_static_cache = 0
@@ -226,11 +271,13 @@ class TransformerLanguageModel(keras.Model):
         num_layers: int = 4,
         dropout: float = 0.1,
         tie_embeddings: bool = False,
+        num_sampled: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         import keras_hub
 
+        self._init_sampled(num_sampled, vocabulary_size)
         if hidden_dim % num_heads:
             raise ValueError(
                 "hidden_dim must be a multiple of num_heads; "
@@ -262,7 +309,7 @@ class TransformerLanguageModel(keras.Model):
         x = self.embedding_dropout(self.embedding(ids), training=training)
         for block in self.blocks:
             x = block(x, decoder_padding_mask=mask, training=training)  # causal by default
-        return self.output_layer(x)
+        return self._logits(x, inputs, training)
 
     def init_cache(self, encoder_inputs, max_length, batch_size=None):
         """Self-attention keys/values of every block, filled one position per step:
@@ -299,4 +346,5 @@ class TransformerLanguageModel(keras.Model):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "tie_embeddings": self.tie_embeddings,
+            "num_sampled": self.num_sampled,
         }
