@@ -93,6 +93,13 @@ class TrainConfig:
         "determinism). Each padded length (bucket) is compiled separately.",
         choices=("auto", "true", "false"),
     )
+    average_last: int = option(
+        0,
+        "Checkpoint averaging: export the mean of the weights of the N epochs ending at the "
+        "best one by validation loss (Vaswani et al. 2017, sec. 6.1; OpenNMT, fairseq). "
+        "0 or 1 exports the best epoch's weights.",
+        min=0,
+    )
     export_dir: str = option("", "Where versions are exported (<export_dir>/<version>/).")
     run_dir: str = option(
         "",

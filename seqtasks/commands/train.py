@@ -76,6 +76,13 @@ from seqtasks.commands.common import (
     "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
 )
 @click.option(
+    "--average-last",
+    type=int,
+    metavar="N",
+    help="Export the mean of the weights of the N epochs ending at the best one by "
+    "validation loss (checkpoint averaging; 0 or 1: the best epoch's).",
+)
+@click.option(
     "--multi-label",
     is_flag=True,
     help="Sentiment: several labels per text (a CSV/TSV/JSONL/Parquet file): a sigmoid unit per "
@@ -134,6 +141,7 @@ def train(
     split,
     tokenizer,
     beam_size,
+    average_last,
     multi_label,
     label_separator,
     init_embeddings,
@@ -202,6 +210,7 @@ def train(
         "split": split,
         "tokenizer": tokenizer,
         "beam_size": beam_size,
+        "average_last": average_last,
         "multi_label": True if multi_label else None,
         "label_separator": label_separator,
         "init_embeddings": init_embeddings,

@@ -15,6 +15,7 @@ import warnings
 from typing import Any
 
 import keras
+import numpy as np
 
 from seqtasks import distribute
 from seqtasks.config import TrainConfig
@@ -22,6 +23,13 @@ from seqtasks.errors import ConfigError, UserError
 from seqtasks.io import check_output_dir, write_json_atomic
 from seqtasks.precision import follow_global_policy, precision_policy
 from seqtasks.recipe import Recipe
+from seqtasks.training.averaging import (
+    AVERAGING_DIR,
+    EpochSnapshots,
+    average_snapshots,
+    averaged_epochs,
+    saved_epochs,
+)
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, reduce_lr_on_plateau
 from seqtasks.training.environment import peak_rss_mb, seed_everything, writes_savedmodels
 from seqtasks.training.fitting import fit, write_curves
@@ -272,6 +280,18 @@ def _train_in(
         state=state,
         source=os.path.join(resume_from or run_dir, RESUME_DIR),
     )
+    averaging = os.path.join(run_dir, AVERAGING_DIR)
+    snapshots = (
+        [
+            EpochSnapshots(
+                averaging,
+                config.average_last,
+                history=(state or {}).get("history", {}).get("val_loss", [])[:initial_epoch],
+            )
+        ]
+        if config.average_last >= 2 and distribution.is_chief
+        else []
+    )
     callbacks = [
         DataEpoch(data_epoch()),
         timer,
@@ -281,6 +301,7 @@ def _train_in(
         keras.callbacks.CSVLogger(history_path, append=initial_epoch > 0),
         *(callbacks or []),
         *([plateau] if plateau is not None else []),
+        *snapshots,
         resume_state,  # last: saves the others' state after they update it
     ]
     if verbose is None:
@@ -311,8 +332,16 @@ def _train_in(
             # Its run dir is a temporary folder, removed by `train`.
             metrics = {"distribution": distribution.describe()}
             return TrainResult(None, None, metrics, model, prepared, config)
+        val_losses = resume_state.history.get("val_loss", [])
+        averaged = None
+        if snapshots and val_losses:
+            best = int(np.argmin(val_losses)) + 1
+            averaged = averaged_epochs(best, config.average_last, saved_epochs(averaging))
+            average_snapshots(model, averaging, averaged)
         metrics = recipe.evaluate(model, prepared, config)
-    val_losses = resume_state.history.get("val_loss", [])
+    if averaged is not None:
+        metrics["averaged_epochs"] = averaged
+        metrics["best_epoch_val_loss"] = round(float(min(val_losses)), 6)
     metrics.update(
         {
             "epochs_run": len(timer.seconds),
@@ -351,6 +380,7 @@ def _train_in(
     # metrics.json marks the run finished: written once the export is complete.
     write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     shutil.rmtree(os.path.join(run_dir, RESUME_DIR), ignore_errors=True)
+    shutil.rmtree(averaging, ignore_errors=True)
     return TrainResult(run_dir, export_path, metrics, model, prepared, config)
 
 
