@@ -43,6 +43,11 @@ logit is masked, so an undertrained model whose most probable first token is
 Beam search masks ``[END]``'s log-probability after the softmax, as fairseq does,
 so scores stay the model's; sampling draws from the renormalised rest. The prompt's
 tokens do not count; ``min_length=0`` is the behaviour without the constraint.
+
+``no_repeat_ngram_size=n`` (default 0: off) makes every token impossible that would
+complete an n-gram already in the output (the prompt and ``[START]`` included): no-repeat
+n-gram blocking (Paulus et al. 2018, sec. 2.5; fairseq's and Hugging Face's
+``no_repeat_ngram_size``), masked like ``min_length`` in every strategy.
 """
 
 from __future__ import annotations
@@ -72,9 +77,12 @@ class DecodingOptions:
         seed: sampling seed (``None``: unseeded).
         min_length: generated tokens before ``[END]`` may be emitted (default 1;
             0 = no constraint).
+        no_repeat_ngram_size: no n-gram of this many tokens twice in an output
+            (default 0 = off).
 
     Raises:
-        ValueError: for an unknown strategy, ``beam_size < 1`` or ``min_length < 0``.
+        ValueError: for an unknown strategy, ``beam_size < 1``, ``min_length < 0`` or
+            ``no_repeat_ngram_size < 0``.
     """
 
     strategy: str = "beam"
@@ -85,6 +93,7 @@ class DecodingOptions:
     top_p: float = 1.0
     seed: int | None = None
     min_length: int = 1
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -95,6 +104,11 @@ class DecodingOptions:
             raise ValueError(f"beam_size must be >= 1; Received: beam_size={self.beam_size}")
         if self.min_length < 0:
             raise ValueError(f"min_length must be >= 0; Received: min_length={self.min_length}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(
+                "no_repeat_ngram_size must be >= 0; Received: "
+                f"no_repeat_ngram_size={self.no_repeat_ngram_size}"
+            )
 
 
 def options_from_config(config) -> DecodingOptions:
@@ -108,6 +122,7 @@ def options_from_config(config) -> DecodingOptions:
         top_p=config.top_p,
         seed=config.seed,
         min_length=getattr(config, "min_length", 1),
+        no_repeat_ngram_size=getattr(config, "no_repeat_ngram_size", 0),
     )
 
 
@@ -180,10 +195,17 @@ def decode(
             options.length_penalty,
             prompt=prompt,
             min_length=options.min_length,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
         )
     sampler = sampler or make_sampler(options)
     token_ids = sample(
-        model, sampler, encoder_token_ids, max_length, prompt=prompt, min_length=options.min_length
+        model,
+        sampler,
+        encoder_token_ids,
+        max_length,
+        prompt=prompt,
+        min_length=options.min_length,
+        no_repeat_ngram_size=options.no_repeat_ngram_size,
     )
     fixed = None if prompt is None else _prompt_buffer(prompt, None, max_length)[1]
     return token_ids, sequence_scores(model, encoder_token_ids, token_ids, fixed)
@@ -206,6 +228,51 @@ def _forbid_end(logits, forbid):
     (bool ``(batch,)``): the ``min_length`` constraint."""
     is_end = (ops.arange(ops.shape(logits)[-1]) == END_ID)[None, :]
     return ops.where(ops.logical_and(is_end, forbid[:, None]), _NEG_INF, logits)
+
+
+def repeated_ngram_mask(tokens, index, size: int, vocabulary):
+    """bool ``(N, V)``: the tokens that, placed at position ``index`` of ``tokens``, would
+    complete an n-gram of ``size`` tokens already in ``tokens[:, :index]``.
+
+    Args:
+        tokens: int32 ``(N, T)`` token buffer with a static ``T``; ``[PAD]`` never counts
+            as a token of an n-gram.
+        index: int32 scalar, the position being generated (``1 <= index < T``).
+        size: int >= 1, the n-gram length (1: no token twice).
+        vocabulary: int or scalar tensor ``V``.
+
+    Returns:
+        bool ``(N, V)``, True for the blocked tokens (no-repeat n-gram blocking, Paulus
+        et al. 2018, sec. 2.5).
+    """
+    tokens = ops.cast(tokens, "int32")
+    rows, length = ops.shape(tokens)[0], tokens.shape[1]
+    count = length - size + 1  # n-grams that fit in the buffer
+    if count <= 0:
+        return ops.zeros((rows, vocabulary), "bool")
+    frames = ops.stack([tokens[:, j : j + count] for j in range(size)], axis=2)  # (N, C, n)
+    starts = ops.arange(count, dtype="int32")
+    match = ops.all(ops.not_equal(frames, PAD_ID), axis=2)  # (N, C)
+    # An n-gram that ends before `index` and whose first n - 1 tokens equal the last n - 1.
+    match = ops.logical_and(match, (starts <= index - size)[None, :])
+    if size > 1:
+        begin = ops.maximum(index - size + 1, 0)
+        prefix = ops.slice(tokens, [0, begin], [rows, size - 1])  # (N, n - 1)
+        same = ops.all(ops.equal(frames[:, :, :-1], prefix[:, None, :]), axis=2)
+        match = ops.logical_and(match, same)
+    row_ids = ops.broadcast_to(ops.arange(rows, dtype="int32")[:, None], (rows, count))
+    indices = ops.stack([ops.reshape(row_ids, (-1,)), ops.reshape(frames[:, :, -1], (-1,))], 1)
+    hits = ops.scatter(indices, ops.reshape(ops.cast(match, "float32"), (-1,)), (rows, vocabulary))
+    return hits > 0
+
+
+def _block_repeats(logits, tokens, index, size: int):
+    """``logits`` float32 ``(N, V)`` with :func:`repeated_ngram_mask`'s tokens made impossible
+    (unchanged when ``size`` is 0)."""
+    if not size:
+        return logits
+    blocked = repeated_ngram_mask(tokens, index, size, ops.shape(logits)[-1])
+    return ops.where(blocked, _NEG_INF, logits)
 
 
 def _start_buffer(batch, max_length):
@@ -237,10 +304,19 @@ def _init_cache(model, encoder_token_ids, max_length, batch):
     return model.init_cache(encoder_token_ids, max_length)
 
 
-def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None, min_length: int = 0):
+def sample(
+    model,
+    sampler,
+    encoder_token_ids,
+    max_length: int,
+    prompt=None,
+    min_length: int = 0,
+    no_repeat_ngram_size: int = 0,
+):
     """Generate with a keras-hub sampler, feeding one token per step through the cache
     (the prompt's tokens too: they are kept, not sampled). ``[END]`` is impossible until
-    ``min_length`` tokens follow the prompt (default 0: no constraint)."""
+    ``min_length`` tokens follow the prompt (default 0: no constraint), and so is a token
+    completing a repeated n-gram of ``no_repeat_ngram_size`` tokens (default 0: off)."""
     batch = _batch_size(encoder_token_ids, prompt)
     prompt, mask = _prompt_buffer(prompt, batch, max_length)
     cache = _init_cache(model, encoder_token_ids, max_length, batch)
@@ -252,6 +328,7 @@ def sample(model, sampler, encoder_token_ids, max_length: int, prompt=None, min_
         logits = _suppress_special(logits)
         if min_length > 0:  # tokens generated before position `index`: index - fixed_count
             logits = _forbid_end(logits, index - fixed_count < min_length)
+        logits = _block_repeats(logits, prompt, index, no_repeat_ngram_size)
         return logits, None, cache
 
     token_ids = sampler(
@@ -320,6 +397,7 @@ def beam_search(
     length_penalty: float = 0.6,
     prompt=None,
     min_length: int = 0,
+    no_repeat_ngram_size: int = 0,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -344,6 +422,8 @@ def beam_search(
             ``|y|`` counts the generated tokens only.
         min_length: ``[END]``'s log-probability is -inf for a hypothesis with fewer
             generated tokens (default 0: no constraint; fairseq's ``--min-len``).
+        no_repeat_ngram_size: a token that would repeat an n-gram of this many tokens
+            of its hypothesis has log-probability -inf (default 0: off).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -383,6 +463,7 @@ def beam_search(
         step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
         if min_length > 0:  # masked after the softmax, as fairseq: scores stay the model's
             step = _forbid_end(step, lengths < min_length)
+        step = _block_repeats(step, tokens, index, no_repeat_ngram_size)
         vocabulary = ops.shape(step)[-1]
         # A finished hypothesis has one continuation, [PAD], at no cost.
         only_pad = ops.where(ops.arange(vocabulary) == PAD_ID, 0.0, _NEG_INF)[None, :]

@@ -39,3 +39,9 @@ class DecodingConfig:
         "Tokens generated before [END] may be emitted (baked into the export); 0 = none.",
         min=0,
     )
+    no_repeat_ngram_size: int = option(
+        0,
+        "Never generate an n-gram of this many tokens twice in one output (every strategy, "
+        "beam search included; baked into the export); 0 = off.",
+        min=0,
+    )

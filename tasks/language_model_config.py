@@ -146,10 +146,11 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
     max_length: int = option(
         200, "Generation: new tokens at most per text (baked into the export).", min=1
     )
-    no_repeat_ngram_size: int = option(
+    no_repeat_ngram_size: int = retune(
+        DecodingConfig,
+        "no_repeat_ngram_size",
         0,
-        "Generation (greedy, sample): never repeat an n-gram of this many tokens (0 = off).",
-        min=0,
+        help="Generation (greedy, sample): never repeat an n-gram of this many tokens (0 = off).",
     )
 
     def check(self) -> None:

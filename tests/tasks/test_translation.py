@@ -287,3 +287,28 @@ def test_a_short_run_trains_with_a_warmup_capped_to_its_length(translation):
     assert 0 < steps < 20
     assert translation.config.warmup_steps == 1000  # the default, not set by the test
     assert float(optimizer.learning_rate) > 0.1 * peak > steps / 1000 * peak
+
+
+def test_a_beam_export_with_ngram_blocking_never_repeats_a_bigram(translation, tmp_path):
+    """``no_repeat_ngram_size`` runs inside the SavedModel's beam search: the export gives
+    the in-memory generator's translations, and no word bigram occurs twice in one."""
+    from seqtasks.export import save_serving_archive
+    from seqtasks.generation import Generator, TextSource
+
+    info = translation.prepared.info
+    options = DecodingOptions(strategy="beam", beam_size=3, no_repeat_ngram_size=2)
+    source = TextSource(info.source_tokenizer)
+    translator = Generator(
+        translation.model, info.target_tokenizer, options, 24, source, "translation"
+    )
+    texts = ["Two dogs play in the snow.", "A man in a blue shirt is riding a bike.", ""]
+    expected, _ = translator.generate_all(texts)
+    spec = [tf.TensorSpec([None], tf.string, name="text")]
+    save_serving_archive(str(tmp_path / "blocked"), [translator], translator.serving_function, spec)
+    serve = tf.saved_model.load(str(tmp_path / "blocked")).signatures["serving_default"]
+    got = [t.decode("utf-8") for t in serve(text=tf.constant(texts))["translation"].numpy()]
+    assert got == expected and got[-1] == "" and got[0]
+    for text in got:
+        words = text.split()
+        bigrams = list(zip(words, words[1:]))
+        assert len(bigrams) == len(set(bigrams)), text
