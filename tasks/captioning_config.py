@@ -100,6 +100,13 @@ class CaptioningConfig(
         "additive",
         help="Attention score (model=attention): additive (Bahdanau/Xu) or multiplicative (Luong).",
     )
+    attention_penalty: float = option(
+        0.0,
+        "model=attention: weight of the doubly stochastic attention penalty added to the "
+        "training loss (Xu et al. 2015, sec. 4.2.1; their lambda is 1), per caption token; "
+        "0 = off.",
+        min=0.0,
+    )
     hidden_dim: int = retune(
         TransformerFields, "hidden_dim", 512, help="RNN decoder units; Transformer d_model."
     )
@@ -159,6 +166,11 @@ class CaptioningConfig(
     def check(self) -> None:
         """The groups' checks; fine-tuning blocks only for MobileNetV2."""
         super().check()
+        if self.attention_penalty and self.model != "attention":
+            raise ConfigError(
+                "config field 'attention_penalty' applies to model=attention; "
+                f"received: model={self.model}"
+            )
         if self.fine_tune_blocks and self.encoder != "mobilenet_v2":
             raise ConfigError(
                 "config field 'fine_tune_blocks' applies to encoder=mobilenet_v2; "

@@ -29,6 +29,32 @@ def source_mask(encoder_token_ids):
     return ops.logical_or(mask, first[None, :])
 
 
+def doubly_stochastic_penalty(weights, target_mask, source_mask):
+    """Xu et al. 2015's doubly stochastic attention regulariser, per target token.
+
+    Each step's weights sum to 1 over the source positions; the penalty pushes each
+    position's weights summed over the output towards 1 as well, so that every part of
+    the image (or source) is attended to at some point ("Show, Attend and Tell",
+    sec. 4.2.1: ``sum_i (1 - sum_t alpha_ti) ** 2``). Divided here by the number of
+    target tokens, to sit beside the per-token mean cross-entropy.
+
+    Args:
+        weights: float ``(batch, target_length, source_length)``, attention weights.
+        target_mask: bool ``(batch, target_length)``, True on real (non-padding) steps.
+        source_mask: bool ``(batch, source_length)``, True on real source positions.
+
+    Returns:
+        float32 scalar: the mean over the batch of
+        ``sum_i (1 - sum_t alpha_ti) ** 2 / |y|`` over real ``i`` and ``t``.
+    """
+    weights = ops.cast(weights, "float32")
+    target = ops.cast(target_mask, "float32")
+    source = ops.cast(source_mask, "float32")
+    totals = ops.sum(weights * target[:, :, None], axis=1)  # (B, S)
+    per_row = ops.sum(ops.square(1.0 - totals) * source, axis=1)  # (B,)
+    return ops.mean(per_row / ops.maximum(ops.sum(target, axis=1), 1.0))
+
+
 @keras.saving.register_keras_serializable(package="seqtasks")
 class SourceAttention(keras.layers.Layer):
     """Attention of decoder states over encoder states with a padding mask.

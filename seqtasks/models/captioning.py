@@ -68,6 +68,7 @@ def RNNCaptioner(  # named as the class it replaced
     cell: str = "lstm",
     attention: str = "additive",
     dropout: float = 0.3,
+    attention_penalty: float = 0.0,
     **kwargs,
 ) -> EncoderDecoder:
     """LSTM/GRU caption decoder initialised from image features, with or without attention.
@@ -81,6 +82,8 @@ def RNNCaptioner(  # named as the class it replaced
             Tell) or ``"multiplicative"``.
         dropout: float, dropout on word embeddings, image features and the
             output layer's input (default 0.3).
+        attention_penalty: float, weight of the doubly stochastic attention penalty in
+            training (Xu et al. 2015, sec. 4.2.1; default 0.0 = off).
         **kwargs: ``keras.Model`` arguments (``name``, ...).
 
     Returns:
@@ -90,7 +93,14 @@ def RNNCaptioner(  # named as the class it replaced
         ValueError: for an unknown ``cell`` or ``attention``.
     """
     decoder = RNNAttentionDecoder(
-        vocabulary_size, embedding_dim, hidden_dim, cell, attention, dropout, name="rnn_decoder"
+        vocabulary_size,
+        embedding_dim,
+        hidden_dim,
+        cell,
+        attention,
+        dropout,
+        attention_penalty=attention_penalty,
+        name="rnn_decoder",
     )
     units = None if attention == NO_ATTENTION else hidden_dim
     encoder = PooledFeatureEncoder(units, dropout, name="feature_encoder")
@@ -167,6 +177,7 @@ def build_captioner(config, vocabulary_size: int, feature_shape):
         cell=config.cell,
         attention=NO_ATTENTION if config.model == "lstm" else config.attention,
         dropout=config.dropout,
+        attention_penalty=config.attention_penalty,
         name="decoder",
     )
 

@@ -28,7 +28,12 @@ import keras
 from keras import ops
 
 from seqtasks.choices import RNN_CELLS  # noqa: F401 (re-exported)
-from seqtasks.models.attention import ATTENTION_SCORES, NO_ATTENTION, SourceAttention
+from seqtasks.models.attention import (
+    ATTENTION_SCORES,
+    NO_ATTENTION,
+    SourceAttention,
+    doubly_stochastic_penalty,
+)
 from seqtasks.models.hub_attention import decoder_cross_attention_scores
 
 
@@ -55,6 +60,8 @@ class RNNAttentionDecoder(keras.layers.Layer):
         cell: ``"lstm"`` (default) or ``"gru"``.
         attention: ``"additive"`` (default), ``"multiplicative"`` or ``"none"``.
         dropout: float, on word embeddings and the output layer's input (default 0.2).
+        attention_penalty: float, weight of the doubly stochastic attention penalty
+            added in training (Xu et al. 2015, sec. 4.2.1; default 0.0 = off).
 
     Raises:
         ValueError: for an unknown ``cell`` or ``attention``.
@@ -70,6 +77,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
         cell: str = "lstm",
         attention: str = "additive",
         dropout: float = 0.2,
+        attention_penalty: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -85,6 +93,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
         self.cell = cell
         self.attention = attention
         self.dropout = dropout
+        self.attention_penalty = float(attention_penalty)
         self.num_states = 2 if cell == "lstm" else 1
         self.target_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, name="target_embedding"
@@ -149,8 +158,14 @@ class RNNAttentionDecoder(keras.layers.Layer):
         return self.output_dense(self.output_dropout(h_tilde, training=training)), weights
 
     def decode(self, token_ids, encoded, training=None):
-        """Teacher forcing: int32 ``(B, T)`` -> float32 logits ``(B, T, V)``."""
-        return self._run(token_ids, encoded, training)[0]
+        """Teacher forcing: int32 ``(B, T)`` -> float32 logits ``(B, T, V)``. In training,
+        with ``attention_penalty`` > 0, adds ``attention_penalty`` times
+        :func:`~seqtasks.models.attention.doubly_stochastic_penalty` to the layer's losses."""
+        logits, weights = self._run(token_ids, encoded, training)
+        if training and self.attention_penalty and weights is not None:
+            penalty = doubly_stochastic_penalty(weights, ops.not_equal(token_ids, 0), encoded[1])
+            self.add_loss(self.attention_penalty * penalty)
+        return logits
 
     def call(self, token_ids, encoded, training=None):
         return self.decode(token_ids, encoded, training)
@@ -187,6 +202,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
             "cell": self.cell,
             "attention": self.attention,
             "dropout": self.dropout,
+            "attention_penalty": self.attention_penalty,
         }
 
 
