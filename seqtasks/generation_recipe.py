@@ -302,3 +302,27 @@ def decoding_line(report: dict, rate_key: str, unit: str) -> str | None:
         f"length penalty {decoding.get('length_penalty')}), "
         f"{report[rate_key]} {unit}/s"
     )
+
+
+
+def decoded_score_callback(name: str, score):
+    """A Keras callback that adds a decoded validation score to each epoch's logs.
+
+    ``score(model) -> float`` decodes the validation inputs with the training model's
+    current weights (e.g. corpus BLEU-4 of generated captions); the figure goes to the
+    epoch logs as ``name`` before early stopping, the best checkpoint and checkpoint
+    averaging read them (:meth:`seqtasks.recipe.Recipe.epoch_callbacks`), and to
+    ``history.csv``. It costs one decoding pass over the validation inputs per epoch.
+    """
+    import keras
+
+    class DecodedScore(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            start = time.perf_counter()
+            value = float(score(self.model))
+            if logs is not None:
+                logs[name] = value
+            seconds = time.perf_counter() - start
+            log.info("epoch %d: %s %.2f (decoded in %.1f s)", epoch + 1, name, value, seconds)
+
+    return DecodedScore()

@@ -121,6 +121,17 @@ class Recipe(abc.ABC):
     def loss_and_metrics(self, config: TrainConfig) -> tuple[Any, list]:
         """The loss and metrics passed to ``model.compile``."""
 
+    def selection(self, config: TrainConfig) -> tuple[str, str]:
+        """``(monitor, mode)``: the epoch log key early stopping, the best checkpoint and
+        checkpoint averaging select on, and whether lower (``"min"``) or higher (``"max"``)
+        is better. The base selects on ``("val_loss", "min")``."""
+        return "val_loss", "min"
+
+    def epoch_callbacks(self, model, prepared: Prepared, config: TrainConfig) -> list:
+        """Callbacks that add validation figures to each epoch's logs before early stopping
+        reads them (e.g. decoded BLEU for :meth:`selection`); none in the base."""
+        return []
+
     def uses_schedule(self, config: TrainConfig) -> bool:
         """Whether :meth:`compile_model` gives the optimizer a learning-rate schedule (then
         no ``ReduceLROnPlateau``: the schedule owns the rate). The base's Adam has a constant rate."""

@@ -100,6 +100,13 @@ class CaptioningConfig(
         "additive",
         help="Attention score (model=attention): additive (Bahdanau/Xu) or multiplicative (Luong).",
     )
+    select_by: str = option(
+        "loss",
+        "What picks the exported epoch (early stopping, best checkpoint, --average-last): "
+        "loss (validation NLL under teacher forcing) or bleu_4 (corpus BLEU-4 of the "
+        "validation images' captions, decoded as the export decodes after every epoch).",
+        choices=("loss", "bleu_4"),
+    )
     attention_penalty: float = option(
         0.0,
         "model=attention: weight of the doubly stochastic attention penalty added to the "

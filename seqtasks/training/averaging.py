@@ -50,13 +50,16 @@ class EpochSnapshots(keras.callbacks.Callback):
     Args:
         folder: where the snapshots go (``<run_dir>/averaging``).
         count: int >= 2, the epochs to be averaged.
-        monitor: the log key whose minimum marks the best epoch (default ``val_loss``).
+        monitor: the log key that marks the best epoch (default ``val_loss``).
+        mode: ``"min"`` (default) or ``"max"``: which ``monitor`` value is best.
         history: earlier epochs' ``monitor`` values of a resumed run (default none).
     """
 
-    def __init__(self, folder: str, count: int, monitor: str = "val_loss", history=None):
+    def __init__(
+        self, folder: str, count: int, monitor: str = "val_loss", mode: str = "min", history=None
+    ):
         super().__init__()
-        self.folder, self.count, self.monitor = folder, count, monitor
+        self.folder, self.count, self.monitor, self.mode = folder, count, monitor, mode
         self.values: list[float] = list(history or [])
 
     def on_epoch_end(self, epoch, logs=None):
@@ -65,11 +68,18 @@ class EpochSnapshots(keras.callbacks.Callback):
         self.model.save_weights(tmp)
         os.replace(tmp, snapshot_path(self.folder, epoch + 1))
         value = (logs or {}).get(self.monitor)
-        self.values = self.values[:epoch] + [np.inf if value is None else float(value)]
-        best = int(np.argmin(self.values)) + 1
+        self.values = self.values[:epoch] + [np.nan if value is None else float(value)]
+        best = best_of(self.values, self.mode) or epoch + 1
         for old in saved_epochs(self.folder):
             if old <= best - self.count:
                 os.remove(snapshot_path(self.folder, old))
+
+
+def best_of(values: list[float], mode: str = "min") -> int | None:
+    """The 1-based epoch of the best of ``values`` (lowest for ``"min"``, highest for
+    ``"max"``; the first on ties; missing values, NaN, never best), or None."""
+    scored = [(v if mode == "min" else -v, i) for i, v in enumerate(values) if v == v]
+    return min(scored)[1] + 1 if scored else None
 
 
 def averaged_epochs(best_epoch: int, count: int, available: list[int]) -> list[int]:

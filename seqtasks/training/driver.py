@@ -15,7 +15,6 @@ import warnings
 from typing import Any
 
 import keras
-import numpy as np
 
 from seqtasks import distribute
 from seqtasks.config import TrainConfig
@@ -28,6 +27,7 @@ from seqtasks.training.averaging import (
     EpochSnapshots,
     average_snapshots,
     averaged_epochs,
+    best_of,
     saved_epochs,
 )
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, reduce_lr_on_plateau
@@ -254,12 +254,14 @@ def _train_in(
                 model = recipe.build_model(config, prepared)
         recipe.compile_model(model, config, prepared)
     timer = EpochTimer()
+    monitor, mode = recipe.selection(config)
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
+        monitor=monitor, mode=mode, patience=config.patience, restore_best_weights=True
     )
     checkpoint = keras.callbacks.ModelCheckpoint(
         os.path.join(run_dir, "best.weights.h5"),
-        monitor="val_loss",
+        monitor=monitor,
+        mode=mode,
         save_best_only=True,
         save_weights_only=True,
     )
@@ -286,7 +288,9 @@ def _train_in(
             EpochSnapshots(
                 averaging,
                 config.average_last,
-                history=(state or {}).get("history", {}).get("val_loss", [])[:initial_epoch],
+                monitor=monitor,
+                mode=mode,
+                history=(state or {}).get("history", {}).get(monitor, [])[:initial_epoch],
             )
         ]
         if config.average_last >= 2 and distribution.is_chief
@@ -295,6 +299,7 @@ def _train_in(
     callbacks = [
         DataEpoch(data_epoch()),
         timer,
+        *recipe.epoch_callbacks(model, prepared, config),  # before what reads their figures
         early_stopping,
         checkpoint,
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
@@ -332,22 +337,21 @@ def _train_in(
             # Its run dir is a temporary folder, removed by `train`.
             metrics = {"distribution": distribution.describe()}
             return TrainResult(None, None, metrics, model, prepared, config)
-        val_losses = resume_state.history.get("val_loss", [])
+        selected = resume_state.history.get(monitor, [])
+        best_epoch = best_of(selected, mode)
         averaged = None
-        if snapshots and val_losses:
-            best = int(np.argmin(val_losses)) + 1
-            averaged = averaged_epochs(best, config.average_last, saved_epochs(averaging))
+        if snapshots and best_epoch:
+            averaged = averaged_epochs(best_epoch, config.average_last, saved_epochs(averaging))
             average_snapshots(model, averaging, averaged)
         metrics = recipe.evaluate(model, prepared, config)
     if averaged is not None:
         metrics["averaged_epochs"] = averaged
-        metrics["best_epoch_val_loss"] = round(float(min(val_losses)), 6)
+        metrics[f"best_epoch_{monitor}"] = round(float(selected[best_epoch - 1]), 6)
     metrics.update(
         {
             "epochs_run": len(timer.seconds),
-            "best_epoch": int(min(range(len(val_losses)), key=val_losses.__getitem__)) + 1
-            if val_losses
-            else None,
+            "best_epoch": best_epoch,
+            **({"selected_by": monitor} if monitor != "val_loss" else {}),
             "seconds_per_epoch": [round(s, 2) for s in timer.seconds],
             "train_seconds": round(sum(timer.seconds), 2),
             "prepare_seconds": round(prepare_seconds, 2),
