@@ -122,6 +122,11 @@ class TranslationConfig(
     shared_vocabulary: bool = option(
         False, "One WordPiece vocabulary for both languages instead of one each."
     )
+    tie_embeddings: bool = option(
+        False,
+        "Transformer with shared_vocabulary=true: one matrix for the source embedding, the "
+        "target embedding and the output layer (three-way tying, Press & Wolf 2017).",
+    )
     lowercase: bool = option(False, "Lower-case text before tokenization.")
     num_layers: int | None = option(
         None,
@@ -131,7 +136,14 @@ class TranslationConfig(
     )
 
     def check(self) -> None:
-        """The groups' checks; ``source_file`` and ``target_file`` go together."""
+        """The groups' checks; ``source_file`` and ``target_file`` go together; tying needs
+        the Transformer and one vocabulary."""
         super().check()
+        if self.tie_embeddings and (self.model != "transformer" or not self.shared_vocabulary):
+            raise ConfigError(
+                "config field 'tie_embeddings' needs model=transformer and "
+                f"shared_vocabulary=true; received: model={self.model}, "
+                f"shared_vocabulary={str(self.shared_vocabulary).lower()}"
+            )
         if bool(self.source_file) != bool(self.target_file):
             raise ConfigError("--source-file and --target-file go together; received only one")

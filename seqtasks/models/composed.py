@@ -49,11 +49,31 @@ class EncoderDecoder(keras.Model):
             ``input_name``, ``parts()`` and ``model_parts(model)``.
         decoder: an :class:`~seqtasks.models.decoders.RNNAttentionDecoder` or
             :class:`~seqtasks.models.decoders.TransformerDecoderStack`.
+        share_embeddings: bool, the encoder's source token embedding is the decoder's
+            target token embedding (one variable; a joint source-target vocabulary;
+            Transformer token encoder and decoder only; Press & Wolf 2017, sec. 3;
+            Vaswani et al. 2017, sec. 3.4). Default False.
         **kwargs: ``keras.Model`` arguments (``name``, ``dtype``, ...).
+
+    Raises:
+        ValueError: ``share_embeddings`` with layers that have no token embeddings of
+            one size.
     """
 
-    def __init__(self, encoder, decoder, **kwargs):
+    def __init__(self, encoder, decoder, share_embeddings: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.share_embeddings = bool(share_embeddings)
+        if self.share_embeddings:
+            source = getattr(getattr(encoder, "source_embedding", None), "token_embedding", None)
+            target = getattr(getattr(decoder, "target_embedding", None), "token_embedding", None)
+            if source is None or target is None or source.input_dim != target.input_dim:
+                raise ValueError(
+                    "share_embeddings needs a Transformer token encoder and decoder with one "
+                    f"vocabulary; Received: encoder={type(encoder).__name__}, "
+                    f"decoder={type(decoder).__name__}"
+                )
+            # Before either is built: one ReversibleEmbedding, one variable, in both.
+            encoder.source_embedding.token_embedding = target
         self.encoder = encoder
         self.decoder = decoder
 
@@ -113,6 +133,7 @@ class EncoderDecoder(keras.Model):
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "share_embeddings": self.share_embeddings,
         }
 
     @classmethod

@@ -218,6 +218,9 @@ class TransformerDecoderStack(keras.layers.Layer):
         num_heads: int (default 4); must divide ``hidden_dim``.
         num_layers: int, decoder blocks (default 3).
         dropout: float (default 0.1).
+        tie_embeddings: bool, the output layer is the transposed target token embedding
+            (keras-hub ``ReversibleEmbedding(reverse=True)``; Press & Wolf 2017, sec. 3;
+            Vaswani et al. 2017, sec. 3.4), without a bias (default False: a Dense layer).
 
     Raises:
         ValueError: if ``num_heads`` does not divide ``hidden_dim``.
@@ -234,6 +237,7 @@ class TransformerDecoderStack(keras.layers.Layer):
         num_heads: int = 4,
         num_layers: int = 3,
         dropout: float = 0.1,
+        tie_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -261,8 +265,11 @@ class TransformerDecoderStack(keras.layers.Layer):
             )
             for i in range(num_layers)
         ]
-        self.output_dense = keras.layers.Dense(
-            vocabulary_size, dtype="float32", name="logits"
+        self.tie_embeddings = bool(tie_embeddings)
+        self.output_dense = (
+            None
+            if self.tie_embeddings
+            else keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")
         )  # float32 under mixed precision too (softmax, loss)
         self.built = True  # the sublayers build on their first call
 
@@ -272,8 +279,14 @@ class TransformerDecoderStack(keras.layers.Layer):
             self.target_embedding,
             self.embedding_dropout,
             *self.decoder_layers,
-            self.output_dense,
+            *([self.output_dense] if self.output_dense is not None else []),
         ]
+
+    def _logits(self, x):
+        """float32 ``(..., vocabulary_size)`` from the last block's output."""
+        if self.output_dense is not None:
+            return self.output_dense(x)
+        return ops.cast(self.target_embedding.token_embedding(x, reverse=True), "float32")
 
     def _blocks(self, x, encoder_outputs, encoder_mask, decoder_mask, blocks, training=None):
         for layer in blocks:
@@ -292,7 +305,7 @@ class TransformerDecoderStack(keras.layers.Layer):
         x = self.embedding_dropout(self.target_embedding(token_ids), training=training)
         mask = ops.not_equal(token_ids, 0)
         x = self._blocks(x, encoder_outputs, encoder_mask, mask, self.decoder_layers, training)
-        return self.output_dense(x)  # (B, T, V)
+        return self._logits(x)  # (B, T, V)
 
     def call(self, token_ids, encoded, training=None):
         return self.decode(token_ids, encoded, training)
@@ -348,7 +361,7 @@ class TransformerDecoderStack(keras.layers.Layer):
                 cross_attention_cache_update_index=None,
             )
             updated.append(layer_cache)
-        logits = self.output_dense(x)[:, 0, :]  # (B, V)
+        logits = self._logits(x)[:, 0, :]  # (B, V)
         return logits, (encoder_outputs, encoder_mask, cross_cache, ops.stack(updated, axis=1))
 
     def cross_attention(self, token_ids, encoded):
@@ -374,4 +387,5 @@ class TransformerDecoderStack(keras.layers.Layer):
             "num_heads": self.num_heads,
             "num_layers": self.num_layers,
             "dropout": self.dropout,
+            "tie_embeddings": self.tie_embeddings,
         }

@@ -110,6 +110,7 @@ def TransformerSeq2Seq(  # named as the class it replaced
     num_heads: int = 4,
     num_layers: int = 3,
     dropout: float = 0.1,
+    tie_embeddings: bool = False,
     **kwargs,
 ) -> EncoderDecoder:
     """Transformer encoder-decoder from keras-hub layers (Vaswani et al. 2017, sec. 3).
@@ -124,23 +125,27 @@ def TransformerSeq2Seq(  # named as the class it replaced
         num_heads: int, attention heads (default 4).
         num_layers: int, encoder blocks and decoder blocks (default 3 each).
         dropout: float (default 0.1).
+        tie_embeddings: bool, one matrix for the source embedding, the target embedding
+            and the output layer (three-way tying, Press & Wolf 2017, sec. 3; Vaswani et
+            al. 2017, sec. 3.4); needs one joint vocabulary (default False).
         **kwargs: ``keras.Model`` arguments (``name``, ...).
 
     Returns:
         An unbuilt :class:`~seqtasks.models.composed.EncoderDecoder`.
 
     Raises:
-        ValueError: if ``num_heads`` does not divide ``hidden_dim``.
+        ValueError: if ``num_heads`` does not divide ``hidden_dim``, or tying with two
+            vocabulary sizes.
     """
     decoder = TransformerDecoderStack(
         target_vocabulary_size, sequence_length, hidden_dim, intermediate_dim, num_heads,
-        num_layers, dropout, name="transformer_decoder",
+        num_layers, dropout, tie_embeddings=tie_embeddings, name="transformer_decoder",
     )  # fmt: skip
     encoder = TransformerTokenEncoder(
         source_vocabulary_size, sequence_length, hidden_dim, intermediate_dim, num_heads,
         num_layers, dropout, name="token_encoder",
     )  # fmt: skip
-    return EncoderDecoder(encoder, decoder, **kwargs)
+    return EncoderDecoder(encoder, decoder, share_embeddings=tie_embeddings, **kwargs)
 
 
 def freeze(model: keras.Model, part: str) -> list[str]:
@@ -199,6 +204,7 @@ def build_seq2seq(config, source_vocabulary_size: int, target_vocabulary_size: i
             num_heads=config.num_heads,
             num_layers=config.num_layers or 3,
             dropout=config.dropout,
+            tie_embeddings=getattr(config, "tie_embeddings", False),
         )
     return RNNAttentionSeq2Seq(
         source_vocabulary_size,
