@@ -67,7 +67,10 @@ class RecipeEntry:
         Raises:
             ConfigError: for an unknown field or an invalid value.
         """
-        return apply_overrides(self.config_class(export_dir=f"saved_models/{self.name}"), overrides)
+        from seqtasks.recipe import record_explicit
+
+        config = self.config_class(export_dir=f"saved_models/{self.name}")
+        return record_explicit(apply_overrides(config, overrides), overrides)
 
     def check_training_data(self, config: TrainConfig) -> None:
         """``train``'s data checks that need no TensorFlow: data is given, and a ``--data``

@@ -43,11 +43,16 @@ def recipes(name, as_json):
             for model, about in row["models"].items():
                 click.echo(f"  --model {model:<14} {about}")
         return
+    from tasks.presets import presets
+
     recipe = entry(name)
     fields = recipe.make_config().describe()
     if as_json:
         click.echo(json.dumps(fields, indent=2, default=str))
         return
+    for preset, about in presets(recipe.name).items():
+        settings = " ".join(f"{k}={v}" for k, v in about["settings"].items())
+        click.echo(f"--preset {preset}: {about['description']}\n    {settings}")
     click.echo(f"{recipe.name} ({recipe.task_type}): set with --set KEY=VALUE")
     for field in fields:
         extra = ""

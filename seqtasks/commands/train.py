@@ -76,6 +76,12 @@ from seqtasks.commands.common import (
     "--beam-size", type=int, help="Translation, captioning: beam size of evaluation and the export."
 )
 @click.option(
+    "--preset",
+    metavar="NAME",
+    help="Start from a named published setting (see `recipes RECIPE`); flags and --set "
+    "override its values.",
+)
+@click.option(
     "--average-last",
     type=int,
     metavar="N",
@@ -141,6 +147,7 @@ def train(
     split,
     tokenizer,
     beam_size,
+    preset,
     average_last,
     multi_label,
     label_separator,
@@ -177,6 +184,8 @@ def train(
       python cli.py train sentiment --data my.csv --init-from saved_models/language-model
       python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
           --target-lang de
+      python cli.py train translation --data ../shared/data/multi30k --source-lang en \\
+          --target-lang de --preset wu2021-multi30k --epochs 40
       python cli.py train translation --data ../shared/data/anki/spa-eng.zip \\
           --source-lang en --target-lang es --model rnn-attention
       python cli.py train translation --data pairs.jsonl --source-column english \\
@@ -219,6 +228,9 @@ def train(
         "mixed_precision": True if mixed_precision else None,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
+    from tasks.presets import with_preset
+
+    overrides = with_preset(known.name, preset, overrides)
     config = known.make_config(**overrides)
     known.check_training_data(config)
     if getattr(config, "init_from", None):
