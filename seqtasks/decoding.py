@@ -398,6 +398,7 @@ def beam_search(
     prompt=None,
     min_length: int = 0,
     no_repeat_ngram_size: int = 0,
+    early_stopping: bool = True,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -409,6 +410,14 @@ def beam_search(
     later is not lost. The search ends when every hypothesis in the beam has
     finished, or at ``max_length``; the answer is the best of the recorded
     finished hypotheses and the final beam.
+
+    An input is settled early (``early_stopping``, default True) once no live
+    hypothesis can beat its recorded one: log-probabilities only fall as tokens are
+    added and ``lp`` is largest at the longest possible output, so a live hypothesis
+    never ranks above ``log P / lp(max_length - 1)`` (``log P`` itself when
+    ``length_penalty`` is 0). Its hypotheses are then closed, so one degenerate
+    hypothesis no longer keeps a whole batch decoding to ``max_length``. The answer is
+    the same as without it (the bound is exact); only the number of steps changes.
 
     Args:
         model: a seq2seq model from :mod:`seqtasks.models.seq2seq` (or a model
@@ -424,6 +433,8 @@ def beam_search(
             generated tokens (default 0: no constraint; fairseq's ``--min-len``).
         no_repeat_ngram_size: a token that would repeat an n-gram of this many tokens
             of its hypothesis has log-probability -inf (default 0: off).
+        early_stopping: settle an input once no live hypothesis can beat its best
+            finished one (default True; the outputs are the same either way).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -453,6 +464,9 @@ def beam_search(
         ops.zeros((batch,), "float32"),
         ops.ones((batch,), "int32"),
     )
+
+    # lp at the longest possible output: the largest divisor a live hypothesis can get.
+    longest_penalty = _length_penalty(max_length - 1, length_penalty)
 
     def cond(tokens, cache, index, log_probs, finished, lengths, best):
         return ops.logical_not(ops.all(finished))
@@ -503,6 +517,10 @@ def beam_search(
             ops.where(better, ops.take(log_probs, chosen), best[2]),
             ops.where(better, ops.take(lengths, chosen), best[3]),
         )
+        if early_stopping and length_penalty >= 0:  # no live hypothesis can beat the record
+            bound = ops.where(finished, 2 * _NEG_INF, log_probs / longest_penalty)
+            settled = best[0] >= ops.max(ops.reshape(bound, (batch, k)), axis=-1)  # (B,)
+            finished = ops.logical_or(finished, ops.repeat(settled, k))
         return tokens, cache, index + 1, log_probs, finished, lengths, best
 
     tokens, _, _, log_probs, finished, lengths, best = ops.while_loop(
