@@ -1,0 +1,176 @@
+"""Beam search for :mod:`seqtasks.decoding` (re-exported there): finished-hypothesis
+bookkeeping, the GNMT length penalty (Wu et al. 2016, sec. 7, eq. 14), ``min_length``,
+no-repeat n-gram blocking, prompts, and early settling of inputs no live hypothesis can
+change. See :func:`beam_search`.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from seqtasks.decoding_masks import (
+    _NEG_INF,
+    _batch_size,
+    _block_repeats,
+    _forbid_end,
+    _init_cache,
+    _prompt_buffer,
+    _start_buffer,
+    _suppress_special,
+)
+from seqtasks.text import END_ID, PAD_ID
+
+
+def _length_penalty(length, alpha: float):
+    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
+
+
+def beam_search(
+    model,
+    encoder_token_ids,
+    max_length: int,
+    beam_size: int = 4,
+    length_penalty: float = 0.6,
+    prompt=None,
+    min_length: int = 0,
+    no_repeat_ngram_size: int = 0,
+    early_stopping: bool = True,
+):
+    """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
+
+    Each step expands the ``k`` hypotheses of every input by every token and keeps
+    the ``k`` best by ``log P / lp(length)``. A hypothesis that emits ``[END]``
+    stays in the beam with its score frozen (its only continuation is ``[PAD]``
+    at no cost) and is also recorded as the input's best finished hypothesis if
+    it beats the previous one, so a finished hypothesis pushed out of the beam
+    later is not lost. The search ends when every hypothesis in the beam has
+    finished, or at ``max_length``; the answer is the best of the recorded
+    finished hypotheses and the final beam.
+
+    An input is settled early (``early_stopping``, default True) once no live
+    hypothesis can beat its recorded one: log-probabilities only fall as tokens are
+    added and ``lp`` is largest at the longest possible output, so a live hypothesis
+    never ranks above ``log P / lp(max_length - 1)`` (``log P`` itself when
+    ``length_penalty`` is 0). Its hypotheses are then closed, so one degenerate
+    hypothesis no longer keeps a whole batch decoding to ``max_length``. The answer is
+    the same as without it (the bound is exact); only the number of steps changes.
+
+    Args:
+        model: a seq2seq model from :mod:`seqtasks.models.seq2seq` (or a model
+            as :func:`decode` takes).
+        encoder_token_ids: int32 ``(batch, source_length)``, right-padded with 0;
+            None for a decoder-only model.
+        max_length: buffer length, ``[START]`` and the prompt included.
+        beam_size: hypotheses kept per input (1 gives greedy decoding).
+        length_penalty: exponent alpha of ``lp(y) = ((5 + |y|) / 6) ** alpha``.
+        prompt: as for :func:`decode`: its tokens are forced at no cost, and
+            ``|y|`` counts the generated tokens only.
+        min_length: ``[END]``'s log-probability is -inf for a hypothesis with fewer
+            generated tokens (default 0: no constraint; fairseq's ``--min-len``).
+        no_repeat_ngram_size: a token that would repeat an n-gram of this many tokens
+            of its hypothesis has log-probability -inf (default 0: off).
+        early_stopping: settle an input once no live hypothesis can beat its best
+            finished one (default True; the outputs are the same either way).
+
+    Returns:
+        ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
+        best hypothesis; ``scores`` is ``log P(y|x) / |y|``.
+    """
+    k = beam_size
+    batch = _batch_size(encoder_token_ids, prompt)
+    flat = batch * k
+    # Every input's source (and prompt) is repeated for its k hypotheses: (B*K, ...).
+    repeated = None if encoder_token_ids is None else ops.repeat(encoder_token_ids, k, axis=0)
+    cache = _init_cache(model, repeated, max_length, flat)
+    static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
+    if prompt is not None:
+        prompt = ops.repeat(ops.cast(prompt, "int32"), k, axis=0)
+    tokens, fixed = _prompt_buffer(prompt, flat, max_length)
+    forced_any = prompt is not None
+    # Only hypothesis 0 is live at the start, so the first step does not pick k copies.
+    first = ops.convert_to_tensor([[0.0] + [_NEG_INF] * (k - 1)], "float32")
+    log_probs = ops.reshape(ops.broadcast_to(first, (batch, k)), (flat,))
+    finished = ops.zeros((flat,), "bool")
+    lengths = ops.zeros((flat,), "int32")
+    offsets = ops.repeat(ops.arange(batch, dtype="int32") * k, k)  # (B*K,) hypothesis 0 of each
+    # The best finished hypothesis of each input so far: ranking score, tokens, log P, length.
+    best = (
+        ops.full((batch,), 2 * _NEG_INF, "float32"),
+        _start_buffer(batch, max_length),
+        ops.zeros((batch,), "float32"),
+        ops.ones((batch,), "int32"),
+    )
+
+    # lp at the longest possible output: the largest divisor a live hypothesis can get.
+    longest_penalty = _length_penalty(max_length - 1, length_penalty)
+
+    def cond(tokens, cache, index, log_probs, finished, lengths, best):
+        return ops.logical_not(ops.all(finished))
+
+    def body(tokens, cache, index, log_probs, finished, lengths, best):
+        previous = ops.slice(tokens, [0, index - 1], [flat, 1])  # (B*K, 1)
+        logits, cache = model.decode_step(previous, cache, index - 1)
+        step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
+        if min_length > 0:  # masked after the softmax, as fairseq: scores stay the model's
+            step = _forbid_end(step, lengths < min_length)
+        step = _block_repeats(step, tokens, index, no_repeat_ngram_size)
+        vocabulary = ops.shape(step)[-1]
+        # A finished hypothesis has one continuation, [PAD], at no cost.
+        only_pad = ops.where(ops.arange(vocabulary) == PAD_ID, 0.0, _NEG_INF)[None, :]
+        step = ops.where(finished[:, None], only_pad, step)
+        generated = ops.logical_not(finished)
+        if forced_any:  # a prompt token is the only continuation, at no cost
+            forced = ops.take(fixed, index, axis=1)  # (B*K,)
+            given = ops.take(tokens, index, axis=1)
+            only_given = ops.where(ops.arange(vocabulary)[None, :] == given[:, None], 0.0, _NEG_INF)
+            step = ops.where(forced[:, None], only_given, step)
+            generated = ops.logical_and(generated, ops.logical_not(forced))
+        candidates = log_probs[:, None] + step  # (B*K, V)
+        new_lengths = lengths + ops.cast(generated, "int32")
+        ranking = candidates / _length_penalty(new_lengths, length_penalty)[:, None]
+        ranking = ops.reshape(ranking, (batch, k * vocabulary))
+        _, top = ops.top_k(ranking, k=k, sorted=True)  # (B, K)
+        top = ops.reshape(top, (flat,))
+        parent = offsets + top // vocabulary  # flat index of the parent hypothesis
+        token = ops.cast(top % vocabulary, "int32")
+        log_probs = ops.take(ops.reshape(candidates, (-1,)), parent * vocabulary + token)
+        lengths = ops.take(new_lengths, parent)
+        was_finished = ops.take(finished, parent)
+        finished = ops.logical_or(was_finished, ops.equal(token, END_ID))
+        tokens = ops.take(tokens, parent, axis=0)
+        cache = tuple(c if i < static else ops.take(c, parent, axis=0) for i, c in enumerate(cache))
+        tokens = ops.slice_update(tokens, [0, index], token[:, None])
+        # Record hypotheses that finished at this step if they beat the input's best.
+        score = log_probs / _length_penalty(lengths, length_penalty)
+        just = ops.logical_and(finished, ops.logical_not(was_finished))
+        score = ops.reshape(ops.where(just, score, 2 * _NEG_INF), (batch, k))
+        which = ops.cast(ops.argmax(score, axis=-1), "int32")  # (B,)
+        chosen = offsets[::k] + which
+        better = ops.max(score, axis=-1) > best[0]
+        best = (
+            ops.where(better, ops.max(score, axis=-1), best[0]),
+            ops.where(better[:, None], ops.take(tokens, chosen, axis=0), best[1]),
+            ops.where(better, ops.take(log_probs, chosen), best[2]),
+            ops.where(better, ops.take(lengths, chosen), best[3]),
+        )
+        if early_stopping and length_penalty >= 0:  # no live hypothesis can beat the record
+            bound = ops.where(finished, 2 * _NEG_INF, log_probs / longest_penalty)
+            settled = best[0] >= ops.max(ops.reshape(bound, (batch, k)), axis=-1)  # (B,)
+            finished = ops.logical_or(finished, ops.repeat(settled, k))
+        return tokens, cache, index + 1, log_probs, finished, lengths, best
+
+    tokens, _, _, log_probs, finished, lengths, best = ops.while_loop(
+        cond,
+        body,
+        (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best),
+        maximum_iterations=max_length - 1,
+    )
+    # The final beam may hold unfinished hypotheses (max_length reached): compare with the record.
+    ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (batch, k))
+    top = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
+    use_record = best[0] >= ops.max(ranking, axis=-1)
+    out_tokens = ops.where(use_record[:, None], best[1], ops.take(tokens, top, axis=0))
+    out_log_probs = ops.where(use_record, best[2], ops.take(log_probs, top))
+    out_lengths = ops.where(use_record, best[3], ops.take(lengths, top))
+    scores = out_log_probs / ops.maximum(ops.cast(out_lengths, "float32"), 1.0)
+    return out_tokens, scores
