@@ -120,3 +120,24 @@ def average_snapshots(model, folder: str, epochs: list[int]) -> None:
         ]
     )
     log.info("averaged the weights of epochs %s", ", ".join(map(str, epochs)))
+
+
+def snapshot_callbacks(folder, count, monitor, mode, state, initial_epoch, is_chief) -> list:
+    """``[EpochSnapshots]`` when ``count >= 2`` on the chief (the run directory's writer),
+    else ``[]``; a resumed run's ``state`` (``state.json``) gives the earlier epochs'
+    ``monitor`` values up to ``initial_epoch``."""
+    if count < 2 or not is_chief:
+        return []
+    history = (state or {}).get("history", {}).get(monitor, [])[:initial_epoch]
+    return [EpochSnapshots(folder, count, monitor=monitor, mode=mode, history=history)]
+
+
+def average_best(model, folder, count, best_epoch, snapshots) -> list[int] | None:
+    """Average into ``model`` the snapshots of the ``count`` epochs ending at
+    ``best_epoch`` when ``snapshots`` (:func:`snapshot_callbacks`) ran; return those
+    epochs, or None when nothing was averaged."""
+    if not snapshots or not best_epoch:
+        return None
+    epochs = averaged_epochs(best_epoch, count, saved_epochs(folder))
+    average_snapshots(model, folder, epochs)
+    return epochs

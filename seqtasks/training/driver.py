@@ -22,14 +22,7 @@ from seqtasks.errors import ConfigError, UserError
 from seqtasks.io import check_output_dir, write_json_atomic
 from seqtasks.precision import follow_global_policy, precision_policy
 from seqtasks.recipe import Recipe
-from seqtasks.training.averaging import (
-    AVERAGING_DIR,
-    EpochSnapshots,
-    average_snapshots,
-    averaged_epochs,
-    best_of,
-    saved_epochs,
-)
+from seqtasks.training.averaging import AVERAGING_DIR, average_best, best_of, snapshot_callbacks
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, reduce_lr_on_plateau
 from seqtasks.training.environment import peak_rss_mb, seed_everything, writes_savedmodels
 from seqtasks.training.fitting import fit, write_curves
@@ -283,18 +276,8 @@ def _train_in(
         source=os.path.join(resume_from or run_dir, RESUME_DIR),
     )
     averaging = os.path.join(run_dir, AVERAGING_DIR)
-    snapshots = (
-        [
-            EpochSnapshots(
-                averaging,
-                config.average_last,
-                monitor=monitor,
-                mode=mode,
-                history=(state or {}).get("history", {}).get(monitor, [])[:initial_epoch],
-            )
-        ]
-        if config.average_last >= 2 and distribution.is_chief
-        else []
+    snapshots = snapshot_callbacks(
+        averaging, config.average_last, monitor, mode, state, initial_epoch, distribution.is_chief
     )
     callbacks = [
         DataEpoch(data_epoch()),
@@ -339,12 +322,9 @@ def _train_in(
             return TrainResult(None, None, metrics, model, prepared, config)
         selected = resume_state.history.get(monitor, [])
         best_epoch = best_of(selected, mode)
-        averaged = None
-        if snapshots and best_epoch:
-            averaged = averaged_epochs(best_epoch, config.average_last, saved_epochs(averaging))
-            average_snapshots(model, averaging, averaged)
+        averaged = average_best(model, averaging, config.average_last, best_epoch, snapshots)
         metrics = recipe.evaluate(model, prepared, config)
-    if averaged is not None:
+    if averaged:
         metrics["averaged_epochs"] = averaged
         metrics[f"best_epoch_{monitor}"] = round(float(selected[best_epoch - 1]), 6)
     metrics.update(

@@ -48,6 +48,7 @@ from tasks.captioning.serving import (
     IMAGE_ENCODER_FILE,
     VOCABULARY_FILE,
     CaptioningServing,
+    bleu_4_callback,
     make_generator,
 )
 from tasks.registry import ENTRIES
@@ -372,26 +373,8 @@ class CaptioningRecipe(CaptioningServing):
         return ("val_bleu_4", "max") if config.select_by == "bleu_4" else ("val_loss", "min")
 
     def epoch_callbacks(self, model, prepared: Prepared, config: CaptioningConfig) -> list:
-        """With ``select_by=bleu_4``: the validation images' captions decoded after every
-        epoch, their corpus BLEU-4 logged as ``val_bleu_4`` (what :meth:`evaluate` reports)."""
-        if config.select_by != "bleu_4":
-            return []
-        from seqtasks.generation_recipe import decoded_score_callback
-
-        inputs = prepared.info.validation_inputs
-        shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
-        generators = {}  # one per model: traced once, reads the weights as they change
-
-        def bleu_4(trained) -> float:
-            if id(trained) not in generators:
-                generators[id(trained)] = make_generator(
-                    trained, prepared.info, config, feature_shape=shape
-                )
-            captions, _ = generators[id(trained)].generate_all(inputs, batch_size=32)
-            references = prepared.info.validation_data.captions
-            return caption_scores(captions, references)["bleu_4"]
-
-        return [decoded_score_callback("val_bleu_4", bleu_4)]
+        """With ``select_by=bleu_4``: :func:`~tasks.captioning.serving.bleu_4_callback`."""
+        return [bleu_4_callback(prepared, config)] if config.select_by == "bleu_4" else []
 
     def evaluate(self, model, prepared: Prepared, config: CaptioningConfig) -> dict:
         """Validation metrics of the best weights.

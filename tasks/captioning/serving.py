@@ -271,3 +271,24 @@ def load_generator(version_dir: str, metadata: dict) -> Generator:
         feature_dtype=preprocessing.get("feature_dtype"),
         feature_shape=metadata.get("feature_shape"),
     )
+
+
+def bleu_4_callback(prepared, config: CaptioningConfig):
+    """The callback that logs ``val_bleu_4`` after every epoch: the validation images'
+    captions decoded as the export decodes, corpus BLEU-4 against all their references
+    (what the recipe's ``evaluate`` reports); one generator per model, traced once."""
+    from seqtasks.generation_recipe import decoded_score_callback
+
+    inputs = prepared.info.validation_inputs
+    shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
+    generators = {}
+
+    def bleu_4(trained) -> float:
+        if id(trained) not in generators:
+            generators[id(trained)] = make_generator(
+                trained, prepared.info, config, feature_shape=shape
+            )
+        captions, _ = generators[id(trained)].generate_all(inputs, batch_size=32)
+        return caption_scores(captions, prepared.info.validation_data.captions)["bleu_4"]
+
+    return decoded_score_callback("val_bleu_4", bleu_4)

@@ -43,6 +43,18 @@ def _mean(records, epochs):
     return [np.mean([records[e][i] for e in epochs], axis=0) for i in range(len(records[1]))]
 
 
+def _run_config(tmp_path, data, average_last):
+    recipe = get_recipe("sentiment")
+    config = recipe.make_config(
+        data=data,
+        average_last=average_last,
+        run_dir=str(tmp_path / "run"),
+        export_dir=str(tmp_path / "export"),
+        **SETTINGS,
+    )
+    return recipe, config
+
+
 def _tiny_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     return model
@@ -84,14 +96,7 @@ def test_the_averaged_weights_are_the_mean_of_the_snapshots(tmp_path):
 def test_a_run_exports_the_mean_of_the_last_epochs_ending_at_the_best(tmp_path, sst2_sample):
     from seqtasks.inference import load_keras_model
 
-    recipe = get_recipe("sentiment")
-    config = recipe.make_config(
-        data=sst2_sample,
-        average_last=3,
-        run_dir=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "export"),
-        **SETTINGS,
-    )
+    recipe, config = _run_config(tmp_path, sst2_sample, average_last=3)
     record = RecordWeights()
     result = train(recipe, config, verbose=0, callbacks=[record])
     best = result.metrics["best_epoch"]
@@ -106,14 +111,7 @@ def test_a_run_exports_the_mean_of_the_last_epochs_ending_at_the_best(tmp_path, 
 
 
 def test_a_resumed_run_averages_the_epochs_before_the_interruption(tmp_path, sst2_sample):
-    recipe = get_recipe("sentiment")
-    config = recipe.make_config(
-        data=sst2_sample,
-        average_last=4,
-        run_dir=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "export"),
-        **SETTINGS,
-    )
+    recipe, config = _run_config(tmp_path, sst2_sample, average_last=4)
     first = RecordWeights()
     with pytest.raises(KeyboardInterrupt):
         train(recipe, config, verbose=0, callbacks=[first, Interrupt()])
