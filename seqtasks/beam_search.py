@@ -25,6 +25,27 @@ def _length_penalty(length, alpha: float):
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 
 
+def cache_stages(model, max_length: int, cache_chunk: int) -> list[int]:
+    """The cache sizes beam search decodes with, in order: ``cache_chunk`` doubled while
+    below ``max_length``, then ``max_length`` (``[max_length]`` when ``cache_chunk`` is 0,
+    the model's cache does not grow with the output, as an RNN's state, or ``max_length``
+    is a tensor).
+
+    >>> class M: cache_grows = True
+    >>> cache_stages(M(), 64, 16)
+    [16, 32, 64]
+    """
+    if cache_chunk <= 0 or not getattr(model, "cache_grows", False):
+        return [max_length]
+    if not isinstance(max_length, int):  # known only when the graph runs: one buffer
+        return [max_length]
+    sizes, size = [], cache_chunk
+    while size < max_length:
+        sizes.append(size)
+        size *= 2
+    return sizes + [max_length]
+
+
 def beam_search(
     model,
     encoder_token_ids,
@@ -35,6 +56,7 @@ def beam_search(
     min_length: int = 0,
     no_repeat_ngram_size: int = 0,
     early_stopping: bool = True,
+    cache_chunk: int = 16,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -71,6 +93,11 @@ def beam_search(
             of its hypothesis has log-probability -inf (default 0: off).
         early_stopping: settle an input once no live hypothesis can beat its best
             finished one (default True; the outputs are the same either way).
+        cache_chunk: for a model whose cache grows with the output (``cache_grows``:
+            the Transformer decoders' self-attention keys/values), the cache starts with
+            this many positions and doubles when full, up to ``max_length`` (default 16;
+            0: the whole buffer from the start). The outputs are the same either way;
+            short outputs decode faster (``bench/README.md``, issue 20).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -81,7 +108,7 @@ def beam_search(
     flat = batch * k
     # Every input's source (and prompt) is repeated for its k hypotheses: (B*K, ...).
     repeated = None if encoder_token_ids is None else ops.repeat(encoder_token_ids, k, axis=0)
-    cache = _init_cache(model, repeated, max_length, flat)
+    cache = _init_cache(model, repeated, cache_stages(model, max_length, cache_chunk)[0], flat)
     static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
     if prompt is not None:
         prompt = ops.repeat(ops.cast(prompt, "int32"), k, axis=0)
@@ -159,12 +186,25 @@ def beam_search(
             finished = ops.logical_or(finished, ops.repeat(settled, k))
         return tokens, cache, index + 1, log_probs, finished, lengths, best
 
-    tokens, _, _, log_probs, finished, lengths, best = ops.while_loop(
-        cond,
-        body,
-        (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best),
-        maximum_iterations=max_length - 1,
-    )
+    # The self-attention cache starts small and doubles when full (one loop per size), so
+    # a batch whose outputs are short never attends over, copies or reorders the whole
+    # buffer. Attention never reaches an empty slot (causal mask), so outputs are the same.
+    state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best)
+    stages = cache_stages(model, max_length, cache_chunk)
+    for i, size in enumerate(stages):
+        if i:  # grow the cache of the loop before to `size` positions
+            tokens, cache, *rest = state
+            state = (tokens, model.grow_cache(cache, size), *rest)
+        # The step at `index` writes cache position index - 1; the buffer ends at max_length.
+        limit = max_length if i == len(stages) - 1 else size + 1
+
+        def stage_cond(tokens, cache, index, log_probs, finished, lengths, best, limit=limit):
+            return ops.logical_and(
+                index < limit, cond(tokens, cache, index, log_probs, finished, lengths, best)
+            )
+
+        state = ops.while_loop(stage_cond, body, state, maximum_iterations=max_length - 1)
+    tokens, _, _, log_probs, finished, lengths, best = state
     # The final beam may hold unfinished hypotheses (max_length reached): compare with the record.
     ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (batch, k))
     top = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)

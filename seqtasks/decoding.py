@@ -56,7 +56,7 @@ import dataclasses
 
 from keras import ops
 
-from seqtasks.beam_search import beam_search
+from seqtasks.beam_search import beam_search, cache_stages  # noqa: F401 (re-exported)
 from seqtasks.decoding_config import STRATEGIES, DecodingConfig  # noqa: F401 (re-exported)
 from seqtasks.decoding_masks import (  # noqa: F401 (repeated_ngram_mask re-exported)
     _batch_size,

@@ -20,6 +20,9 @@ Interface (all tensors are backend tensors, written with ``keras.ops``), the one
 - ``model.decode_step(token_ids (batch, 1), cache, index)`` -> ``(logits (batch,
   vocabulary_size), cache)``: the next-token distribution after the token at position
   ``index``, reusing the cache (Transformer: keys/values of every layer; RNN: the state).
+- ``model.cache_grows`` / ``model.grow_cache(cache, length)``: a Transformer decoder's
+  self-attention cache is as long as the output, so beam search starts it small and
+  zero-pads it when full (:func:`seqtasks.decoding.cache_stages`); False for an RNN.
 - ``model.cross_attention(x, y_in)`` -> float32 ``(batch, target_length,
   source_length)``, the attention weights of the (last) decoder layer, for plots; None
   for a decoder without attention (Show and Tell).
@@ -115,6 +118,15 @@ class EncoderDecoder(keras.Model):
 
     def init_cache(self, encoder_input, max_length):
         return self.decoder.init_cache(self.encoder.encode(encoder_input), max_length)
+
+    @property
+    def cache_grows(self) -> bool:
+        """Whether the cache's length is the output's (a Transformer decoder): see
+        :func:`seqtasks.decoding.cache_stages`."""
+        return getattr(self.decoder, "cache_grows", False)
+
+    def grow_cache(self, cache, length):
+        return self.decoder.grow_cache(cache, length)
 
     def decode_step(self, token_ids, cache, index):
         return self.decoder.decode_step(token_ids, cache, index)

@@ -35,6 +35,7 @@ from seqtasks.models.attention import (
     doubly_stochastic_penalty,
 )
 from seqtasks.models.hub_attention import decoder_cross_attention_scores
+from seqtasks.models.layers import pad_positions
 
 
 def rnn_class(cell: str):
@@ -226,8 +227,6 @@ class TransformerDecoderStack(keras.layers.Layer):
         ValueError: if ``num_heads`` does not divide ``hidden_dim``.
     """
 
-    num_static_cache = 3  # encoder outputs, encoder mask, cross-attention keys/values
-
     def __init__(
         self,
         vocabulary_size: int,
@@ -273,6 +272,11 @@ class TransformerDecoderStack(keras.layers.Layer):
         )  # float32 under mixed precision too (softmax, loss)
         self.built = True  # the sublayers build on their first call
 
+    @property
+    def num_static_cache(self) -> int:
+        """Encoder outputs, encoder mask and each block's cross-attention keys/values."""
+        return 2 + self.num_layers
+
     def parts(self) -> list:
         """The sublayers in creation order, the word embedding first."""
         return [
@@ -311,8 +315,10 @@ class TransformerDecoderStack(keras.layers.Layer):
         return self.decode(token_ids, encoded, training)
 
     def init_cache(self, encoded, max_length):
-        """``(encoder_outputs, encoder_mask int32, cross (B, L, 2, S, H, Dh), self (B, L, 2,
-        max_length, H, Dh))``: cross-attention keys/values and empty self-attention slots."""
+        """``(encoder_outputs, encoder_mask int32, *cross, *self)``: per block the
+        cross-attention keys/values ``(B, 2, S, H, Dh)``, then per block the empty
+        self-attention slots ``(B, 2, max_length, H, Dh)``. One entry per block, so a
+        step neither slices nor restacks a stacked cache (a copy of it every step)."""
         encoder_outputs, encoder_mask, _ = encoded
         batch = ops.shape(encoder_outputs)[0]
         head_dim = self.hidden_dim // self.num_heads
@@ -338,31 +344,40 @@ class TransformerDecoderStack(keras.layers.Layer):
                 cross_attention_cache_update_index=0,
             )
             cross.append(seeded)  # (B, 2, S, H, Dh)
-        cross_cache = ops.stack(cross, axis=1)  # (B, L, 2, S, H, Dh)
-        # Self-attention keys/values of every layer, filled one position per step.
-        self_cache = ops.zeros(
-            (batch, self.num_layers, 2, max_length, self.num_heads, head_dim), dtype
-        )
-        return (encoder_outputs, ops.cast(encoder_mask, "int32"), cross_cache, self_cache)
+        # Self-attention keys/values of every block, filled one position per step.
+        slots = (batch, 2, max_length, self.num_heads, head_dim)
+        self_caches = [ops.zeros(slots, dtype) for _ in self.decoder_layers]
+        return (encoder_outputs, ops.cast(encoder_mask, "int32"), *cross, *self_caches)
+
+    #: The self-attention cache's length is the output's: beam search grows it (grow_cache).
+    cache_grows = True
+
+    def grow_cache(self, cache, length):
+        """``cache`` with its self-attention slots zero-padded to ``length`` positions
+        (axis 2 of each block's ``(B, 2, positions, H, Dh)``); the filled slots are kept."""
+        static = self.num_static_cache
+        return (*cache[:static], *(pad_positions(c, length) for c in cache[static:]))
 
     def decode_step(self, token_ids, cache, index):
         """int32 ``(B, 1)`` at position ``index`` -> ``(logits (B, V), cache)``."""
-        encoder_outputs, encoder_mask, cross_cache, self_cache = cache
+        static = self.num_static_cache
+        encoder_outputs, encoder_mask = cache[:2]
         x = self.target_embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
-        for i, layer in enumerate(self.decoder_layers):
+        blocks = zip(self.decoder_layers, cache[2:static], cache[static:])
+        for layer, cross_cache, self_cache in blocks:
             x, layer_cache, _ = layer(
                 x,
                 encoder_outputs,
                 encoder_padding_mask=ops.cast(encoder_mask, "bool"),
-                self_attention_cache=self_cache[:, i],
+                self_attention_cache=self_cache,
                 self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache[:, i],
+                cross_attention_cache=cross_cache,
                 cross_attention_cache_update_index=None,
             )
             updated.append(layer_cache)
         logits = self._logits(x)[:, 0, :]  # (B, V)
-        return logits, (encoder_outputs, encoder_mask, cross_cache, ops.stack(updated, axis=1))
+        return logits, (*cache[:static], *updated)
 
     def cross_attention(self, token_ids, encoded):
         """Head-averaged cross-attention weights of the last block, float ``(B, T, S)``

@@ -12,7 +12,10 @@ need no other code:
   first (``num_static_cache = 0``: beam search reorders all of them);
 - ``model.decode_step(token_ids (B, 1), cache, index)`` -> ``(logits (B, V), cache)``:
   the next-token logits after the token at position ``index``; a ``[PAD]`` step leaves
-  the cache unchanged (RNN: the state; Transformer: a padded position is never attended).
+  the cache unchanged (RNN: the state; Transformer: a padded position is never attended);
+- ``model.cache_grows`` and ``model.grow_cache(cache, length)`` (Transformer): the cache's
+  length is the output's, so beam search starts it small and grows it
+  (:func:`seqtasks.decoding.cache_stages`).
 
 Models:
 
@@ -42,6 +45,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqtasks.models.layers import pad_positions
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
 from seqtasks.sampled_softmax import log_uniform_candidates, output_rows, sampled_logits
@@ -136,6 +140,7 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
     """
 
     num_static_cache = 0
+    cache_grows = False  # the state has no time axis
     encoder_input_name = None  # decoder-only
 
     def __init__(
@@ -312,24 +317,30 @@ class TransformerLanguageModel(_SampledSoftmaxMixin, keras.Model):
         return self._logits(x, inputs, training)
 
     def init_cache(self, encoder_inputs, max_length, batch_size=None):
-        """Self-attention keys/values of every block, filled one position per step:
-        ``(float (batch_size, num_layers, 2, max_length, num_heads, head_dim),)``."""
+        """Self-attention keys/values, one entry per block, filled one position per step:
+        ``num_layers`` float tensors ``(batch_size, 2, max_length, num_heads, head_dim)``."""
         del encoder_inputs  # decoder-only
         head_dim = self.hidden_dim // self.num_heads
         dtype = self.blocks[0].compute_dtype
-        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim)
-        return (ops.zeros(shape, dtype),)
+        shape = (batch_size, 2, max_length, self.num_heads, head_dim)
+        return tuple(ops.zeros(shape, dtype) for _ in self.blocks)
+
+    #: The self-attention cache's length is the output's: beam search grows it (grow_cache).
+    cache_grows = True
+
+    def grow_cache(self, cache, length):
+        """``cache`` with its self-attention slots zero-padded to ``length`` positions."""
+        return tuple(pad_positions(c, length) for c in cache)
 
     def decode_step(self, token_ids, cache, index):
-        (self_cache,) = cache
         x = self.embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
-        for i, block in enumerate(self.blocks):
+        for block, self_cache in zip(self.blocks, cache):
             x, layer_cache = block(
-                x, self_attention_cache=self_cache[:, i], self_attention_cache_update_index=index
+                x, self_attention_cache=self_cache, self_attention_cache_update_index=index
             )
             updated.append(layer_cache)
-        return self.output_layer(x)[:, 0, :], (ops.stack(updated, axis=1),)
+        return self.output_layer(x)[:, 0, :], tuple(updated)
 
     def freezable_parts(self) -> dict[str, list[str]]:
         """``embeddings``: token and position embeddings; ``encoder``: every block."""

@@ -15,6 +15,14 @@ def large_negative(dtype) -> float:
     return -3e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1e9
 
 
+def pad_positions(cache, length: int):
+    """One block's Transformer self-attention cache ``(B, 2, positions, heads, head_dim)``
+    zero-padded along ``positions`` to ``length`` (static ints; beam search's growing
+    cache, :func:`seqtasks.decoding.cache_stages`)."""
+    extra = length - cache.shape[2]
+    return ops.pad(cache, [[0, 0], [0, 0], [0, extra], [0, 0], [0, 0]])
+
+
 @keras.saving.register_keras_serializable(package="seqtasks")
 class MaskedPooling(keras.layers.Layer):
     """Mean or max over time that ignores padded steps.
