@@ -218,3 +218,20 @@ def test_the_sequential_scans_gradient_is_the_recurrences_adjoint():
         loss = tf.reduce_sum(plain_loop(a, b, h0) * weights)
     for ours, theirs in zip(scan_gradients(a, b, h0), tape.gradient(loss, [a, b, h0])):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "backend, device, expected",
+    [("tensorflow", None, "sequential"), ("jax", "cpu", "sequential"),
+     ("jax", "gpu", "associative"), ("jax", "tpu", "associative")],
+)  # fmt: skip
+def test_auto_scan_is_sequential_on_a_cpu_and_associative_on_an_accelerator(
+    monkeypatch, backend, device, expected
+):
+    import sys
+    import types
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(default_backend=lambda: device))
+    assert MinGRU(4).resolved_scan() == expected
+    assert MinGRU(4, scan="associative").resolved_scan() == "associative"
