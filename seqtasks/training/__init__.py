@@ -1,8 +1,8 @@
 """The training driver: runs a recipe's steps with the shared fit wiring.
 
-Modules: :mod:`~seqtasks.training.driver` (``train``, ``finetune``),
-:mod:`~seqtasks.training.rundir` (run directories, locks, what differs from an earlier
-run), :mod:`~seqtasks.training.resume` (the state a resumed run restores),
+Modules: :mod:`~seqtasks.training.driver` (``train``), :mod:`~seqtasks.training.finetuning`
+(``finetune``), :mod:`~seqtasks.training.rundir` (run directories, locks, what differs
+from an earlier run), :mod:`~seqtasks.training.resume` (the state a resumed run restores),
 :mod:`~seqtasks.training.callbacks` and :mod:`~seqtasks.training.environment` (seeds,
 backend). The names below are importable from ``seqtasks.training`` itself.
 
@@ -57,8 +57,9 @@ enabled.
 """
 
 from seqtasks.training.callbacks import DataEpoch, EpochTimer, TimeLimit, reduce_lr_on_plateau
-from seqtasks.training.driver import TrainResult, finetune, train
+from seqtasks.training.driver import TrainResult, train
 from seqtasks.training.environment import peak_rss_mb, seed_everything, writes_savedmodels
+from seqtasks.training.finetuning import finetune
 from seqtasks.training.interrupt import StopOnInterrupt, TrainingInterrupted
 from seqtasks.training.resume import (
     RESUME_DIR,
