@@ -38,6 +38,14 @@ def run_json(args: list[str]) -> dict:
     return json.loads(out.stdout)
 
 
+def history_column(run_dir: str, name: str) -> list[float]:
+    """One column of the run's per-epoch ``history.csv`` (for curves at equal time)."""
+    import csv
+
+    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as f:
+        return [round(float(row[name]), 4) for row in csv.DictReader(f)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
@@ -98,7 +106,9 @@ def main() -> None:
         "epochs_run": m["epochs_run"],
         "best_epoch": m["best_epoch"],
         "seconds_per_epoch": m["seconds_per_epoch"],
+        "val_accuracy_per_epoch": history_column(args.run_dir, "val_accuracy"),
         "train_seconds": m["train_seconds"],
+        "prepare_seconds": m.get("prepare_seconds"),
         "peak_rss_mb": m["peak_rss_mb"],
         "wall_seconds_total": round(wall, 1),
         "sst2_dev": {k: sst2[k] for k in ("examples", "accuracy", "macro_f1")},
