@@ -5,8 +5,9 @@ concurrency (default 1, 8, 64), on loopback only:
 
 - server: that many client threads, each with one keep-alive HTTP connection, send
   ``{"instances": [<one text>]}`` to ``/v1/models/<name>:predict`` (texts from SST-2
-  dev or Multi30k test, in turn) until ``--requests`` requests or ``--seconds``
-  seconds; every answer is checked (status 200, one prediction).
+  dev, or Multi30k test for a model named ``translation*``, in turn) until
+  ``--requests`` requests or ``--seconds`` seconds; every answer is checked (status
+  200, one prediction).
 - in-process: the same number of threads call the same SavedModel's
   ``serving_default`` with the same one-text batches in this process.
 
@@ -65,7 +66,8 @@ def start_server(root: str, extra=(), log_path: str = "/tmp/seqtasks-bench-serve
 
 
 def texts_for(model: str, n: int = 500) -> list[str]:
-    if model == "translation":
+    """Multi30k test sources for a model named ``translation*``, else SST-2 dev texts."""
+    if model.startswith("translation"):
         with gzip.open(os.path.join(DATA, "multi30k", "test_2016_flickr.en.gz"), "rt") as f:
             return [line.strip() for line in itertools.islice(f, n)]
     with open(os.path.join(DATA, "sst2", "dev.tsv"), encoding="utf-8") as f:
@@ -150,7 +152,7 @@ def http_call(base: str, model: str, texts: list[str]):
 def in_process_call(version_dir: str, texts: list[str]):
     import tensorflow as tf
 
-    if os.path.basename(os.path.dirname(version_dir)) == "translation":
+    if os.path.basename(os.path.dirname(version_dir)).startswith("translation"):
         import tensorflow_text  # noqa: F401  (WordPiece ops)
 
     loaded = tf.saved_model.load(version_dir)
