@@ -108,7 +108,8 @@ def beam_search(
     flat = batch * k
     # Every input's source (and prompt) is repeated for its k hypotheses: (B*K, ...).
     repeated = None if encoder_token_ids is None else ops.repeat(encoder_token_ids, k, axis=0)
-    cache = _init_cache(model, repeated, cache_stages(model, max_length, cache_chunk)[0], flat)
+    stages = cache_stages(model, max_length, cache_chunk)  # the cache's sizes, smallest first
+    cache = _init_cache(model, repeated, stages[0], flat)
     static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
     if prompt is not None:
         prompt = ops.repeat(ops.cast(prompt, "int32"), k, axis=0)
@@ -190,7 +191,6 @@ def beam_search(
     # a batch whose outputs are short never attends over, copies or reorders the whole
     # buffer. Attention never reaches an empty slot (causal mask), so outputs are the same.
     state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best)
-    stages = cache_stages(model, max_length, cache_chunk)
     for i, size in enumerate(stages):
         if i:  # grow the cache of the loop before to `size` positions
             tokens, cache, *rest = state
