@@ -19,6 +19,7 @@ Writes ``bench/results/translation_multi30k_<model>.json``.
 
     python bench/translation_multi30k.py --model transformer --max-minutes 75
     python bench/translation_multi30k.py --model rnn-attention --set cell=gru
+    python bench/translation_multi30k.py --preset wu2021-multi30k --max-minutes 90
 
 ``--max-minutes`` stops training after the epoch that crosses the limit (the
 best weights so far are kept); ``--threads`` caps TensorFlow's CPU threads so
@@ -45,6 +46,7 @@ DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="transformer")
+    parser.add_argument("--preset", default=None, help="a preset of the recipe (tasks/presets.py)")
     parser.add_argument("--set", action="append", default=[], help="config override KEY=VALUE")
     parser.add_argument("--max-minutes", type=float, default=None)
     parser.add_argument("--threads", type=int, default=0, help="TF intra-op threads (0 = all)")
@@ -75,6 +77,7 @@ def main() -> None:
     from seqtasks.text import END_ID, START_ID
     from seqtasks.training import TimeLimit, train
     from tasks import get_recipe
+    from tasks.presets import with_preset
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     recipe = get_recipe("translation")
@@ -86,7 +89,7 @@ def main() -> None:
         "run_dir": f"/tmp/seqtasks-bench/translation-{args.model}-{stamp}",
         **parse_assignments(args.set),
     }
-    config = recipe.make_config(**overrides)
+    config = recipe.make_config(**with_preset("translation", args.preset, overrides))
 
     start = time.perf_counter()
     if args.from_run:
@@ -167,7 +170,7 @@ def main() -> None:
         "export": result.export_path,
     }
     path = args.output or os.path.join(
-        ROOT, "bench", "results", f"translation_multi30k_{args.model}.json"
+        ROOT, "bench", "results", f"translation_multi30k_{args.preset or args.model}.json"
     )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
