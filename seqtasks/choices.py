@@ -13,7 +13,7 @@ ENCODERS = (  # seqtasks.models.encoders
 )  # fmt: skip
 RNN_ACTIVATIONS = ("tanh", "relu")  # seqtasks.models.encoders
 POOLINGS = ("max", "mean", "final", "concat")  # seqtasks.models.classifier
-RNN_CELLS = ("lstm", "gru")  # seqtasks.models.decoders
+RNN_CELLS = ("lstm", "gru", "mingru", "minlstm")  # seqtasks.models.decoders
 ATTENTION_SCORES = ("additive", "multiplicative")  # seqtasks.models.attention
 SEQ2SEQ_MODELS = ("transformer", "rnn-attention")  # seqtasks.models.seq2seq
 DEFAULT_MIN_FREQUENCY = 10  # seqtasks.subword: tensorflow-text's lower_thresh, as keras-hub's tool

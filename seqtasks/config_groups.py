@@ -63,7 +63,12 @@ class RNNFields:
     """Embedding size, recurrent cell and attention score of recurrent models."""
 
     embedding_dim: int = option(256, "RNN models: token embedding size.", min=1)
-    cell: str = option("lstm", "RNN models: recurrent cell.", choices=RNN_CELLS)
+    cell: str = option(
+        "lstm",
+        "RNN models: recurrent cell; mingru/minlstm are the minimal recurrences of Feng et "
+        "al. 2024 (linear in the state, computed with a scan).",
+        choices=RNN_CELLS,
+    )
     attention: str = option(
         "additive",
         "RNN models: attention score, additive (Bahdanau) or multiplicative (Luong).",

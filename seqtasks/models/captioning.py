@@ -71,13 +71,14 @@ def RNNCaptioner(  # named as the class it replaced
     attention_penalty: float = 0.0,
     **kwargs,
 ) -> EncoderDecoder:
-    """LSTM/GRU caption decoder initialised from image features, with or without attention.
+    """Recurrent caption decoder initialised from image features, with or without attention.
 
     Args:
         vocabulary_size: int, size of the output softmax (caption tokens).
         embedding_dim: int, word embedding size (default 256).
         hidden_dim: int, decoder RNN units (default 512).
-        cell: ``"lstm"`` or ``"gru"``.
+        cell: ``"lstm"``, ``"gru"``, ``"mingru"`` or ``"minlstm"`` (see
+            :func:`~seqtasks.models.decoders.rnn_class`).
         attention: ``"none"`` (Show and Tell), ``"additive"`` (Show, Attend and
             Tell) or ``"multiplicative"``.
         dropout: float, dropout on word embeddings, image features and the

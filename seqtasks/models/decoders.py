@@ -6,7 +6,7 @@ encoder's output as the triple ``encoded = (outputs (B, S, D), mask bool (B, S),
 summaries)``, where ``summaries`` is a list of float ``(B, D')`` tensors that initialise
 an RNN decoder's state (one per state, or one shared by all; empty for Transformers).
 
-- :class:`RNNAttentionDecoder`: an LSTM/GRU whose output attends over the encoder
+- :class:`RNNAttentionDecoder`: an LSTM/GRU (or minGRU/minLSTM) whose output attends over the encoder
   states with additive scores (Bahdanau et al. 2014, sec. 3.1, appendix A.1.2) or
   multiplicative ("general") scores (Luong et al. 2015, sec. 3.1), followed by Luong's
   attentional layer ``tanh(W_c [c_t; h_t])`` (eq. 5); ``attention="none"`` is the plain
@@ -36,17 +36,24 @@ from seqtasks.models.attention import (
 )
 from seqtasks.models.hub_attention import decoder_cross_attention_scores
 from seqtasks.models.layers import pad_positions
+from seqtasks.models.min_rnn import MinGRU, MinLSTM
+
+MIN_RNN_CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}  # linear in the state: one h each
 
 
 def rnn_class(cell: str):
-    """``keras.layers.LSTM`` for ``"lstm"``, ``keras.layers.GRU`` for ``"gru"``.
+    """The recurrent layer class of ``cell``: ``keras.layers.LSTM`` (``"lstm"``),
+    ``keras.layers.GRU`` (``"gru"``), :class:`~seqtasks.models.min_rnn.MinGRU`
+    (``"mingru"``) or :class:`~seqtasks.models.min_rnn.MinLSTM` (``"minlstm"``; Feng et
+    al. 2024, sec. 3). All take ``(units, return_sequences=, return_state=)``.
 
     Raises:
         ValueError: for another ``cell``.
     """
     if cell not in RNN_CELLS:
         raise ValueError(f"cell must be one of {RNN_CELLS}; Received: cell={cell!r}")
-    return keras.layers.LSTM if cell == "lstm" else keras.layers.GRU
+    classes = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU, **MIN_RNN_CELLS}
+    return classes[cell]
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -58,7 +65,10 @@ class RNNAttentionDecoder(keras.layers.Layer):
         embedding_dim: int, word embedding size (default 256).
         units: int, decoder RNN units (default 512); also the width of the bridge
             ``tanh(W s + b)`` from each encoder summary to the initial state.
-        cell: ``"lstm"`` (default) or ``"gru"``.
+        cell: ``"lstm"`` (default), ``"gru"``, ``"mingru"`` or ``"minlstm"`` (see
+            :func:`rnn_class`). The min cells' state is ``h`` alone and must be >= 0 for
+            their associative scan, so their bridge is ``sigmoid(W s + b)``; a cached
+            step uses their :meth:`~seqtasks.models.min_rnn.MinRNN.step`.
         attention: ``"additive"`` (default), ``"multiplicative"`` or ``"none"``.
         dropout: float, on word embeddings and the output layer's input (default 0.2).
         attention_penalty: float, weight of the doubly stochastic attention penalty
@@ -99,8 +109,9 @@ class RNNAttentionDecoder(keras.layers.Layer):
         self.target_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, name="target_embedding"
         )
+        bridge = "sigmoid" if cell in MIN_RNN_CELLS else "tanh"
         self.bridge = [
-            keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}")
+            keras.layers.Dense(units, activation=bridge, name=f"bridge_{i}")
             for i in range(self.num_states)
         ]
         self.decoder_rnn = rnn(units, return_sequences=True, return_state=True, name="decoder")
@@ -185,9 +196,13 @@ class RNNAttentionDecoder(keras.layers.Layer):
         """int32 ``(B, 1)`` -> ``(logits (B, V), cache)``; ``index`` is unused."""
         encoder_outputs, encoder_mask, *state = cache
         x = self.target_embedding(token_ids)  # (B, 1, E)
-        # No RNN mask for a single step (a fully masked row fails the cuDNN kernel in
-        # a graph); a [PAD] fed to a finished beam hypothesis keeps its state instead.
-        h, *new_state = self.decoder_rnn(x, initial_state=list(state))
+        if self.cell in MIN_RNN_CELLS:  # the cached step, not a scan over one position
+            h, new_h = self.decoder_rnn.decode_step(x[:, 0, :], state[0])
+            h, new_state = h[:, None, :], [new_h]
+        else:
+            # No RNN mask for a single step (a fully masked row fails the cuDNN kernel in
+            # a graph); a [PAD] fed to a finished beam hypothesis keeps its state instead.
+            h, *new_state = self.decoder_rnn(x, initial_state=list(state))
         is_pad = ops.equal(token_ids, 0)  # (B, 1)
         new_state = [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
         h_tilde, _ = self._attend(h, encoder_outputs, encoder_mask)

@@ -11,7 +11,7 @@ of a token encoder and a decoder:
   (:class:`~seqtasks.models.token_encoders.TransformerTokenEncoder`,
   :class:`~seqtasks.models.decoders.TransformerDecoderStack`).
 - :func:`RNNAttentionSeq2Seq`: a bidirectional LSTM/GRU encoder and an LSTM/GRU
-  decoder whose output attends over the encoder states, with additive scores
+  decoder (or minGRU/minLSTM in both, ``cell="mingru"``/``"minlstm"``) whose output attends over the encoder states, with additive scores
   (Bahdanau et al. 2014, sec. 3.1 and appendix A.1.2) or multiplicative ("general")
   scores (Luong et al. 2015, sec. 3.1), followed by Luong's attentional layer
   ``tanh(W_c [c_t; h_t])`` (eq. 5)
@@ -79,7 +79,8 @@ def RNNAttentionSeq2Seq(  # named as the class it replaced
         hidden_dim: int, units of each encoder direction (default 256; the decoder has
             ``2 * hidden_dim`` units to match the concatenated bidirectional states).
         num_layers: int, stacked bidirectional encoder layers (default 1).
-        cell: ``"lstm"`` or ``"gru"``.
+        cell: ``"lstm"``, ``"gru"``, ``"mingru"`` or ``"minlstm"`` (the last two: Feng
+            et al. 2024, sec. 3, in the encoder and the decoder).
         attention: ``"additive"`` (Bahdanau), ``"multiplicative"`` (Luong) or ``"none"``.
         dropout: float, dropout on embeddings and the attentional layer (default 0.2).
         **kwargs: ``keras.Model`` arguments (``name``, ...).

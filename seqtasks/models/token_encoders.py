@@ -4,8 +4,8 @@ Each returns ``encoded = (outputs (B, S, D), mask bool (B, S), summaries)`` for 
 of :mod:`seqtasks.models.decoders` (``summaries``: the RNN decoder's initial-state
 inputs, empty for Transformers), and names the model parts fine-tuning can freeze.
 
-- :class:`BidirectionalRNNEncoder`: stacked bidirectional LSTM/GRU layers (Bahdanau et
-  al. 2014, sec. 3.2); the decoder starts from the final forward and backward states.
+- :class:`BidirectionalRNNEncoder`: stacked bidirectional LSTM/GRU (or minGRU/minLSTM)
+  layers (Bahdanau et al. 2014, sec. 3.2); the decoder starts from the final forward and backward states.
 - :class:`TransformerTokenEncoder`: keras-hub ``TokenAndPositionEmbedding`` and
   ``TransformerEncoder`` blocks (Vaswani et al. 2017, sec. 3.1), post-layer-norm.
 
@@ -58,10 +58,11 @@ class BidirectionalRNNEncoder(_TokenEncoder):
         hidden_dim: int, units of each direction (default 256); outputs have ``2 *
             hidden_dim`` features.
         num_layers: int, stacked bidirectional layers (default 1).
-        cell: ``"lstm"`` (default) or ``"gru"``.
+        cell: ``"lstm"`` (default), ``"gru"``, ``"mingru"`` or ``"minlstm"`` (see
+            :func:`~seqtasks.models.decoders.rnn_class`).
         dropout: float, on the source embeddings (default 0.2).
 
-    ``encode`` returns one summary per RNN state (LSTM: h and c; GRU: h), each the
+    ``encode`` returns one summary per RNN state (LSTM: h and c; the others: h), each the
     final forward and backward states concatenated, float ``(B, 2 * hidden_dim)``.
 
     Raises:

@@ -1,6 +1,7 @@
-"""minGRU/minLSTM in the recipes: a bidirectional sentiment export and a language-model
-export (residual blocks, cached-step generation) give in a fresh TensorFlow-only process
-what the in-memory models give, and `train sentiment --init-from` starts from a minGRU
+"""minGRU/minLSTM in the recipes: a bidirectional sentiment export, a language-model
+export (residual blocks, cached-step generation) and an rnn-attention translator
+(``cell=mingru``, beam search in the graph) give in a fresh TensorFlow-only process what
+the in-memory models give, and `train sentiment --init-from` starts from a minGRU
 language model."""
 
 import json
@@ -9,8 +10,10 @@ import numpy as np
 import tensorflow as tf
 from test_language_model import TINY_LM, assert_fresh_export_matches, shakespeare_head
 from test_sentiment_recipe import FRESH_PROCESS
+from test_translation import FRESH_PROCESS as TRANSLATE_IN_A_FRESH_PROCESS
+from test_translation import MULTI30K
 
-from conftest import SST2_TRAIN, TINY, head_lines, run_fresh_python
+from conftest import SST2_TRAIN, TINY, TINY_TRANSLATION, head_lines, run_fresh_python
 
 
 def test_a_bidirectional_mingru_classifier_serves_in_a_fresh_process(tmp_path, sst2_sample):
@@ -50,6 +53,38 @@ def test_a_minlstm_language_model_scores_and_generates_in_a_fresh_process(tmp_pa
     assert np.isfinite(result.metrics["val_nll"]) and result.metrics["val_nll"] < np.log(70)
     texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
     assert_fresh_export_matches(recipe, config, result, texts, tmp_path)
+
+
+def test_a_mingru_rnn_attention_translator_serves_in_a_fresh_process(tmp_path):
+    from seqtasks.decoding import DecodingOptions
+    from seqtasks.generation import Generator, TextSource
+    from seqtasks.models.min_rnn import MinGRU
+    from seqtasks.training import train
+    from tasks import get_recipe
+
+    recipe = get_recipe("translation")
+    config = recipe.make_config(
+        data=MULTI30K, model="rnn-attention", cell="mingru",
+        export_dir=str(tmp_path / "export"), run_dir=str(tmp_path / "run"),
+        **TINY_TRANSLATION,
+    )  # fmt: skip
+    result = train(recipe, config, verbose=0)
+    decoder = result.model.decoder
+    assert isinstance(decoder.decoder_rnn, MinGRU) and decoder.num_states == 1
+    assert isinstance(result.model.encoder.encoder_layers[0].forward_layer, MinGRU)
+    assert 1.0 < result.metrics["val_perplexity"] < 300 * 1.5  # at most about uniform
+    batch = ["Two dogs play in the snow.", "", "A woman in a red dress is singing."]
+    served = run_fresh_python(
+        TRANSLATE_IN_A_FRESH_PROCESS, result.export_path, json.dumps({"b": batch}), cwd=tmp_path
+    )["b"]
+    info = result.prepared.info
+    expected = Generator(
+        result.model, info.target_tokenizer, DecodingOptions(beam_size=2),
+        TINY_TRANSLATION["sequence_length"], TextSource(info.source_tokenizer), "translation",
+    ).serving_function(tf.constant(batch))  # fmt: skip
+    assert served["translation"] == [t.decode() for t in expected["translation"].numpy()]
+    np.testing.assert_allclose(served["score"], expected["score"].numpy(), atol=1e-5)
+    assert served["translation"][1] == "" and served["score"][1] == 0.0
 
 
 def test_the_classifier_starts_from_a_mingru_language_model(tmp_path):

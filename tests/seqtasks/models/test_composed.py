@@ -23,15 +23,19 @@ def build(kind):
         model = TransformerSeq2Seq(
             12, 13, 10, intermediate_dim=8, num_heads=2, num_layers=1, **TINY
         )
-    elif kind == "rnn":
-        model = RNNAttentionSeq2Seq(12, 13, embedding_dim=6, cell="gru", **TINY)
+    elif kind.startswith("rnn"):
+        cell = "gru" if kind == "rnn" else kind.split("-")[1]
+        model = RNNAttentionSeq2Seq(12, 13, embedding_dim=6, cell=cell, **TINY)
     elif kind == "caption-transformer":
         model = TransformerCaptioner(
             13, 10, num_positions=4, intermediate_dim=8, num_heads=2, num_layers=1,
             num_encoder_layers=1, **TINY,
         )  # fmt: skip
     else:
-        model = RNNCaptioner(13, embedding_dim=6, attention=kind.split("-")[1], **TINY)
+        attention, cell = kind.split("-")[1], "lstm"
+        if attention.startswith("min"):  # a minimal recurrence with additive attention
+            attention, cell = "additive", attention
+        model = RNNCaptioner(13, embedding_dim=6, cell=cell, attention=attention, **TINY)
     source = FEATURES if kind.startswith("caption") else SOURCE
     model({model.encoder_input_name: source, "decoder_token_ids": TARGET})
     return model, {model.encoder_input_name: source, "decoder_token_ids": TARGET}
@@ -40,6 +44,7 @@ def build(kind):
 KINDS = {
     "transformer": (TransformerTokenEncoder, TransformerDecoderStack, "encoder_token_ids", 3),
     "rnn": (BidirectionalRNNEncoder, RNNAttentionDecoder, "encoder_token_ids", 2),
+    "rnn-mingru": (BidirectionalRNNEncoder, RNNAttentionDecoder, "encoder_token_ids", 2),
     "caption-transformer": (
         TransformerFeatureEncoder,
         TransformerDecoderStack,
@@ -48,6 +53,7 @@ KINDS = {
     ),
     "caption-none": (PooledFeatureEncoder, RNNAttentionDecoder, "image_features", 2),
     "caption-additive": (PooledFeatureEncoder, RNNAttentionDecoder, "image_features", 2),
+    "caption-minlstm": (PooledFeatureEncoder, RNNAttentionDecoder, "image_features", 2),
 }
 
 

@@ -30,7 +30,7 @@ def tiny(kind, **kwargs):
     return model, source
 
 
-MODELS = ["transformer", "rnn-lstm", "rnn-gru"]
+MODELS = ["transformer", "rnn-lstm", "rnn-gru", "rnn-mingru", "rnn-minlstm"]
 
 
 @pytest.mark.parametrize("kind", MODELS)
