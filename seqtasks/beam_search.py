@@ -77,6 +77,9 @@ def beam_search(
     hypothesis no longer keeps a whole batch decoding to ``max_length``. The answer is
     the same as without it (the bound is exact); only the number of steps changes.
 
+    The source is encoded once per input (not once per hypothesis) and its cache
+    entries repeated for the ``k`` hypotheses.
+
     Args:
         model: a seq2seq model from :mod:`seqtasks.models.seq2seq` (or a model
             as :func:`decode` takes).
@@ -106,10 +109,12 @@ def beam_search(
     k = beam_size
     batch = _batch_size(encoder_token_ids, prompt)
     flat = batch * k
-    # Every input's source (and prompt) is repeated for its k hypotheses: (B*K, ...).
-    repeated = None if encoder_token_ids is None else ops.repeat(encoder_token_ids, k, axis=0)
     stages = cache_stages(model, max_length, cache_chunk)  # the cache's sizes, smallest first
-    cache = _init_cache(model, repeated, stages[0], flat)
+    if encoder_token_ids is None:  # a decoder-only model: zero states for every hypothesis
+        cache = _init_cache(model, None, stages[0], flat)
+    else:  # encode each source once, then repeat its cache for its k hypotheses: (B*K, ...)
+        cache = _init_cache(model, encoder_token_ids, stages[0], batch)
+        cache = tuple(ops.repeat(c, k, axis=0) for c in cache)
     static = getattr(model, "num_static_cache", 0)  # source-side entries, never reordered
     if prompt is not None:
         prompt = ops.repeat(ops.cast(prompt, "int32"), k, axis=0)
