@@ -15,6 +15,7 @@ self-attention cache at ``--positions`` slots (a stage of the growing cache):
     reorder          the beam's gather of its cache, token buffer and scores by parent
                      (the per-block self-attention slots; the source side is never moved)
     encode           once per call, not per step: encoder + cross-attention keys/values
+                     of each source, repeated for its hypotheses
 
 and the whole export-free search (``beam_search`` in a ``tf.function``, the default
 settings) per call and per loop step. The step's parts do not add up exactly: the
@@ -86,8 +87,8 @@ def main() -> None:
     index = args.positions // 2  # a step in the middle of the stage
 
     @tf.function
-    def encode(x):
-        return model.init_cache(ops.repeat(x, BEAM, axis=0), args.positions)
+    def encode(x):  # as beam_search: each source once, its cache repeated per hypothesis
+        return tuple(ops.repeat(c, BEAM, axis=0) for c in model.init_cache(x, args.positions))
 
     @tf.function
     def step(tokens, cache):
