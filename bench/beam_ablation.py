@@ -35,6 +35,21 @@ SETTINGS = {"full_buffer": (False, 0), "settle": (True, 0), "settle_grow": (True
 BATCHES = ((1, 64), (32, 320))
 
 
+def load_export_and_sources(version_dir: str, count: int):
+    """The export's generator (this checkout's code) and the first ``count``
+    test_2016_flickr sources as padded int32 ids ``(count, S)``."""
+    import tensorflow as tf
+
+    from seqtasks.export import read_metadata
+    from tasks.translation.serving import load_translator
+
+    generator = load_translator(version_dir, read_metadata(version_dir))
+    with gzip.open(os.path.join(DATA, "test_2016_flickr.en.gz"), "rt", encoding="utf-8") as f:
+        sources = [line.strip() for line in f][:count]
+    ids = generator.source.encode(tf.constant(sources))
+    return generator, ids.to_tensor() if isinstance(ids, tf.RaggedTensor) else ids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("version_dir")
@@ -48,15 +63,9 @@ def main() -> None:
     import tensorflow as tf
 
     from seqtasks.decoding import beam_search
-    from seqtasks.export import read_metadata
-    from tasks.translation.serving import load_translator
 
-    generator = load_translator(args.version_dir, read_metadata(args.version_dir))
+    generator, ids = load_export_and_sources(args.version_dir, 320)
     model, length = generator.model, generator.max_length
-    with gzip.open(os.path.join(DATA, "test_2016_flickr.en.gz"), "rt", encoding="utf-8") as f:
-        sources = [line.strip() for line in f][:320]
-    ids = generator.source.encode(tf.constant(sources))
-    ids = ids.to_tensor() if isinstance(ids, tf.RaggedTensor) else ids
 
     functions = {
         name: tf.function(

@@ -27,7 +27,6 @@ settings) per call and per loop step. The step's parts do not add up exactly: th
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -37,7 +36,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
 BEAM = 4
 
 
@@ -70,19 +68,14 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
+    from beam_ablation import load_export_and_sources
     from keras import ops
 
     from seqtasks.decoding import beam_search
-    from seqtasks.export import read_metadata
-    from tasks.translation.serving import load_translator
 
-    generator = load_translator(args.version_dir, read_metadata(args.version_dir))
+    generator, ids = load_export_and_sources(args.version_dir, 32)
     model, length = generator.model, generator.max_length
     decoder = model.decoder
-    with gzip.open(os.path.join(DATA, "test_2016_flickr.en.gz"), "rt", encoding="utf-8") as f:
-        sources = [line.strip() for line in f][:32]
-    ids = generator.source.encode(tf.constant(sources))
-    ids = ids.to_tensor() if isinstance(ids, tf.RaggedTensor) else ids
     static = model.num_static_cache
     index = args.positions // 2  # a step in the middle of the stage
 

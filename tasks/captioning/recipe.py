@@ -1,6 +1,6 @@
 """The training side of the captioning recipe: data, vocabulary, image features,
-fine-tuning, model, validation metrics and export (the serving side is
-:mod:`tasks.captioning.serving`)."""
+model, validation metrics and export (fine-tuning an export is
+:mod:`tasks.captioning.finetuning`, the serving side :mod:`tasks.captioning.serving`)."""
 
 from __future__ import annotations
 
@@ -23,31 +23,27 @@ from seqtasks.data.captions import (
 from seqtasks.data.pipeline import split_indices
 from seqtasks.data.teacher_forcing import caption_batches
 from seqtasks.diagnostics import empty_outputs, low_bleu, warn_if_undertrained
-from seqtasks.errors import ConfigError, DataError, UserError
-from seqtasks.export import extra_files
+from seqtasks.errors import ConfigError, DataError
 from seqtasks.images import (
     cached_image_features,
 )
-from seqtasks.inference import load_keras_model
 from seqtasks.models.captioning import ImageCaptioner, build_captioner
 from seqtasks.models.image_encoders import (
     build_image_encoder,
     mobilenet_v2_weights,
 )
-from seqtasks.models.seq2seq import freeze as freeze_layers
-from seqtasks.recipe import FinetunePlan, Prepared
+from seqtasks.recipe import Prepared
 from seqtasks.subword import (
     SubwordTokenizer,
     learned_tokenizer,
-    report_word_coverage,
     subword_coverage,
 )
 from tasks.captioning.config import CaptioningConfig, CaptioningInfo
+from tasks.captioning.finetuning import CaptioningFinetuning
 from tasks.captioning.serving import (
     DECODER_FILE,
     IMAGE_ENCODER_FILE,
     VOCABULARY_FILE,
-    CaptioningServing,
     bleu_4_callback,
     make_generator,
 )
@@ -58,7 +54,7 @@ _ENTRY = ENTRIES["captioning"]
 log = logging.getLogger("tasks.captioning")
 
 
-class CaptioningRecipe(CaptioningServing):
+class CaptioningRecipe(CaptioningFinetuning):
     """One-to-many captioning on the recipe contract of :mod:`seqtasks.recipe`.
 
     Batches follow the seq2seq layout with image features as the encoder
@@ -251,101 +247,6 @@ class CaptioningRecipe(CaptioningServing):
             results.append(features)
             encoding[name] = {"images": len(part), **stats}
         return results[0], results[1], encoding
-
-    # --- fine-tuning ---------------------------------------------------------------------
-
-    def finetune_config(self, metadata: dict, **overrides) -> CaptioningConfig:
-        """The export's config with the new data; ``encoder_weights`` is ``none``.
-
-        The image encoder comes from the export (``image_encoder.keras``), so
-        no ImageNet weight file is needed to fine-tune.
-        """
-        return super().finetune_config(metadata, **{"encoder_weights": "none", **overrides})
-
-    def plan_finetune(
-        self,
-        config: CaptioningConfig,
-        data: CaptionData,
-        version_dir: str,
-        metadata: dict,
-        *,
-        new_head: bool = False,
-        freeze: str = "none",
-    ) -> FinetunePlan:
-        """Load the export's decoder, image encoder and vocabulary; check the new captions.
-
-        New images go through the export's image encoder (its features are
-        cached under a key that includes a digest of its weights, see
-        :func:`seqtasks.images.cached_image_features`); when it was trained
-        end to end (``encoder=cnn`` or ``fine_tune_blocks``), it trains on
-        with the decoder unless ``freeze="encoder"``. The vocabulary is fixed:
-        the share of the new captions' words that are not whole vocabulary
-        tokens, the ``[UNK]`` share and the pieces per word are logged (a
-        warning above :data:`seqtasks.subword.SPLIT_WORDS_WARNING`). ``freeze``: see
-        :func:`seqtasks.models.seq2seq.freeze`; ``encoder`` also freezes an
-        image encoder that was trained end to end.
-
-        Raises:
-            UserError: for ``new_head`` (a captioning model has no labels).
-            DataError: images for a feature-vector model or the other way round,
-                or vectors of another shape.
-            ExportError: if the export lacks its Keras models or vocabulary.
-        """
-        if new_head:
-            raise UserError(
-                "--new-head: a captioning model has no classification head (no labels); "
-                "fine-tune without it"
-            )
-        takes_features = metadata.get("inputs") == "features"
-        if takes_features and data.features is None:
-            raise DataError(f"{config.data}: this model takes feature vectors; expected a .npz")
-        if not takes_features and data.features is not None:
-            raise DataError(
-                f"{config.data}: this model takes images; expected a Flickr8k folder or an "
-                "image,caption CSV"
-            )
-        if takes_features and list(data.features.shape[1:]) != list(metadata["feature_shape"]):
-            raise DataError(
-                f"{config.data}: vectors of shape {tuple(data.features.shape[1:])}; this model "
-                f"takes {tuple(metadata['feature_shape'])}"
-            )
-        needed = [DECODER_FILE, VOCABULARY_FILE] + ([] if takes_features else [IMAGE_ENCODER_FILE])
-        decoder_file, vocabulary_file, *encoder_file = extra_files(version_dir, needed, "fine-tune")
-        tokenizer = SubwordTokenizer(vocabulary_file, config.sequence_length, lowercase=True)
-        coverage = subword_coverage(tokenizer, caption_texts(data))
-        original = (metadata.get("subwords") or {}).get("captions") or {}
-        coverage["training_pieces_per_word"] = original.get("pieces_per_word")
-        report_word_coverage(coverage)
-        decoder = load_keras_model(decoder_file)
-        image_encoder = None if takes_features else load_keras_model(encoder_file[0])
-        frozen = freeze_layers(decoder, freeze)
-        end_to_end = image_encoder is not None and config.end_to_end
-        if end_to_end and freeze == "encoder":
-            image_encoder.trainable = False
-            frozen.insert(0, image_encoder.name)
-        if frozen:
-            log.info("frozen (%s): %s", freeze, ", ".join(frozen))
-        model = decoder
-        if end_to_end:
-            model = ImageCaptioner(image_encoder, decoder)
-            size = config.image_size
-            tokens = np.full((1, 2), 2, np.int32)
-            model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
-        facts = {
-            "finetuned_from": os.path.abspath(version_dir),
-            "new_head": False,
-            "freeze": freeze,
-            "frozen_layers": frozen,
-            "out_of_vocabulary": {"captions": coverage},
-        }
-
-        # prepare() reuses a vocabulary found in the run dir instead of learning one.
-        return self.finetune_plan(
-            model,
-            facts,
-            lambda run_dir: self.prepare(config, data, run_dir, image_encoder=image_encoder),
-            {vocabulary_file: VOCABULARY_FILE},
-        )
 
     # --- model ---------------------------------------------------------------------------
 
