@@ -3,16 +3,19 @@
 
 Loads a translation export's Keras model and vocabularies with this checkout's code and
 times :func:`seqtasks.decoding.beam_search` (beam 4, length penalty 0.6, min_length 1, in
-a ``tf.function`` with a dynamic batch) on Multi30k ``test_2016_flickr`` sources, in three
+a ``tf.function`` with a dynamic batch) on Multi30k ``test_2016_flickr`` sources, in four
 settings timed in turns (median of ``--rounds``):
 
     full_buffer    early_stopping=False, cache_chunk=0: the loop runs until every
                    hypothesis has finished, over the whole 64-position cache (the round-1
                    algorithm; the per-block cache layout is this checkout's)
     settle         early_stopping=True, cache_chunk=0
-    settle_grow    early_stopping=True, cache_chunk=16 (this checkout's default)
+    settle_grow    early_stopping=True, cache_chunk=16
+    settle_grow_compact
+                   the same, and finished inputs leave the batch between loops
+                   (compact=True; this checkout's default)
 
-All three give the same token ids (checked). Tokenization is outside the timed call.
+All four give the same token ids (checked). Tokenization is outside the timed call.
 
     python bench/beam_ablation.py /tmp/i20/export-head/1
 """
@@ -31,7 +34,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
-SETTINGS = {"full_buffer": (False, 0), "settle": (True, 0), "settle_grow": (True, 16)}
+SETTINGS = {
+    "full_buffer": (False, 0, False),
+    "settle": (True, 0, False),
+    "settle_grow": (True, 16, False),
+    "settle_grow_compact": (True, 16, True),
+}
 BATCHES = ((1, 64), (32, 320))
 
 
@@ -69,12 +77,13 @@ def main() -> None:
 
     functions = {
         name: tf.function(
-            lambda x, e=early, c=chunk: beam_search(
-                model, x, length, 4, 0.6, min_length=1, early_stopping=e, cache_chunk=c
+            lambda x, e=early, c=chunk, d=drop: beam_search(
+                model, x, length, 4, 0.6, min_length=1, early_stopping=e, cache_chunk=c,
+                compact=d,
             ),
             input_signature=[tf.TensorSpec((None, None), tf.int32)],
         )
-        for name, (early, chunk) in SETTINGS.items()
+        for name, (early, chunk, drop) in SETTINGS.items()
     }
     outputs = {}
     for name, fn in functions.items():  # trace, warm up, and check the outputs agree
@@ -106,7 +115,7 @@ def main() -> None:
             results[name][f"batch{b}_ratio_to_full_buffer"] = round(
                 results[name][key] / results["full_buffer"][key], 2
             )
-    generated = (outputs["settle_grow"] > 0).sum(axis=1)
+    generated = (outputs["settle_grow_compact"] > 0).sum(axis=1)
     out = {
         "command": "python bench/beam_ablation.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}, no GPU",

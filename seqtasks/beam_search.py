@@ -46,6 +46,80 @@ def cache_stages(model, max_length: int, cache_chunk: int) -> list[int]:
     return sizes + [max_length]
 
 
+def stage_limits(model, max_length: int, cache_chunk: int, compact: bool) -> list[tuple]:
+    """The loops of beam search: ``(cache size to grow to first, or None; index the loop
+    stops at)`` each. A growing cache (:func:`cache_stages`) starts a loop at every size;
+    with ``compact``, a model whose cache does not grow stops at the same points (so
+    finished inputs can leave the batch there).
+
+    >>> class M: cache_grows = True
+    >>> stage_limits(M(), 64, 16, compact=False)
+    [(None, 17), (32, 33), (64, 64)]
+    >>> class R: cache_grows = False
+    >>> stage_limits(R(), 64, 16, compact=True)
+    [(None, 17), (None, 33), (None, 64)]
+    """
+    sizes = cache_stages(model, max_length, cache_chunk)
+    grows = len(sizes) > 1
+    if not grows and compact and isinstance(max_length, int) and cache_chunk > 0:
+        sizes = cache_stages(_Growing, max_length, cache_chunk)
+    # The step at `index` writes cache position index - 1; the buffer ends at max_length.
+    return [
+        (size if grows and i else None, max_length if i == len(sizes) - 1 else size + 1)
+        for i, size in enumerate(sizes)
+    ]
+
+
+class _Growing:
+    cache_grows = True
+
+
+def _can_compact(batch) -> bool:
+    """Whether the number of inputs left can be known between loops: always, except
+    under ``jax.jit`` (where every array is a tracer of a fixed shape)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return True
+    import jax
+
+    return not isinstance(jax.numpy.zeros(()), jax.core.Tracer)
+
+
+def _drop_finished(state, answer, inputs, out_tokens, out_scores, k: int, batch):
+    """Write the answers of ``state``'s inputs into the outputs (all of them: those still
+    decoding are overwritten later), then keep only the inputs with a live hypothesis.
+
+    Returns ``(state, inputs, out_tokens, out_scores)``: the smaller state, the original
+    index int32 ``(B',)`` of each input left, and the outputs so far ``(batch, max_length)``
+    int32 and ``(batch,)`` float32.
+    """
+    tokens, scores = answer(state)
+    if inputs is None:
+        inputs = ops.arange(batch, dtype="int32")
+        out_tokens, out_scores = tokens, scores
+    else:
+        where = ops.expand_dims(inputs, -1)
+        out_tokens = ops.scatter_update(out_tokens, where, tokens)
+        out_scores = ops.scatter_update(out_scores, where, scores)
+    finished = state[4]
+    live = ops.logical_not(ops.all(ops.reshape(finished, (-1, k)), axis=-1))  # (B,)
+    keep = ops.cast(ops.nonzero(live)[0], "int32")  # positions in this state's batch
+    rows = ops.reshape(keep[:, None] * k + ops.arange(k, dtype="int32")[None, :], (-1,))
+    tokens, cache, index, log_probs, finished, lengths, best, fixed = state
+    state = (
+        ops.take(tokens, rows, axis=0),
+        tuple(ops.take(c, rows, axis=0) for c in cache),
+        index,
+        ops.take(log_probs, rows),
+        ops.take(finished, rows),
+        ops.take(lengths, rows),
+        tuple(ops.take(b, keep, axis=0) for b in best),
+        fixed if fixed is None else ops.take(fixed, rows, axis=0),
+    )
+    return state, ops.take(inputs, keep), out_tokens, out_scores
+
+
 def beam_search(
     model,
     encoder_token_ids,
@@ -57,6 +131,7 @@ def beam_search(
     no_repeat_ngram_size: int = 0,
     early_stopping: bool = True,
     cache_chunk: int = 16,
+    compact: bool = True,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -101,6 +176,12 @@ def beam_search(
             this many positions and doubles when full, up to ``max_length`` (default 16;
             0: the whole buffer from the start). The outputs are the same either way;
             short outputs decode faster (``bench/README.md``, issue 20).
+        compact: between two loops (at ``cache_chunk``, ``2 * cache_chunk``, ...
+            positions, for every model), drop from the batch the inputs whose
+            hypotheses have all finished or settled, as fairseq's generator does, so
+            the steps after that run on the inputs still decoding only (default True;
+            the outputs are the same either way). Needs the number of unfinished inputs
+            to be known when the loop ends, so it is off under ``jax.jit``.
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -125,7 +206,6 @@ def beam_search(
     log_probs = ops.reshape(ops.broadcast_to(first, (batch, k)), (flat,))
     finished = ops.zeros((flat,), "bool")
     lengths = ops.zeros((flat,), "int32")
-    offsets = ops.repeat(ops.arange(batch, dtype="int32") * k, k)  # (B*K,) hypothesis 0 of each
     # The best finished hypothesis of each input so far: ranking score, tokens, log P, length.
     best = (
         ops.full((batch,), 2 * _NEG_INF, "float32"),
@@ -137,11 +217,13 @@ def beam_search(
     # lp at the longest possible output: the largest divisor a live hypothesis can get.
     longest_penalty = _length_penalty(max_length - 1, length_penalty)
 
-    def cond(tokens, cache, index, log_probs, finished, lengths, best):
+    def cond(tokens, cache, index, log_probs, finished, lengths, best, fixed):
         return ops.logical_not(ops.all(finished))
 
-    def body(tokens, cache, index, log_probs, finished, lengths, best):
-        previous = ops.slice(tokens, [0, index - 1], [flat, 1])  # (B*K, 1)
+    def body(tokens, cache, index, log_probs, finished, lengths, best, fixed):
+        rows = ops.shape(tokens)[0]  # B*K of this stage (fewer once settled inputs leave)
+        offsets = (ops.arange(rows, dtype="int32") // k) * k  # hypothesis 0 of each input
+        previous = ops.slice(tokens, [0, index - 1], [rows, 1])  # (B*K, 1)
         logits, cache = model.decode_step(previous, cache, index - 1)
         step = ops.log_softmax(_suppress_special(logits), axis=-1)  # (B*K, V)
         if min_length > 0:  # masked after the softmax, as fairseq: scores stay the model's
@@ -161,9 +243,9 @@ def beam_search(
         candidates = log_probs[:, None] + step  # (B*K, V)
         new_lengths = lengths + ops.cast(generated, "int32")
         ranking = candidates / _length_penalty(new_lengths, length_penalty)[:, None]
-        ranking = ops.reshape(ranking, (batch, k * vocabulary))
+        ranking = ops.reshape(ranking, (-1, k * vocabulary))
         _, top = ops.top_k(ranking, k=k, sorted=True)  # (B, K)
-        top = ops.reshape(top, (flat,))
+        top = ops.reshape(top, (-1,))
         parent = offsets + top // vocabulary  # flat index of the parent hypothesis
         token = ops.cast(top % vocabulary, "int32")
         log_probs = ops.take(ops.reshape(candidates, (-1,)), parent * vocabulary + token)
@@ -176,7 +258,7 @@ def beam_search(
         # Record hypotheses that finished at this step if they beat the input's best.
         score = log_probs / _length_penalty(lengths, length_penalty)
         just = ops.logical_and(finished, ops.logical_not(was_finished))
-        score = ops.reshape(ops.where(just, score, 2 * _NEG_INF), (batch, k))
+        score = ops.reshape(ops.where(just, score, 2 * _NEG_INF), (-1, k))
         which = ops.cast(ops.argmax(score, axis=-1), "int32")  # (B,)
         chosen = offsets[::k] + which
         better = ops.max(score, axis=-1) > best[0]
@@ -188,34 +270,57 @@ def beam_search(
         )
         if early_stopping and length_penalty >= 0:  # no live hypothesis can beat the record
             bound = ops.where(finished, 2 * _NEG_INF, log_probs / longest_penalty)
-            settled = best[0] >= ops.max(ops.reshape(bound, (batch, k)), axis=-1)  # (B,)
+            settled = best[0] >= ops.max(ops.reshape(bound, (-1, k)), axis=-1)  # (B,)
             finished = ops.logical_or(finished, ops.repeat(settled, k))
-        return tokens, cache, index + 1, log_probs, finished, lengths, best
+        return tokens, cache, index + 1, log_probs, finished, lengths, best, fixed
+
+    def answer(state):
+        """The best hypothesis of each input of ``state``: tokens (B, max_length), scores (B,)."""
+        tokens, _, _, log_probs, finished, lengths, best, _ = state
+        # The final beam may hold unfinished hypotheses (max_length reached): compare
+        # with the record.
+        ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (-1, k))
+        offsets = ops.arange(ops.shape(ranking)[0], dtype="int32") * k
+        which = ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
+        top = offsets + which
+        # (not ops.max: Keras refuses the max of an empty tensor, and a batch can be empty)
+        use_record = best[0] >= ops.take_along_axis(ranking, which[:, None], axis=-1)[:, 0]
+        out_tokens = ops.where(use_record[:, None], best[1], ops.take(tokens, top, axis=0))
+        out_log_probs = ops.where(use_record, best[2], ops.take(log_probs, top))
+        out_lengths = ops.where(use_record, best[3], ops.take(lengths, top))
+        return out_tokens, out_log_probs / ops.maximum(ops.cast(out_lengths, "float32"), 1.0)
 
     # The self-attention cache starts small and doubles when full (one loop per size), so
     # a batch whose outputs are short never attends over, copies or reorders the whole
     # buffer. Attention never reaches an empty slot (causal mask), so outputs are the same.
-    state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best)
-    for i, size in enumerate(stages):
-        if i:  # grow the cache of the loop before to `size` positions
-            tokens, cache, *rest = state
-            state = (tokens, model.grow_cache(cache, size), *rest)
-        # The step at `index` writes cache position index - 1; the buffer ends at max_length.
-        limit = max_length if i == len(stages) - 1 else size + 1
-
-        def stage_cond(tokens, cache, index, log_probs, finished, lengths, best, limit=limit):
-            return ops.logical_and(
-                index < limit, cond(tokens, cache, index, log_probs, finished, lengths, best)
-            )
-
-        state = ops.while_loop(stage_cond, body, state, maximum_iterations=max_length - 1)
-    tokens, _, _, log_probs, finished, lengths, best = state
-    # The final beam may hold unfinished hypotheses (max_length reached): compare with the record.
-    ranking = ops.reshape(log_probs / _length_penalty(lengths, length_penalty), (batch, k))
-    top = offsets[::k] + ops.cast(ops.argmax(ranking, axis=-1), "int32")  # (B,)
-    use_record = best[0] >= ops.max(ranking, axis=-1)
-    out_tokens = ops.where(use_record[:, None], best[1], ops.take(tokens, top, axis=0))
-    out_log_probs = ops.where(use_record, best[2], ops.take(log_probs, top))
-    out_lengths = ops.where(use_record, best[3], ops.take(lengths, top))
-    scores = out_log_probs / ops.maximum(ops.cast(out_lengths, "float32"), 1.0)
-    return out_tokens, scores
+    # Between two loops, inputs whose hypotheses have all finished (or settled) leave the
+    # batch: their answers are written out, and the next loop decodes the others only.
+    compact = compact and _can_compact(batch)
+    limits = stage_limits(model, max_length, cache_chunk, compact)
+    state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best,
+             fixed)  # fmt: skip
+    inputs = None  # the original index of each input of the batch; None: all, in order
+    out_tokens = out_scores = None
+    for i, (size, limit) in enumerate(limits):
+        if i:
+            if compact:
+                state, inputs, out_tokens, out_scores = _drop_finished(
+                    state, answer, inputs, out_tokens, out_scores, k, batch
+                )
+            if size is not None:  # grow the cache of the loop before to `size` positions
+                tokens, cache, *rest = state
+                state = (tokens, model.grow_cache(cache, size), *rest)
+        state = ops.while_loop(
+            lambda *s, limit=limit: ops.logical_and(s[2] < limit, cond(*s)),
+            body,
+            state,
+            maximum_iterations=max_length - 1,
+        )
+    tokens, scores = answer(state)
+    if inputs is None:
+        return tokens, scores
+    where = ops.expand_dims(inputs, -1)
+    return (
+        ops.scatter_update(out_tokens, where, tokens),
+        ops.scatter_update(out_scores, where, scores),
+    )
