@@ -196,13 +196,7 @@ def decode_grid(recipe, result):
     shape = None if isinstance(inputs, list) else tuple(np.shape(inputs)[1:])
     rows = []
     for beam, alpha, ngram in GRID:
-        config = dataclasses.replace(
-            result.config,
-            decoding="beam" if beam > 1 else "greedy",
-            beam_size=max(beam, 1),
-            length_penalty=alpha,
-            no_repeat_ngram_size=ngram,
-        )
+        config = _decoding(result.config, beam, alpha, ngram)
         generator = make_generator(result.model, info, config, feature_shape=shape)
         t0 = time.perf_counter()
         captions, _ = generator.generate_all(inputs, batch_size=32)
@@ -220,14 +214,22 @@ def decode_grid(recipe, result):
         rows.append(row)
     best = max(rows, key=lambda r: r["val_bleu_4"])
     print("grid best", best, flush=True)
-    chosen = dataclasses.replace(
-        result.config,
-        decoding="beam" if best["beam_size"] > 1 else "greedy",
-        beam_size=best["beam_size"],
-        length_penalty=best["length_penalty"],
-        no_repeat_ngram_size=best["no_repeat_ngram_size"],
+    chosen = _decoding(
+        result.config, best["beam_size"], best["length_penalty"], best["no_repeat_ngram_size"]
     )
     return {"rows": rows, "chosen": best}, chosen
+
+
+def _decoding(config, beam: int, alpha: float, ngram: int):
+    """``config`` decoding with beam size ``beam`` (1: greedy), length penalty ``alpha``
+    and no-repeat n-gram size ``ngram``."""
+    return dataclasses.replace(
+        config,
+        decoding="beam" if beam > 1 else "greedy",
+        beam_size=beam,
+        length_penalty=alpha,
+        no_repeat_ngram_size=ngram,
+    )
 
 
 def from_run(recipe, config):

@@ -4,7 +4,7 @@
 Loads the export's Keras model and vocabularies (``assets.extra``) with this checkout's
 :func:`tasks.translation.serving.load_translator` and writes its ``serving_default``
 (tokenize, decode as the export's metadata says, detokenize) as a new SavedModel, plus a
-copy of ``metadata.json``, so ``bench/decoding_speed.py`` can time the same weights under
+copy of ``assets.extra`` (metadata, Keras model, vocabularies), so ``bench/decoding_speed.py`` can time the same weights under
 an older commit's export and this code's:
 
     python bench/reexport_translation.py /tmp/i20/export-head/1 /tmp/i20/export-reexport/1
@@ -39,12 +39,9 @@ def main() -> None:
     tmp = args.output.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     save_serving_archive(tmp, [generator], generator.serving_function, [generator.spec()])
-    for name in ("metadata.json", "assets.extra"):
-        source = os.path.join(args.version_dir, name)
-        if os.path.isdir(source):
-            shutil.copytree(source, os.path.join(tmp, name))
-        elif os.path.exists(source):
-            shutil.copy(source, os.path.join(tmp, name))
+    shutil.copytree(
+        os.path.join(args.version_dir, "assets.extra"), os.path.join(tmp, "assets.extra")
+    )
     os.replace(tmp, args.output)
     print("wrote", args.output)
 

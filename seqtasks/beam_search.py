@@ -37,9 +37,15 @@ def cache_stages(model, max_length: int, cache_chunk: int) -> list[int]:
     """
     if cache_chunk <= 0 or not getattr(model, "cache_grows", False):
         return [max_length]
-    if not isinstance(max_length, int):  # known only when the graph runs: one buffer
+    return _doublings(max_length, cache_chunk)
+
+
+def _doublings(max_length, chunk: int) -> list:
+    """``chunk`` doubled while below ``max_length``, then ``max_length`` (``[max_length]``
+    when it is a tensor, known only when the graph runs)."""
+    if not isinstance(max_length, int):
         return [max_length]
-    sizes, size = [], cache_chunk
+    sizes, size = [], chunk
     while size < max_length:
         sizes.append(size)
         size *= 2
@@ -61,8 +67,8 @@ def stage_limits(model, max_length: int, cache_chunk: int, compact: bool) -> lis
     """
     sizes = cache_stages(model, max_length, cache_chunk)
     grows = len(sizes) > 1
-    if not grows and compact and isinstance(max_length, int) and cache_chunk > 0:
-        sizes = cache_stages(_Growing, max_length, cache_chunk)
+    if not grows and compact and cache_chunk > 0:
+        sizes = _doublings(max_length, cache_chunk)
     # The step at `index` writes cache position index - 1; the buffer ends at max_length.
     return [
         (size if grows and i else None, max_length if i == len(sizes) - 1 else size + 1)
@@ -70,11 +76,7 @@ def stage_limits(model, max_length: int, cache_chunk: int, compact: bool) -> lis
     ]
 
 
-class _Growing:
-    cache_grows = True
-
-
-def _can_compact(batch) -> bool:
+def _can_compact() -> bool:
     """Whether the number of inputs left can be known between loops: always, except
     under ``jax.jit`` (where every array is a tracer of a fixed shape)."""
     import keras
@@ -115,7 +117,7 @@ def _drop_finished(state, answer, inputs, out_tokens, out_scores, k: int, batch)
         ops.take(finished, rows),
         ops.take(lengths, rows),
         tuple(ops.take(b, keep, axis=0) for b in best),
-        fixed if fixed is None else ops.take(fixed, rows, axis=0),
+        ops.take(fixed, rows, axis=0),
     )
     return state, ops.take(inputs, keep), out_tokens, out_scores
 
@@ -295,7 +297,7 @@ def beam_search(
     # buffer. Attention never reaches an empty slot (causal mask), so outputs are the same.
     # Between two loops, inputs whose hypotheses have all finished (or settled) leave the
     # batch: their answers are written out, and the next loop decodes the others only.
-    compact = compact and _can_compact(batch)
+    compact = compact and _can_compact()
     limits = stage_limits(model, max_length, cache_chunk, compact)
     state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best,
              fixed)  # fmt: skip
