@@ -1,7 +1,8 @@
 """The scans behind :mod:`seqtasks.models.min_rnn`: the recurrence ``h_t = a_t * h_{t-1} +
 b_t`` over a whole sequence, as a log-space associative scan (:func:`log_linear_scan`,
-Feng et al. 2024, appendix) or a loop of elementwise steps with the recurrence's own
-adjoint as its gradient (:func:`linear_scan`), the positive activations ``g``/``log_g``,
+Feng et al. 2024, appendix) or, in its gated form ``h_t = (1 - z_t) h_{t-1} + z_t c_t``,
+a loop of elementwise steps over time-major tensors with the recurrence's own adjoint as
+its gradient (:func:`gated_scan`), the positive activations ``g``/``log_g``,
 and which scan ``scan="auto"`` takes on this device (``keras.ops`` only, any backend).
 """
 
@@ -29,9 +30,23 @@ LOG_ZERO = -1e30  # log(0) for a padded step's b; finite, so logaddexp never see
 TINY = 1e-30  # the smallest initial state taken to the log (states are >= 0)
 
 
+@ops.custom_gradient
 def g(x):
-    """The paper's positive candidate activation: ``x + 0.5`` (x >= 0), ``sigmoid(x)`` (x < 0)."""
-    return ops.where(x >= 0, x + 0.5, ops.sigmoid(x))
+    """The paper's positive candidate activation: ``x + 0.5`` (x >= 0), ``sigmoid(x)`` (x < 0).
+
+    Its gradient (1, or ``s (1 - s)`` with ``s = sigmoid(x)``) is written out: one
+    ``sigmoid`` for both, where differentiating the ``where`` of both branches costs
+    several full-size operations more.
+    """
+    s = ops.sigmoid(x)
+    positive = x >= 0
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        return upstream * ops.where(positive, 1.0, s * (1.0 - s))
+
+    return ops.where(positive, x + 0.5, s), grad
 
 
 def log_g(x):
@@ -92,73 +107,89 @@ def log_linear_scan(log_a, log_b, log_h0=None, chunk_size: int = 64):
 UNROLL = 4  # recurrence steps per loop iteration of the sequential scan (measured best)
 
 
-def linear_scan(a, b, h0=None):
-    """All states of ``h_t = a_t h_{t-1} + b_t`` by a loop over time, with its gradient.
+def gated_scan(z, c, h0=None):
+    """All states of ``h_t = (1 - z_t) h_{t-1} + z_t c_t``, time-major, by a loop over time.
 
-    The loop (``keras.ops.scan``) makes ``UNROLL`` steps per iteration. The gradient is not
-    the loop's automatic one but the recurrence's own adjoint, one reverse loop of the same
-    kind: ``G_t = dL/dh_t + a_{t+1} G_{t+1}``, ``dL/db_t = G_t``, ``dL/da_t = G_t h_{t-1}``,
-    ``dL/dh_0 = a_1 G_1`` (forward and backward of the scan alone: 2.3-2.9x faster on a
-    2-core CPU than differentiating the loop; bench/README.md).
+    The form both minimal recurrences take (minGRU: ``z`` its update gate; minLSTM: its
+    normalised input gate, since ``f'_t = 1 - i'_t``). The loop (``keras.ops.scan``) makes
+    ``UNROLL`` steps ``h <- h + z (c - h)`` per iteration over time-major tensors, so
+    nothing is transposed. The gradient is not the loop's automatic one but the
+    recurrence's own adjoint, one reverse loop of the same kind: ``G_t = dL/dh_t +
+    (1 - z_{t+1}) G_{t+1}``, ``dL/dz_t = G_t (c_t - h_{t-1})``, ``dL/dc_t = G_t z_t``,
+    ``dL/dh_0 = (1 - z_1) G_1`` (bench/README.md: 2.3-2.9x faster on a 2-core CPU than
+    differentiating the loop).
 
     Args:
-        a, b: float32 ``(batch, T, units)``.
+        z: float32 ``(T, batch, units)``, the gate in [0, 1] (0 at a padded step: the
+            identity map).
+        c: float32 ``(T, batch, units)``, the candidate state.
         h0: float32 ``(batch, units)``; ``None`` for zeros.
 
     Returns:
-        float32 ``(batch, T, units)``: ``h_t`` for t = 1..T.
+        float32 ``(T, batch, units)``: ``h_t`` for t = 1..T.
     """
     if h0 is None:
-        h0 = ops.zeros((ops.shape(a)[0], a.shape[2]), "float32")
-    return _linear_scan(a, b, h0)
+        h0 = ops.zeros((ops.shape(z)[1], z.shape[2]), "float32")
+    return _gated_scan(z, c, h0)
 
 
 @ops.custom_gradient
-def _linear_scan(a, b, h0):
-    h = _recurrence_loop(a, b, h0)
+def _gated_scan(z, c, h0):
+    units = z.shape[2]
+    steps, batch = ops.shape(z)[0], ops.shape(z)[1]
+    blocks, pad = _blocks(steps)
 
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        a_next = ops.concatenate([a[:, 1:], ops.zeros_like(a[:, :1])], axis=1)  # a_{t+1}
-        total = _recurrence_loop(a_next, upstream, ops.zeros_like(h0), reverse=True)  # G_t
-        h_prev = ops.concatenate([h0[:, None, :], h[:, :-1]], axis=1)
-        return total * h_prev, total, a[:, 0] * total[:, 0]
-
-    return h, grad
-
-
-def _recurrence_loop(a, b, h0, reverse=False):
-    """``h_t = a_t h_{t-1} + b_t`` (``reverse``: ``h_t = a_t h_{t+1} + b_t`` from the end)."""
-    batch, steps, units = ops.shape(a)[0], ops.shape(a)[1], a.shape[2]
-    pad = (-steps) % UNROLL
-    a = ops.concatenate([a, ops.ones((batch, pad, units), a.dtype)], axis=1)  # identity steps
-    b = ops.concatenate([b, ops.zeros((batch, pad, units), b.dtype)], axis=1)
-    if reverse:
-        a, b = ops.flip(a, axis=1), ops.flip(b, axis=1)
-    blocks = (steps + pad) // UNROLL
-    # One time-major input, (blocks, UNROLL, B, 2U): Keras' TensorFlow scan cannot check
-    # several inputs of dynamic length.
-    coefficients = ops.transpose(
-        ops.reshape(ops.concatenate([a, b], -1), (batch, blocks, UNROLL, 2 * units)),
-        (1, 2, 0, 3),
-    )
-
-    def block_step(previous, x):  # carry and output: the block's UNROLL states (Keras' scan
-        h = previous[-1]  # wants them the same shape)
+    def forward(previous, x):  # carry and output: the block's states (Keras' scan wants
+        h = previous[-1]  # them the same shape)
         states = []
         for j in range(UNROLL):
-            h = x[j, :, :units] * h + x[j, :, units:]
+            h = h + x[j, :, :units] * (x[j, :, units:] - h)
             states.append(h)
         states = ops.stack(states)
         return states, states
 
     start = ops.zeros((UNROLL, 1, 1), h0.dtype) + h0[None]  # (UNROLL, B, U), last = h0
-    _, states = ops.scan(block_step, start, coefficients)  # (blocks, UNROLL, B, U)
-    h = ops.transpose(ops.reshape(states, (blocks * UNROLL, batch, units)), (1, 0, 2))
-    if reverse:
-        h = ops.flip(h, axis=1)
-    return h[:, :steps]
+    _, h = ops.scan(forward, start, _time_blocks(ops.concatenate([z, c], -1), pad, blocks))
+    h = ops.reshape(h, (blocks * UNROLL, batch, units))[:steps]
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+
+        def backward(carry, x):  # carry: (G of the block's steps, z of its first step)
+            total, z_next = carry[0][0], carry[1]
+            totals = [None] * UNROLL
+            for j in reversed(range(UNROLL)):
+                total = x[j, :, units:] + (1.0 - z_next) * total
+                z_next = x[j, :, :units]
+                totals[j] = total
+            totals = ops.stack(totals)
+            return (totals, z_next), (totals, z_next)
+
+        zero = ops.zeros_like(h0)
+        start = (ops.zeros((UNROLL, 1, 1), h0.dtype) + zero[None], zero)
+        coefficients = _time_blocks(ops.concatenate([z, upstream], -1), pad, blocks)
+        _, (totals, _) = ops.scan(backward, start, coefficients, reverse=True)
+        total = ops.reshape(totals, (blocks * UNROLL, batch, units))[:steps]  # G_t
+        h_prev = ops.concatenate([h0[None], h[:-1]], axis=0)
+        return total * (c - h_prev), total * z, (1.0 - z[0]) * total[0]
+
+    return h, grad
+
+
+def _blocks(steps):
+    """``(blocks, pad)``: loop iterations of ``UNROLL`` steps for ``steps``, and the
+    identity steps appended to fill the last one."""
+    pad = (-steps) % UNROLL
+    return (steps + pad) // UNROLL, pad
+
+
+def _time_blocks(x, pad, blocks):
+    """Time-major ``x`` (T, B, W) as ``(blocks, UNROLL, B, W)``, padded with zeros (z = 0:
+    identity steps; an upstream gradient of 0) to a whole number of blocks."""
+    if not (isinstance(pad, int) and pad == 0):  # a static multiple of UNROLL needs no copy
+        x = ops.concatenate([x, ops.zeros((pad, ops.shape(x)[1], x.shape[2]), x.dtype)], 0)
+    return ops.reshape(x, (blocks, UNROLL, ops.shape(x)[1], x.shape[2]))
 
 
 def _compose(earlier, later):

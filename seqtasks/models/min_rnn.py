@@ -26,8 +26,9 @@ Three modes share one set of weights:
 - **whole sequence** (``__call__``), by one of two scans chosen with ``scan``:
   ``associative`` (the paper's parallel mode: a log-space associative scan inside chunks
   of 64 steps, :func:`log_linear_scan`) or ``sequential`` (the same recurrence as a loop
-  of elementwise steps in linear space, :func:`linear_scan`: no matrix product in the
-  loop, unlike an LSTM). ``auto`` (default) takes ``sequential`` on a CPU, where it
+  of elementwise steps in linear space over time-major tensors, :func:`gated_scan`: no
+  matrix product in the loop, unlike an LSTM; both layers have the gated form
+  ``h_t = (1 - z_t) h_{t-1} + z_t c_t``, minLSTM's ``f'_t`` being ``1 - i'_t``). ``auto`` (default) takes ``sequential`` on a CPU, where it
   measured 2.8-5x faster under TensorFlow and JAX (``bench/min_rnn_throughput.py``), and
   on the TensorFlow backend; ``associative`` on a JAX or PyTorch accelerator (GPU/TPU).
   Both run in float32 whatever the compute dtype;
@@ -42,13 +43,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seqtasks.models.linear_scans import (  # noqa: F401 (linear_scan, log_linear_scan re-exported)
+from seqtasks.models.linear_scans import (  # noqa: F401 (gated_scan, log_linear_scan re-exported)
     LOG_ZERO,
     SCANS,
     TINY,
     _on_accelerator,
     g,
-    linear_scan,
+    gated_scan,
     log_g,
     log_linear_scan,
 )
@@ -171,8 +172,9 @@ class MinRNN(keras.layers.Layer):
         """``(log a, log b)`` float32 ``(..., units)`` from the projections ``k`` (..., G*units)."""
         raise NotImplementedError
 
-    def coefficients(self, k):
-        """``(a, b)`` in linear space for :meth:`step` (the paper's sequential form)."""
+    def gate_and_candidate(self, k):
+        """``(z, c)`` float32 ``(..., units)``: the gated form's ``h = (1 - z) h + z c``
+        (linear space, the paper's sequential form; :meth:`step` and the sequential scan)."""
         raise NotImplementedError
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
@@ -180,27 +182,34 @@ class MinRNN(keras.layers.Layer):
             sequences = ops.flip(sequences, axis=1)
             if mask is not None:
                 mask = ops.flip(mask, axis=1)
-        k = self._project(sequences, training)  # (B, T, G*U) float32
         real = None if mask is None else ops.expand_dims(ops.cast(mask, "bool"), -1)  # (B, T, 1)
         h0 = None
         if initial_state is not None:
             (h0,) = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
             h0 = ops.cast(h0, "float32")
-        if self.resolved_scan() == "sequential":
-            a, b = self.coefficients(k)
-            if real is not None:  # a padded step is the identity map: a = 1, b = 0
-                a, b = ops.where(real, a, 1.0), ops.where(real, b, 0.0)
-            states = linear_scan(a, b, h0)  # (B, T, U) float32
-        else:
-            log_a, log_b = self.log_coefficients(k)
-            if real is not None:
-                log_a, log_b = ops.where(real, log_a, 0.0), ops.where(real, log_b, LOG_ZERO)
-            log_h0 = None if h0 is None else ops.log(ops.maximum(h0, TINY))
-            states = ops.exp(log_linear_scan(log_a, log_b, log_h0))
-        states = ops.cast(states, self.compute_dtype)
-        last = states[:, -1, :]  # padded steps carry the state, so this is the last real one
+        if self.resolved_scan() == "sequential":  # time-major from the (narrower) inputs on
+            k = self._project(ops.transpose(sequences, (1, 0, 2)), training)  # (T, B, G*U)
+            z, c = self.gate_and_candidate(k)
+            if real is not None:  # a padded step is the identity map: z = 0
+                z = ops.where(ops.transpose(real, (1, 0, 2)), z, 0.0)
+            states = gated_scan(z, c, h0)  # (T, B, U) float32
+            last = ops.cast(states[-1], self.compute_dtype)
+            if self.return_sequences:
+                states = ops.transpose(states, (1, 0, 2))
+            return self._outputs(states, last, real, mask)
+        log_a, log_b = self.log_coefficients(self._project(sequences, training))  # (B, T, U)
+        if real is not None:
+            log_a, log_b = ops.where(real, log_a, 0.0), ops.where(real, log_b, LOG_ZERO)
+        log_h0 = None if h0 is None else ops.log(ops.maximum(h0, TINY))
+        states = ops.exp(log_linear_scan(log_a, log_b, log_h0))  # (B, T, U) float32
+        last = ops.cast(states[:, -1, :], self.compute_dtype)
+        return self._outputs(states, last, real, mask)
+
+    def _outputs(self, states, last, real, mask):
+        """The call's result from all states (B, T, U) float32 (read only when returning
+        sequences) and the last one (padded steps carry the state: the last real one)."""
         if self.return_sequences:
-            output = states
+            output = ops.cast(states, self.compute_dtype)
             if self.zero_output_for_mask and mask is not None:
                 output = output * ops.cast(real, output.dtype)
         else:
@@ -225,9 +234,9 @@ class MinRNN(keras.layers.Layer):
         Returns:
             float ``(batch, units)``: h_t, equal to the parallel mode's state at step t.
         """
-        a, b = self.coefficients(self._project(inputs))
-        h = a * ops.cast(state, "float32") + b
-        return ops.cast(h, self.compute_dtype)
+        z, c = self.gate_and_candidate(self._project(inputs))
+        h = ops.cast(state, "float32")
+        return ops.cast(h + z * (c - h), self.compute_dtype)
 
     def decode_step(self, inputs, state):
         """:meth:`step` as ``(output, new state)``, the interface of
@@ -285,10 +294,9 @@ class MinGRU(MinRNN):
         log_z = -ops.softplus(-k_z)  # log sigmoid(k_z)
         return -ops.softplus(k_z), log_z + log_g(k_h)  # log(1 - z), log(z * h~)
 
-    def coefficients(self, k):
+    def gate_and_candidate(self, k):
         k_z, k_h = ops.split(k, 2, axis=-1)
-        z = ops.sigmoid(k_z)
-        return 1.0 - z, z * g(k_h)
+        return ops.sigmoid(k_z), g(k_h)
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -309,7 +317,7 @@ class MinLSTM(MinRNN):
         diff = ops.softplus(-k_f) - ops.softplus(-k_i)  # log i - log f
         return -ops.softplus(diff), -ops.softplus(-diff) + log_g(k_h)  # log f', log(i' h~)
 
-    def coefficients(self, k):
+    def gate_and_candidate(self, k):
         k_f, k_i, k_h = ops.split(k, 3, axis=-1)
-        diff = ops.softplus(-k_f) - ops.softplus(-k_i)
-        return ops.sigmoid(-diff), ops.sigmoid(diff) * g(k_h)  # f', i' * h~
+        diff = ops.softplus(-k_f) - ops.softplus(-k_i)  # log i - log f
+        return ops.sigmoid(diff), g(k_h)  # i' (f' = 1 - i'), h~

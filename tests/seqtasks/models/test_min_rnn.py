@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from conftest import SST2_TRAIN, stop_at_loss
 from seqtasks.models import MinGRU, MinLSTM
-from seqtasks.models.min_rnn import linear_scan, log_linear_scan
+from seqtasks.models.min_rnn import gated_scan, log_linear_scan
 
 SCANS = ("sequential", "associative")
 LAYERS = (MinGRU, MinLSTM)
@@ -167,7 +167,9 @@ def test_the_two_scans_are_the_same_function():
     log_a = -np.log1p(np.exp(rng.normal(size=(2, 150, 3)))).astype("float32")
     b = np.exp(rng.normal(size=(2, 150, 3))).astype("float32")
     h0 = np.exp(rng.normal(size=(2, 3))).astype("float32")
-    sequential = np.asarray(linear_scan(np.exp(log_a), b, h0))
+    z = 1.0 - np.exp(log_a)  # h = a h + b is the gated form with z = 1 - a, c = b / z
+    time_major = np.asarray(gated_scan(*(np.swapaxes(v, 0, 1) for v in (z, b / z)), h0))
+    sequential = np.swapaxes(time_major, 0, 1)
     associative = np.exp(np.asarray(log_linear_scan(log_a, np.log(b), np.log(h0), 16)))
     np.testing.assert_allclose(associative, sequential, rtol=1e-5)
 
@@ -192,32 +194,46 @@ def test_a_tiny_model_learns_real_sentences(cls):
     assert stop.reached, stop.describe()
 
 
-def test_the_sequential_scans_gradient_is_the_recurrences_adjoint():
+@pytest.mark.parametrize("steps", [11, 12])  # 11: not a multiple of the loop's unrolling
+def test_the_sequential_scans_gradient_is_the_recurrences_adjoint(steps):
     rng = np.random.default_rng(4)
-    a = tf.constant(rng.uniform(0.1, 1.0, size=(2, 11, 3)), tf.float32)  # 11: not a multiple
-    b = tf.constant(rng.normal(size=(2, 11, 3)), tf.float32)  # of the loop's unrolling
+    z = tf.constant(rng.uniform(0.0, 0.9, size=(steps, 2, 3)), tf.float32)  # time-major
+    c = tf.constant(rng.normal(size=(steps, 2, 3)), tf.float32)
     h0 = tf.constant(rng.normal(size=(2, 3)), tf.float32)
-    weights = tf.constant(rng.normal(size=(2, 11, 3)), tf.float32)
+    weights = tf.constant(rng.normal(size=(steps, 2, 3)), tf.float32)
 
-    def plain_loop(a, b, h0):
+    def plain_loop(z, c, h0):
         h, states = h0, []
-        for t in range(11):
-            h = a[:, t] * h + b[:, t]
+        for t in range(steps):
+            h = (1 - z[t]) * h + z[t] * c[t]
             states.append(h)
-        return tf.stack(states, axis=1)
+        return tf.stack(states)
 
     @tf.function(input_signature=[tf.TensorSpec((None, None, 3))] * 2 + [tf.TensorSpec((None, 3))])
-    def scan_gradients(a, b, h0):  # lengths unknown while tracing, as in a SavedModel
+    def scan_gradients(z, c, h0):  # lengths unknown while tracing, as in a SavedModel
         with tf.GradientTape() as tape:
-            tape.watch([a, b, h0])
-            loss = tf.reduce_sum(linear_scan(a, b, h0) * weights)
-        return tape.gradient(loss, [a, b, h0])
+            tape.watch([z, c, h0])
+            loss = tf.reduce_sum(gated_scan(z, c, h0) * weights)
+        return tape.gradient(loss, [z, c, h0])
 
     with tf.GradientTape() as tape:
-        tape.watch([a, b, h0])
-        loss = tf.reduce_sum(plain_loop(a, b, h0) * weights)
-    for ours, theirs in zip(scan_gradients(a, b, h0), tape.gradient(loss, [a, b, h0])):
+        tape.watch([z, c, h0])
+        loss = tf.reduce_sum(plain_loop(z, c, h0) * weights)
+    for ours, theirs in zip(scan_gradients(z, c, h0), tape.gradient(loss, [z, c, h0])):
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gated_scan(z, c, h0), plain_loop(z, c, h0), rtol=1e-6, atol=1e-6)
+
+
+def test_the_candidate_activations_gradient_is_written_out_right():
+    from seqtasks.models.linear_scans import g
+
+    x = tf.constant(np.linspace(-6, 6, 49), tf.float32)  # both branches and 0 itself
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = g(x)
+    s = _sigmoid(x.numpy().astype(np.float64))
+    np.testing.assert_allclose(y, _g(x.numpy().astype(np.float64)), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(y, x), np.where(x >= 0, 1.0, s * (1 - s)), rtol=1e-5)
 
 
 @pytest.mark.parametrize(
