@@ -116,8 +116,8 @@ def gated_scan(z, c, h0=None):
     nothing is transposed. The gradient is not the loop's automatic one but the
     recurrence's own adjoint, one reverse loop of the same kind: ``G_t = dL/dh_t +
     (1 - z_{t+1}) G_{t+1}``, ``dL/dz_t = G_t (c_t - h_{t-1})``, ``dL/dc_t = G_t z_t``,
-    ``dL/dh_0 = (1 - z_1) G_1`` (bench/README.md: 2.3-2.9x faster on a 2-core CPU than
-    differentiating the loop).
+    ``dL/dh_0 = (1 - z_1) G_1`` (bench/README.md: for the earlier batch-major form of this
+    loop, 2.3-2.9x faster on a 2-core CPU than differentiating the loop).
 
     Args:
         z: float32 ``(T, batch, units)``, the gate in [0, 1] (0 at a padded step: the

@@ -28,9 +28,10 @@ Three modes share one set of weights:
   of 64 steps, :func:`log_linear_scan`) or ``sequential`` (the same recurrence as a loop
   of elementwise steps in linear space over time-major tensors, :func:`gated_scan`: no
   matrix product in the loop, unlike an LSTM; both layers have the gated form
-  ``h_t = (1 - z_t) h_{t-1} + z_t c_t``, minLSTM's ``f'_t`` being ``1 - i'_t``). ``auto`` (default) takes ``sequential`` on a CPU, where it
-  measured 2.8-5x faster under TensorFlow and JAX (``bench/min_rnn_throughput.py``), and
-  on the TensorFlow backend; ``associative`` on a JAX or PyTorch accelerator (GPU/TPU).
+  ``h_t = (1 - z_t) h_{t-1} + z_t c_t``, minLSTM's ``f'_t`` being ``1 - i'_t``).
+  ``auto`` (default) takes ``sequential`` on a CPU, where it measured 2.8-5x faster
+  under TensorFlow and JAX (``bench/min_rnn_throughput.py``), and on the TensorFlow
+  backend; ``associative`` on a JAX or PyTorch accelerator (GPU/TPU).
   Both run in float32 whatever the compute dtype;
 - **step** (:meth:`MinRNN.step`): one token, for cached decoding, computed in the linear
   space the paper's sequential algorithms use;
