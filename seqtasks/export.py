@@ -192,13 +192,40 @@ def save_serving_archive(
     ``tf.Module`` objects with lookup tables) is tracked so its variables and
     assets are saved, and ``endpoint`` is traced with ``input_signature``.
     ``extra_endpoints`` maps further signature names to ``(function, input_signature)``.
+
+    An endpoint that is a ``tf.function`` with that same input signature is saved as it
+    is, with the graph it has already traced (when evaluation ran it), instead of being
+    wrapped in a new ``tf.function`` that traces it again.
     """
     import keras
 
     archive = keras.export.ExportArchive()
     for trackable in trackables:
         archive.track(trackable)
-    archive.add_endpoint("serving_default", endpoint, input_signature=input_signature)
-    for name, (function, signature) in (extra_endpoints or {}).items():
-        archive.add_endpoint(name, function, input_signature=signature)
+    endpoints = {"serving_default": (endpoint, input_signature), **(extra_endpoints or {})}
+    for name, (function, signature) in endpoints.items():
+        if _traced_for(function, signature):
+            function.get_concrete_function()  # traced now unless it already was
+            archive.add_endpoint(name, function)  # Keras's path for a traced tf.function
+        else:
+            archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(path, verbose=False)
+
+
+def _traced_for(function, input_signature) -> bool:
+    """Whether ``function`` is a ``tf.function`` whose own input signature is
+    ``input_signature`` (the same structure of equal ``tf.TensorSpec``: shapes, dtypes
+    and names), so that it can be saved with the graphs it traces."""
+    import tensorflow as tf
+
+    own = getattr(function, "input_signature", None)
+    if not isinstance(function, tf.types.experimental.GenericFunction) or own is None:
+        return False
+    try:
+        tf.nest.assert_same_structure(list(own), list(input_signature))
+    except (TypeError, ValueError):
+        return False
+    return all(
+        isinstance(a, tf.TensorSpec) and a == b
+        for a, b in zip(tf.nest.flatten(list(own)), tf.nest.flatten(list(input_signature)))
+    )

@@ -300,7 +300,7 @@ class LanguageModelRecipe(LanguageModelServing):
             config.tokenizer,
             prefix="val_",
         )
-        samples = self.samples(self.generator(model, prepared.info.tokenizer, config), config)
+        samples = self.samples(self.run_generator(model, prepared, config), config)
         for sample in samples:
             log.info("sample: %r", sample[:200])
         return {**report, "val_token_accuracy": forced["token_accuracy"], "samples": samples}
@@ -321,6 +321,13 @@ class LanguageModelRecipe(LanguageModelServing):
         )
         return [text.decode("utf-8") for text in out["text"].numpy()]
 
+    def run_generator(self, model, prepared: Prepared, config) -> LanguageModelGenerator:
+        """The run's generator: the one evaluation sampled with, which the export then saves
+        without tracing ``generate`` again (its sampling is stateless: seeds are inputs)."""
+        return prepared.reuse(
+            "generator", model, lambda: self.generator(model, prepared.info.tokenizer, config)
+        )
+
     @staticmethod
     def generator(model, tokenizer, config) -> LanguageModelGenerator:
         return LanguageModelGenerator(
@@ -336,7 +343,7 @@ class LanguageModelRecipe(LanguageModelServing):
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: LanguageModelConfig, metadata: dict) -> str:
-        generator = self.generator(model, prepared.info.tokenizer, config)
+        generator = self.run_generator(model, prepared, config)
         return self.export_generator(
             generator,
             prepared,

@@ -324,7 +324,7 @@ class TranslationRecipe(TranslationServing):
         Mostly empty translations or BLEU below 1 log an "undertrained" warning.
         """
         pairs = prepared.info.validation_pairs
-        translator = make_translator(model, prepared.info, config)
+        translator = self.translator(model, prepared, config)
         forced, decoding, hypotheses = self.generation_metrics(
             model, prepared.validation, translator, pairs.sources, config
         )
@@ -341,13 +341,24 @@ class TranslationRecipe(TranslationServing):
             **decoding,
         }
 
+    @staticmethod
+    def translator(model, prepared: Prepared, config: TranslationConfig):
+        """The run's translator: the one evaluation decoded with, which the export then saves
+        without tracing its decoding again; a new one when it samples (the export starts
+        its sampler's seed state afresh)."""
+        if config.decoding == "sample":
+            return make_translator(model, prepared.info, config)
+        return prepared.reuse(
+            "translator", model, lambda: make_translator(model, prepared.info, config)
+        )
+
     # --- export --------------------------------------------------------------------------
 
     def export(self, model, prepared: Prepared, config: TranslationConfig, metadata: dict) -> str:
         """Raw source strings in (``text``), ``translation`` and ``score`` out; the ``score``
         signature gives target log-likelihoods (perplexity)."""
         return self.export_generator(
-            make_translator(model, prepared.info, config),
+            self.translator(model, prepared, config),
             prepared,
             config,
             metadata,
