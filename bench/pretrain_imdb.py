@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="sentiment KEY=VALUE")
     parser.add_argument("--epochs", type=int, default=4, help="sentiment epochs at most")
     parser.add_argument(
+        "--lm-only", action="store_true", help="stop after step 2 (the language model)"
+    )
+    parser.add_argument(
         "--output", default=os.path.join(ROOT, "bench", "results", "pretrain_imdb.json")
     )
     args = parser.parse_args()
@@ -125,6 +128,8 @@ def main() -> None:
         with open(lm_record, "w") as f:
             json.dump(results["language_model"], f, indent=2)
         print(json.dumps(results["language_model"]), flush=True)
+    if args.lm_only:
+        return
     start = time.perf_counter()
     trained = cli_json(
         "train", "sentiment", "--data", LABELLED, "--init-from", lm_export,

@@ -222,6 +222,7 @@ class SentimentRecipe(Recipe):
             recurrent_dropout=config.recurrent_dropout,
             embedding_dropout=config.embedding_dropout,
             activation=config.activation,
+            residual_blocks=config.residual_blocks,
         )
         if getattr(prepared.info, "embeddings", None) is not None:
             set_token_embeddings(model, prepared.info.embeddings)

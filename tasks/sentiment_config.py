@@ -20,6 +20,8 @@ from seqtasks.config_groups import RecordFields
 from seqtasks.data.classification import LABEL_SEPARATOR
 from seqtasks.errors import ConfigError
 
+MIN_ENCODERS = ("mingru", "minlstm", "bimingru", "biminlstm")
+
 
 @dataclasses.dataclass(frozen=True)
 class SentimentConfig(RecordFields, TrainConfig):
@@ -75,7 +77,16 @@ class SentimentConfig(RecordFields, TrainConfig):
     hidden_dim: int = option(64, "Recurrent units per direction.", min=1)
     num_layers: int = option(1, "Stacked recurrent layers or Transformer blocks.", min=1)
     num_heads: int = option(4, "Attention heads per Transformer block.", min=1)
-    intermediate_dim: int = option(256, "Feed-forward width of Transformer blocks.", min=1)
+    intermediate_dim: int = option(
+        256, "Feed-forward width of Transformer blocks and of residual_blocks.", min=1
+    )
+    residual_blocks: bool = option(
+        False,
+        "mingru, minlstm, bimingru, biminlstm: each layer is the block of Feng et al. 2024 "
+        "(layer normalisation, the recurrence, a residual connection, a feed-forward network "
+        "of intermediate_dim; dropout inside the block), with a layer normalisation after "
+        "the stack.",
+    )
     dropout: float = option(
         0.5, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9
     )
@@ -165,6 +176,11 @@ class SentimentConfig(RecordFields, TrainConfig):
             raise ConfigError(
                 f"config field 'activation': {self.activation!r} applies to model 'rnn' only "
                 f"(gated cells keep tanh for the cuDNN kernel); received: model={self.model!r}"
+            )
+        if self.residual_blocks and self.model not in MIN_ENCODERS:
+            raise ConfigError(
+                f"config field 'residual_blocks': applies to models {', '.join(MIN_ENCODERS)}; "
+                f"received: model={self.model!r}"
             )
         if self.model == "transformer" and self.embedding_dim < self.num_heads:
             raise ConfigError(

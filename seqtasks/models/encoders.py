@@ -25,7 +25,11 @@ Kinds:
 - ``mingru``, ``minlstm``: stacked :class:`~seqtasks.models.min_rnn.MinGRU` /
   :class:`~seqtasks.models.min_rnn.MinLSTM` (Feng et al. 2024, sec. 3), whose gates
   read the input only, so a whole sequence is one scan; ``bimingru`` and
-  ``biminlstm`` wrap them in ``Bidirectional`` (``2 * hidden_dim``).
+  ``biminlstm`` wrap them in ``Bidirectional`` (``2 * hidden_dim``). With
+  ``residual_blocks`` each layer is the paper's block instead
+  (:class:`~seqtasks.models.min_rnn_block.MinRNNBlock`: normalisation, the recurrence,
+  a residual connection, a feed-forward network; sec. 4.3), and a final layer
+  normalisation follows the stack (pre-normalisation, Xiong et al. 2020).
 
 Masking: recurrent layers get the Keras mask from ``Embedding(mask_zero=True)``
 and skip padded steps; the Transformer gets an explicit ``padding_mask``.
@@ -46,6 +50,7 @@ from keras import ops
 from seqtasks.choices import ENCODERS, RNN_ACTIVATIONS  # noqa: F401 (re-exported)
 from seqtasks.models.layers import MaskedPooling
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
+from seqtasks.models.min_rnn_block import MinRNNBlock
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ def encode(
     embedding_dropout: float = 0.0,
     recurrent_dropout: float = 0.0,
     activation: str = "tanh",
+    residual_blocks: bool = False,
 ) -> EncoderOutputs:
     """Apply an encoder of ``kind`` to symbolic ``token_ids``.
 
@@ -89,7 +95,8 @@ def encode(
             Transformer's model width is ``embedding_dim``.
         num_layers: stacked recurrent layers or Transformer blocks (default 1).
         num_heads: attention heads of each Transformer block (default 4).
-        intermediate_dim: feed-forward width of each Transformer block (default 256).
+        intermediate_dim: feed-forward width of each Transformer block or residual
+            block (default 256).
         dropout: dropout rate between layers and inside Transformer blocks.
         embedding_dropout: rate at which whole embedding channels are dropped
             for a sequence (``SpatialDropout1D``; cf. the embedding dropout of
@@ -99,13 +106,16 @@ def encode(
             by default; a warning naming the config field is logged when set
             (see :func:`cudnn_blockers`).
         activation: ``tanh`` (default) or ``relu`` for ``rnn`` (IRNN).
+        residual_blocks: ``mingru``, ``minlstm``, ``bimingru``, ``biminlstm`` only: stack
+            :class:`~seqtasks.models.min_rnn_block.MinRNNBlock` layers (``dropout`` inside
+            each block) and normalise the last one's output (default ``False``).
 
     Returns:
         :class:`EncoderOutputs`.
 
     Raises:
-        ValueError: for an unknown ``kind`` or ``activation``, or a non-tanh
-            activation with a gated cell.
+        ValueError: for an unknown ``kind`` or ``activation``, a non-tanh
+            activation with a gated cell, or ``residual_blocks`` with another kind.
     """
     if kind not in ENCODERS:
         raise ValueError(f"`kind` must be one of {ENCODERS}. Received: kind={kind!r}")
@@ -115,6 +125,10 @@ def encode(
         raise ValueError(
             f"`activation={activation!r}` applies to kind='rnn' only; gated cells keep tanh "
             f"so the cuDNN kernel stays eligible. Received: kind={kind!r}"
+        )
+    if residual_blocks and kind not in MIN_KINDS:
+        raise ValueError(
+            f"`residual_blocks` applies to {tuple(MIN_KINDS)}. Received: kind={kind!r}"
         )
     padding_mask = ops.not_equal(token_ids, 0)  # (B, T) bool
     if kind == "transformer":
@@ -146,6 +160,19 @@ def encode(
         token_ids
     )  # (B, T, E), Keras mask attached
     x = _embedding_dropout(x, embedding_dropout)
+    if residual_blocks:
+        for i in range(num_layers):
+            x, summary = MinRNNBlock(
+                hidden_dim,
+                kind.removeprefix("bi"),
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                return_state=True,
+                bidirectional=kind.startswith("bi"),
+                name=f"{kind}_{i}",
+            )(x)  # (B, T, H) or (B, T, 2H); summary (B, H) or (B, 2H)
+        x = keras.layers.LayerNormalization(epsilon=1e-5, name="encoder_norm")(x)
+        return EncoderOutputs(x, padding_mask, summary)
     states = []
     for i in range(num_layers):
         if i > 0 and dropout > 0:
