@@ -73,7 +73,8 @@ def test_a_classifier_of_residual_blocks_round_trips_and_ignores_padding(tmp_pat
     blocks = [layer for layer in model.layers if isinstance(layer, MinRNNBlock)]
     assert [b.name for b in blocks] == ["bimingru_0", "bimingru_1"]
     assert all(b.bidirectional and b.intermediate_dim == 12 for b in blocks)
-    assert blocks[0].projection is not None and blocks[1].projection is None  # 6 -> 8 wide, then 8 -> 8
+    # 6 -> 8 wide (a projection on the residual path), then 8 -> 8 (none)
+    assert blocks[0].projection is not None and blocks[1].projection is None
     ids = np.array([[5, 6, 7, 0, 0], [9, 3, 0, 0, 0]], "int32")
     probabilities = np.asarray(model(ids))
     longer = np.concatenate([ids, np.zeros((2, 6), "int32")], axis=1)
