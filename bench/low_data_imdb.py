@@ -15,7 +15,9 @@ the shape to compare is ULMFiT's figure 3, Howard & Ruder 2018).
    recipe's own grouped 10% carve of those N), for each of ``--inits``: from scratch
    (``none``), with ``--init-embeddings PATH`` (``word2vec_unlabelled``), and from a
    language model (``language_model``: ``--init-from --language-model``, concat pooling;
-   pretrain it with ``bench/pretrain_imdb.py``, which excludes this same validation carve).
+   pretrain it with ``bench/pretrain_imdb.py``, which excludes this same validation carve),
+   and from it with ULMFiT's schedule (``language_model_ulmfit``: :data:`ULMFIT`, for
+   ``--ulmfit-epochs``, default 10).
 4. ``--full INIT=RESULT.json`` adds the full pool's figure (22,495 reviews) of a
    ``bench/sentiment_imdb.py`` or ``bench/pretrain_imdb.py`` result on the same carve.
    Runs already in ``--output`` are kept unless this invocation reruns them.
@@ -84,12 +86,19 @@ def unlabelled_vectors(path: str, dim: int, seed: int, algorithm: str) -> float:
     return round(time.perf_counter() - start, 1)
 
 
-INITS = ("none", "word2vec_unlabelled", "language_model")
+INITS = ("none", "word2vec_unlabelled", "language_model", "language_model_ulmfit")
 LABELS = {
     "none": "from scratch",
     "word2vec_unlabelled": "word2vec init",
     "language_model": "language-model init",
+    "language_model_ulmfit": "language-model init, ULMFiT schedule",
 }
+# ULMFiT's fine-tuning (Howard & Ruder 2018, sec. 3.2-3.3): discriminative rates (2.6 per
+# layer group), slanted triangular rates peaking at 0.01, gradual unfreezing by epoch.
+ULMFIT = (
+    "pooling=concat", "gradual_unfreezing=true", "layer_lr_decay=2.6",
+    "lr_schedule=slanted_triangular", "learning_rate=0.01",
+)  # fmt: skip
 
 
 def full_pool_run(spec: str, pool: int) -> dict:
@@ -128,6 +137,12 @@ def main() -> None:
     parser.add_argument("--language-model", help="language-model export for --inits language_model")
     parser.add_argument("--full", action="append", default=[], help="INIT=RESULT.json")
     parser.add_argument(
+        "--ulmfit-epochs",
+        type=int,
+        default=10,
+        help="epochs of language_model_ulmfit runs (the slanted triangular rate spans them)",
+    )
+    parser.add_argument(
         "--output", default=os.path.join(ROOT, "bench", "results", "low_data_imdb.json")
     )
     parser.add_argument("--plot", default=os.path.join(ROOT, "bench", "low_data_imdb.png"))
@@ -143,7 +158,7 @@ def main() -> None:
         os.path.join(args.work_dir, "validation.csv"),
         ([data.texts[i], data.labels[i], data.groups[i]] for i in val),
     )
-    if "language_model" in args.inits and not args.language_model:
+    if {"language_model", "language_model_ulmfit"} & set(args.inits) and not args.language_model:
         raise SystemExit("--inits language_model needs --language-model EXPORT")
     previous, earlier_commands = [], []
     if os.path.exists(args.output):
@@ -179,10 +194,15 @@ def main() -> None:
                 "none": ["--init-embeddings", "none"],
                 "word2vec_unlabelled": ["--init-embeddings", args.vectors],
                 "language_model": ["--init-from", args.language_model, "--set", "pooling=concat"],
-            }[init]
+                "language_model_ulmfit": [
+                    "--init-from", args.language_model, *[a for f in ULMFIT for a in ("--set", f)]
+                ],
+            }[init]  # fmt: skip
+            epochs = args.ulmfit_epochs if init == "language_model_ulmfit" else 30
             start = time.perf_counter()
             trained = cli_json(
-                "train", "sentiment", "--data", train_csv, "--epochs", "30", "--set", "patience=4",
+                "train", "sentiment", "--data", train_csv, "--epochs", str(epochs),
+                "--set", "patience=4",
                 "--set", "group_column=movie", "--seed", str(args.seed),
                 "--export-dir", os.path.join(args.work_dir, "export", name),
                 "--run-dir", os.path.join(args.work_dir, "run", name), *extra,
@@ -195,6 +215,7 @@ def main() -> None:
                 "validation_accuracy": round(report["accuracy"], 4),
                 "epochs_run": trained["metrics"]["epochs_run"],
                 "train_seconds": seconds,
+                **({"settings": list(ULMFIT)} if init == "language_model_ulmfit" else {}),
             }
             results["runs"].append(run)
             print(json.dumps(run), flush=True)
