@@ -159,7 +159,7 @@ def main() -> None:
         ([data.texts[i], data.labels[i], data.groups[i]] for i in val),
     )
     if {"language_model", "language_model_ulmfit"} & set(args.inits) and not args.language_model:
-        raise SystemExit("--inits language_model needs --language-model EXPORT")
+        raise SystemExit("--inits language_model(_ulmfit) needs --language-model EXPORT")
     previous, earlier_commands = [], []
     if os.path.exists(args.output):
         with open(args.output) as f:

@@ -11,6 +11,7 @@ from __future__ import annotations
 ENCODERS = (  # seqtasks.models.encoders
     "rnn", "lstm", "gru", "bilstm", "transformer", "mingru", "minlstm", "bimingru", "biminlstm",
 )  # fmt: skip
+MIN_ENCODERS = ("mingru", "minlstm", "bimingru", "biminlstm")  # take residual_blocks
 RNN_ACTIVATIONS = ("tanh", "relu")  # seqtasks.models.encoders
 POOLINGS = ("max", "mean", "final", "concat")  # seqtasks.models.classifier
 RNN_CELLS = ("lstm", "gru", "mingru", "minlstm")  # seqtasks.models.decoders

@@ -11,6 +11,7 @@ import dataclasses
 from seqtasks.choices import (
     ENCODERS,
     LR_SCHEDULES,
+    MIN_ENCODERS,
     POOLINGS,
     RNN_ACTIVATIONS,
     WORD2VEC_ALGORITHMS,
@@ -19,8 +20,6 @@ from seqtasks.config import TrainConfig, option, retune
 from seqtasks.config_groups import RecordFields
 from seqtasks.data.classification import LABEL_SEPARATOR
 from seqtasks.errors import ConfigError
-
-MIN_ENCODERS = ("mingru", "minlstm", "bimingru", "biminlstm")
 
 
 @dataclasses.dataclass(frozen=True)

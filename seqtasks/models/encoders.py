@@ -28,7 +28,7 @@ Kinds:
   ``biminlstm`` wrap them in ``Bidirectional`` (``2 * hidden_dim``). With
   ``residual_blocks`` each layer is the paper's block instead
   (:class:`~seqtasks.models.min_rnn_block.MinRNNBlock`: normalisation, the recurrence,
-  a residual connection, a feed-forward network; sec. 4.3), and a final layer
+  a residual connection, a feed-forward network), and a final layer
   normalisation follows the stack (pre-normalisation, Xiong et al. 2020).
 
 Masking: recurrent layers get the Keras mask from ``Embedding(mask_zero=True)``
@@ -47,7 +47,7 @@ import keras
 import keras_hub
 from keras import ops
 
-from seqtasks.choices import ENCODERS, RNN_ACTIVATIONS  # noqa: F401 (re-exported)
+from seqtasks.choices import ENCODERS, MIN_ENCODERS, RNN_ACTIVATIONS  # noqa: F401
 from seqtasks.models.layers import MaskedPooling
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
@@ -126,10 +126,8 @@ def encode(
             f"`activation={activation!r}` applies to kind='rnn' only; gated cells keep tanh "
             f"so the cuDNN kernel stays eligible. Received: kind={kind!r}"
         )
-    if residual_blocks and kind not in MIN_KINDS:
-        raise ValueError(
-            f"`residual_blocks` applies to {tuple(MIN_KINDS)}. Received: kind={kind!r}"
-        )
+    if residual_blocks and kind not in MIN_ENCODERS:
+        raise ValueError(f"`residual_blocks` applies to {MIN_ENCODERS}. Received: kind={kind!r}")
     padding_mask = ops.not_equal(token_ids, 0)  # (B, T) bool
     if kind == "transformer":
         x = keras_hub.layers.TokenAndPositionEmbedding(

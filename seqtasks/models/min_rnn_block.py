@@ -32,7 +32,7 @@ class MinRNNBlock(keras.layers.Layer):
             ``4 * width``); GELU between its two Dense layers.
         dropout: float, on the recurrence's and the feed-forward network's outputs
             before each residual addition (default 0).
-        return_sequences: bool, every position's output ``(batch, T, units)`` or the
+        return_sequences: bool, every position's output ``(batch, T, width)`` or the
             last one (default ``True``).
         return_state: bool, also return the recurrence's last state ``(batch, width)``
             (bidirectional: the forward state after the last real step and the backward
