@@ -118,7 +118,8 @@ class SentimentConfig(RecordFields, TrainConfig):
         None,
         "Start from a pretrained language model (an export or run directory of the "
         "language-model recipe): its tokenizer, vocabulary, embeddings and recurrent layers "
-        "or Transformer blocks; the head is new and --model is the language model's "
+        "or Transformer blocks; the head is new and --model is the language model's, as are "
+        "its vocabulary and layer sizes (setting one is an error) "
         "(Dai & Le 2015; Howard & Ruder 2018, sec. 3). Pretrain it without the validation "
         "texts: docs/sentiment.md.",
     )
@@ -197,13 +198,22 @@ def model_mismatch(requested: str, path: str, kind: str) -> ConfigError:
     )
 
 
+# Fields the language model of ``init_from`` decides (its tokenizer, vocabulary and layers).
+LANGUAGE_MODEL_FIELDS = (
+    "vocabulary_size", "min_frequency", "embedding_dim", "hidden_dim", "num_layers",
+    "num_heads", "intermediate_dim", "residual_blocks", "embedding_dropout",
+    "recurrent_dropout", "activation",
+)  # fmt: skip
+
+
 def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentConfig:
     """``config`` with ``model`` set to the architecture of the ``init_from`` language model,
     read from its ``config.json`` (run directory) or metadata (export); no TensorFlow.
 
     Raises:
         ConfigError: ``model_given`` and another architecture than the language model's
-            (one line naming both).
+            (one line naming both); a field of ``LANGUAGE_MODEL_FIELDS`` set explicitly
+            (the language model decides it, so it would be ignored).
         ExportError: ``init_from`` is not a language-model export or run directory.
     """
     if not config.init_from:
@@ -213,8 +223,17 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
 
     from seqtasks.errors import ExportError
     from seqtasks.export import read_metadata, resolve_export
+    from seqtasks.recipe import explicit_fields, record_explicit
 
     path = config.init_from
+    decided = [name for name in LANGUAGE_MODEL_FIELDS if name in explicit_fields(config)]
+    if decided:
+        them = "them" if len(decided) > 1 else "it"
+        raise ConfigError(
+            f"config field{'s' if len(decided) > 1 else ''} {', '.join(decided)}: the language "
+            f"model of --init-from {path} decides {them}; leave {them} out, or set {them} when "
+            "training the language model"
+        )
     run_config = os.path.join(path, "config.json")
     if os.path.isfile(run_config):
         try:
@@ -234,6 +253,4 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
     kind = lm_config.get("model", "lstm")
     if model_given and config.model != kind:
         raise model_mismatch(config.model, path, kind)
-    from seqtasks.recipe import explicit_fields, record_explicit
-
     return record_explicit(dataclasses.replace(config, model=kind), explicit_fields(config))
