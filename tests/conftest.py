@@ -45,6 +45,43 @@ def _trains(function, seen: set) -> bool:
         return False
 
 
+# --- the order of test files ---------------------------------------------------------------
+# `-n 2 --dist loadfile` gives whole files to the two workers in collection order once
+# xdist's own reordering (most tests first, which leaves the few-test files that train for
+# minutes to the end) is off. The longest files go first (longest-processing-time
+# scheduling), by the seconds in tests/file_seconds.json (`python tests/file_seconds.py`);
+# a file missing there counts as the median. The order changes no result, only when each
+# file runs.
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist's --no-loadscope-reorder
+        config.option.loadscopereorder = False
+
+
+def _file_seconds() -> dict[str, float]:
+    try:
+        with open(os.path.join(os.path.dirname(__file__), "file_seconds.json")) as f:
+            return json.load(f)["seconds"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def longest_files_first(items, seconds: dict[str, float] | None = None) -> None:
+    """Reorder ``items`` in place: files by descending ``seconds`` (default: the recorded
+    ones), each file's tests kept together and in their order."""
+    seconds = _file_seconds() if seconds is None else seconds
+    known = sorted(seconds.values())
+    default = known[len(known) // 2] if known else 0.0
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(item.nodeid.split("::")[0], len(first_seen))
+
+    def key(item):
+        path = item.nodeid.split("::")[0]
+        return (-seconds.get(path, default), first_seen[path])
+
+    items.sort(key=key)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         seen: set = set()
@@ -53,6 +90,7 @@ def pytest_collection_modifyitems(config, items):
             functions.extend(d.func for d in defs)
         if any(f is not None and _trains(f, seen) for f in functions):
             item.add_marker(pytest.mark.slow)
+    longest_files_first(items)
 
 
 # Small enough for a 2-core CPU: every recipe trains in a few seconds.
