@@ -157,10 +157,13 @@ def test_same_command_resumes_the_newest_unfinished_run_and_no_resume_starts_fre
     export_dir = str(tmp_path / "export")
     recipe, config = interrupted_run(sst2_sample, export_dir=export_dir)
     (unfinished,) = os.listdir("runs")
-    result = train(recipe, config, verbose=0, resume=False)
-    assert result.run_dir != os.path.join("runs", unfinished)
-    assert len(history(result.run_dir)) == 3
+    with pytest.raises(KeyboardInterrupt):  # resume=False: a new run, also stopped at epoch 2
+        train(recipe, config, verbose=0, resume=False, callbacks=[Interrupt(1)])
+    fresh = sorted(set(os.listdir("runs")) - {unfinished})
+    assert len(fresh) == 1, os.listdir("runs")
+    assert len(history(os.path.join("runs", fresh[0]))) == 1
     assert not os.path.exists(os.path.join("runs", unfinished, "metrics.json"))
+    assert len(history(os.path.join("runs", unfinished))) == 1  # left as it was
 
     lock = lock_run(os.path.join("runs", unfinished))  # as if another process trained it
     try:
@@ -169,10 +172,11 @@ def test_same_command_resumes_the_newest_unfinished_run_and_no_resume_starts_fre
     finally:
         lock.close()
 
-    resumed = train(recipe, config, verbose=0)  # the same command again
-    assert resumed.run_dir == os.path.join("runs", unfinished)
+    resumed = train(recipe, config, verbose=0)  # the same command again: the newest one
+    assert resumed.run_dir == os.path.join("runs", fresh[0])
     assert resumed.metrics["epochs_run"] == 3
     assert [row["epoch"] for row in history(resumed.run_dir)] == ["0", "1", "2"]
+    assert len(history(os.path.join("runs", unfinished))) == 1
 
 
 def test_interrupted_finetune_resumes_with_the_same_command(
