@@ -223,6 +223,7 @@ class SentimentRecipe(Recipe):
             embedding_dropout=config.embedding_dropout,
             activation=config.activation,
             residual_blocks=config.residual_blocks,
+            conv_kernel_size=config.conv_kernel_size,
         )
         if getattr(prepared.info, "embeddings", None) is not None:
             set_token_embeddings(model, prepared.info.embeddings)

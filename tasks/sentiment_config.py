@@ -86,6 +86,13 @@ class SentimentConfig(RecordFields, TrainConfig):
         "of intermediate_dim; dropout inside the block), with a layer normalisation after "
         "the stack.",
     )
+    conv_kernel_size: int = option(
+        0,
+        "Recurrent models: a residual convolution of this many positions (centred, SiLU) "
+        "over the embeddings before the first recurrent layer, so that the gates of "
+        "mingru/minlstm, which read one input, see its neighbours; 0 (default): none.",
+        min=0,
+    )
     dropout: float = option(
         0.5, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9
     )
@@ -182,6 +189,11 @@ class SentimentConfig(RecordFields, TrainConfig):
                 f"config field 'residual_blocks': applies to models {', '.join(MIN_ENCODERS)}; "
                 f"received: model={self.model!r}"
             )
+        if self.conv_kernel_size and self.model == "transformer":
+            raise ConfigError(
+                "config field 'conv_kernel_size': applies to recurrent models; "
+                f"received: model={self.model!r}"
+            )
         if self.model == "transformer" and self.embedding_dim < self.num_heads:
             raise ConfigError(
                 f"config fields 'embedding_dim' and 'num_heads': the Transformer needs "
@@ -201,7 +213,7 @@ def model_mismatch(requested: str, path: str, kind: str) -> ConfigError:
 # Fields the language model of ``init_from`` decides (its tokenizer, vocabulary and layers).
 LANGUAGE_MODEL_FIELDS = (
     "vocabulary_size", "min_frequency", "embedding_dim", "hidden_dim", "num_layers",
-    "num_heads", "intermediate_dim", "residual_blocks", "embedding_dropout",
+    "num_heads", "intermediate_dim", "residual_blocks", "conv_kernel_size", "embedding_dropout",
     "recurrent_dropout", "activation",
 )  # fmt: skip
 

@@ -31,6 +31,9 @@ Kinds:
   a residual connection, a feed-forward network), and a final layer
   normalisation follows the stack (pre-normalisation, Xiong et al. 2020).
 
+A recurrent encoder may read the embeddings through a short convolution first
+(``conv_kernel_size``, :class:`~seqtasks.models.layers.MaskedConvolution`).
+
 Masking: recurrent layers get the Keras mask from ``Embedding(mask_zero=True)``
 and skip padded steps; the Transformer gets an explicit ``padding_mask``.
 With right padding the LSTM/GRU settings used here (tanh/sigmoid
@@ -48,7 +51,7 @@ import keras_hub
 from keras import ops
 
 from seqtasks.choices import ENCODERS, MIN_ENCODERS, RNN_ACTIVATIONS  # noqa: F401
-from seqtasks.models.layers import MaskedPooling
+from seqtasks.models.layers import MaskedConvolution, MaskedPooling
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
 
@@ -80,6 +83,7 @@ def encode(
     recurrent_dropout: float = 0.0,
     activation: str = "tanh",
     residual_blocks: bool = False,
+    conv_kernel_size: int = 0,
 ) -> EncoderOutputs:
     """Apply an encoder of ``kind`` to symbolic ``token_ids``.
 
@@ -109,13 +113,18 @@ def encode(
         residual_blocks: ``mingru``, ``minlstm``, ``bimingru``, ``biminlstm`` only: stack
             :class:`~seqtasks.models.min_rnn_block.MinRNNBlock` layers (``dropout`` inside
             each block) and normalise the last one's output (default ``False``).
+        conv_kernel_size: recurrent kinds only: a
+            :class:`~seqtasks.models.layers.MaskedConvolution` of this width (centred,
+            residual, SiLU) over the embeddings before the first recurrent layer, so that
+            gates reading one input see its neighbours too; 0 (default): none.
 
     Returns:
         :class:`EncoderOutputs`.
 
     Raises:
         ValueError: for an unknown ``kind`` or ``activation``, a non-tanh
-            activation with a gated cell, or ``residual_blocks`` with another kind.
+            activation with a gated cell, ``residual_blocks`` with another kind, or
+            ``conv_kernel_size`` with the Transformer.
     """
     if kind not in ENCODERS:
         raise ValueError(f"`kind` must be one of {ENCODERS}. Received: kind={kind!r}")
@@ -128,6 +137,8 @@ def encode(
         )
     if residual_blocks and kind not in MIN_ENCODERS:
         raise ValueError(f"`residual_blocks` applies to {MIN_ENCODERS}. Received: kind={kind!r}")
+    if conv_kernel_size and kind == "transformer":
+        raise ValueError(f"`conv_kernel_size` applies to recurrent kinds. Received: kind={kind!r}")
     padding_mask = ops.not_equal(token_ids, 0)  # (B, T) bool
     if kind == "transformer":
         x = keras_hub.layers.TokenAndPositionEmbedding(
@@ -158,6 +169,8 @@ def encode(
         token_ids
     )  # (B, T, E), Keras mask attached
     x = _embedding_dropout(x, embedding_dropout)
+    if conv_kernel_size:
+        x = MaskedConvolution(conv_kernel_size, name="embedding_convolution")(x)  # (B, T, E)
     if residual_blocks:
         for i in range(num_layers):
             x, summary = MinRNNBlock(

@@ -77,3 +77,74 @@ class MaskedPooling(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class MaskedConvolution(keras.layers.Layer):
+    """A residual 1-D convolution over time that padded steps neither feed nor receive:
+    ``y = x + activation(Conv1D(x * m)) * m`` with ``m`` the padding mask.
+
+    It gives a recurrence whose gates read the current input only
+    (:class:`~seqtasks.models.min_rnn.MinGRU`) features of the neighbouring tokens: the
+    short convolution the Mamba block puts before its scan (Gu & Dao 2023), as n-gram
+    detectors over word embeddings (Kim 2014, sec. 2). Padded inputs are zeroed first, so
+    with ``padding="same"`` a real position's output is the one of the unpadded sequence
+    (whose border is zero-padded too); ``"causal"`` reads only earlier positions.
+
+    Args:
+        kernel_size: positions each output reads (int >= 1).
+        padding: ``"same"`` (default; centred, for encoders that see the whole text) or
+            ``"causal"``.
+        activation: of the convolution (default ``"silu"``).
+
+    Call arguments:
+        inputs: float ``(batch_size, sequence_length, channels)``; the output has as many
+            channels (the convolution keeps the width for the residual connection).
+        mask: bool ``(batch_size, sequence_length)``, ``True`` for real tokens: the Keras
+            mask of the inputs (e.g. from ``Embedding(mask_zero=True)``), passed on
+            unchanged. None: every position is real.
+
+    Returns:
+        float ``(batch_size, sequence_length, channels)``.
+
+    Raises:
+        ValueError: ``kernel_size < 1`` or another ``padding``.
+    """
+
+    def __init__(self, kernel_size: int, padding: str = "same", activation="silu", **kwargs):
+        super().__init__(**kwargs)
+        if int(kernel_size) < 1:
+            raise ValueError(f"`kernel_size` must be >= 1. Received: kernel_size={kernel_size}")
+        if padding not in ("same", "causal"):
+            raise ValueError(f"`padding` must be 'same' or 'causal'. Received: {padding!r}")
+        self.kernel_size = int(kernel_size)
+        self.padding = padding
+        self.activation = keras.activations.get(activation)
+        self.supports_masking = True
+        self.conv = None
+
+    def build(self, input_shape):
+        self.conv = keras.layers.Conv1D(
+            input_shape[-1], self.kernel_size, padding=self.padding, name="conv"
+        )
+        self.conv.build(input_shape)
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return inputs + self.activation(self.conv(inputs))
+        real = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)  # (B, T, 1)
+        return inputs + self.activation(self.conv(inputs * real)) * real
+
+    def compute_mask(self, inputs, mask=None):
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "kernel_size": self.kernel_size,
+            "padding": self.padding,
+            "activation": keras.activations.serialize(self.activation),
+        }
