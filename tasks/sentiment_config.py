@@ -210,12 +210,18 @@ def model_mismatch(requested: str, path: str, kind: str) -> ConfigError:
     )
 
 
-# Fields the language model of ``init_from`` decides (its tokenizer, vocabulary and layers).
+# Fields the language model of ``init_from`` decides (its tokenizer, vocabulary and layers),
+# and fields of a classifier built from scratch that a classifier built on it has no use for.
 LANGUAGE_MODEL_FIELDS = (
     "vocabulary_size", "min_frequency", "embedding_dim", "hidden_dim", "num_layers",
-    "num_heads", "intermediate_dim", "residual_blocks", "conv_kernel_size", "embedding_dropout",
-    "recurrent_dropout", "activation",
+    "num_heads", "intermediate_dim", "residual_blocks",
 )  # fmt: skip
+UNUSED_WITH_INIT_FROM = ("conv_kernel_size", "embedding_dropout", "recurrent_dropout", "activation")
+
+
+def _fields(names) -> str:
+    """``config field 'a'`` or ``config fields 'a', 'b'``."""
+    return f"config field{'s' if len(names) > 1 else ''} " + ", ".join(f"'{n}'" for n in names)
 
 
 def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentConfig:
@@ -224,8 +230,8 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
 
     Raises:
         ConfigError: ``model_given`` and another architecture than the language model's
-            (one line naming both); a field of ``LANGUAGE_MODEL_FIELDS`` set explicitly
-            (the language model decides it, so it would be ignored).
+            (one line naming both); a field of ``LANGUAGE_MODEL_FIELDS`` (the language model
+            decides it) or ``UNUSED_WITH_INIT_FROM`` set explicitly: it would be ignored.
         ExportError: ``init_from`` is not a language-model export or run directory.
     """
     if not config.init_from:
@@ -238,13 +244,20 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
     from seqtasks.recipe import explicit_fields, record_explicit
 
     path = config.init_from
-    decided = [name for name in LANGUAGE_MODEL_FIELDS if name in explicit_fields(config)]
+    given = explicit_fields(config)
+    decided = [name for name in LANGUAGE_MODEL_FIELDS if name in given]
     if decided:
         them = "them" if len(decided) > 1 else "it"
         raise ConfigError(
-            f"config field{'s' if len(decided) > 1 else ''} {', '.join(decided)}: the language "
-            f"model of --init-from {path} decides {them}; leave {them} out, or set {them} when "
-            "training the language model"
+            f"{_fields(decided)}: the language model of --init-from {path} decides {them}; "
+            f"leave {them} out, or set {them} when training the language model"
+        )
+    unused = [name for name in UNUSED_WITH_INIT_FROM if name in given]
+    if unused:
+        raise ConfigError(
+            f"{_fields(unused)}: a classifier started from --init-from {path} has the "
+            "language model's layers and dropout, and no use for "
+            f"{'them' if len(unused) > 1 else 'it'}; leave {'them' if len(unused) > 1 else 'it'} out"
         )
     run_config = os.path.join(path, "config.json")
     if os.path.isfile(run_config):

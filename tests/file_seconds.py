@@ -24,7 +24,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # "12.34s call     tests/tasks/test_x.py::test_y[z]"
-LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s+(setup|call|teardown)\s+(\S+?\.py)(?:::\S*)?\s*$")
+LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s+(setup|call|teardown)\s+(\S+?\.py)(?:::.*)?$")
 
 
 def file_seconds(lines) -> dict[str, float]:

@@ -125,7 +125,11 @@ class MaskedConvolution(keras.layers.Layer):
 
     def build(self, input_shape):
         self.conv = keras.layers.Conv1D(
-            input_shape[-1], self.kernel_size, padding=self.padding, name="conv"
+            input_shape[-1],
+            self.kernel_size,
+            padding=self.padding,
+            name="conv",
+            dtype=self.dtype_policy,  # the layer's, also when loaded under another policy
         )
         self.conv.build(input_shape)
 

@@ -72,19 +72,28 @@ class MinRNNBlock(keras.layers.Layer):
         self.intermediate_dim = int(intermediate_dim or 4 * self.width)
         self.dropout = dropout
         self.return_sequences, self.return_state = return_sequences, return_state
-        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm1")
-        rnn = CELLS[cell](self.units, return_sequences=True, return_state=True, name="rnn")
-        self.rnn = keras.layers.Bidirectional(rnn, name="rnn") if self.bidirectional else rnn
-        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm2")
-        self.ffn_in = keras.layers.Dense(self.intermediate_dim, activation="gelu", name="ffn_in")
-        self.ffn_out = keras.layers.Dense(self.width, name="ffn_out")
-        self.drop = keras.layers.Dropout(dropout)
+        policy = {"dtype": self.dtype_policy}  # the block's, also when loaded under another
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm1", **policy)
+        rnn = CELLS[cell](
+            self.units, return_sequences=True, return_state=True, name="rnn", **policy
+        )
+        self.rnn = (
+            keras.layers.Bidirectional(rnn, name="rnn", **policy) if self.bidirectional else rnn
+        )
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm2", **policy)
+        self.ffn_in = keras.layers.Dense(
+            self.intermediate_dim, activation="gelu", name="ffn_in", **policy
+        )
+        self.ffn_out = keras.layers.Dense(self.width, name="ffn_out", **policy)
+        self.drop = keras.layers.Dropout(dropout, **policy)
         self.projection = None
         self.supports_masking = True
 
     def build(self, input_shape):
         if input_shape[-1] != self.width:
-            self.projection = keras.layers.Dense(self.width, use_bias=False, name="projection")
+            self.projection = keras.layers.Dense(
+                self.width, use_bias=False, name="projection", dtype=self.dtype_policy
+            )
             self.projection.build(input_shape)
         self.norm1.build(input_shape)
         self.rnn.build(input_shape)

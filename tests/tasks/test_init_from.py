@@ -158,12 +158,17 @@ def test_mistakes_are_one_line(pretrained, tmp_path):
     )
     assert_one_line_error(  # the language model decides them: never silently ignored
         _cli(*common, "--init-from", lm, "--set", "num_layers=2", "--set", "hidden_dim=8"),
-        f"config fields hidden_dim, num_layers: the language model of --init-from {lm} "
+        f"config fields 'hidden_dim', 'num_layers': the language model of --init-from {lm} "
         "decides them; leave them out",
     )
     assert_one_line_error(
         _cli(*common, "--init-from", lm, "--set", "vocabulary_size=100"),
-        "config field vocabulary_size: the language model", "decides it; leave it out",
+        "config field 'vocabulary_size': the language model", "decides it; leave it out",
+    )
+    assert_one_line_error(
+        _cli(*common, "--init-from", lm, "--set", "conv_kernel_size=3"),
+        "config field 'conv_kernel_size': a classifier started from --init-from",
+        "has the language model's layers and dropout, and no use for it; leave it out",
     )
     assert_one_line_error(
         _cli("carve", "translation", "--data", pretrained["data"], "-o", tmp_path / "v.jsonl"),

@@ -63,3 +63,28 @@ def test_mistakes():
         )  # fmt: skip
     with pytest.raises(ConfigError, match="config field 'conv_kernel_size': applies to recurrent"):
         SentimentConfig(model="transformer", conv_kernel_size=3).check()
+
+
+@pytest.mark.parametrize("residual_blocks", [False, True])
+def test_a_mixed_precision_model_loads_and_runs_under_float32(tmp_path, residual_blocks):
+    """The convolution's (and a residual block's) sublayers keep their layer's dtype
+    policy, not the global one at load time."""
+    ids = np.array([[5, 6, 7, 0], [9, 3, 0, 0]], "int32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_text_classifier(
+            num_classes=2, vocabulary_size=50, sequence_length=20, kind="bimingru",
+            embedding_dim=6, hidden_dim=4, conv_kernel_size=3,
+            residual_blocks=residual_blocks, intermediate_dim=8,
+        )  # fmt: skip
+        expected = np.asarray(model(ids), "float32")
+        model.save(tmp_path / "model.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    conv = reloaded.get_layer("embedding_convolution")
+    assert conv.conv.dtype_policy.name == conv.dtype_policy.name == "mixed_float16"
+    if residual_blocks:
+        block = reloaded.get_layer("bimingru_0")
+        assert block.ffn_in.dtype_policy.name == block.norm1.dtype_policy.name == "mixed_float16"
+    np.testing.assert_allclose(np.asarray(reloaded(ids), "float32"), expected, atol=1e-3)
