@@ -245,20 +245,16 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
 
     path = config.init_from
     given = explicit_fields(config)
-    decided = [name for name in LANGUAGE_MODEL_FIELDS if name in given]
-    if decided:
-        them = "them" if len(decided) > 1 else "it"
-        raise ConfigError(
-            f"{_fields(decided)}: the language model of --init-from {path} decides {them}; "
-            f"leave {them} out, or set {them} when training the language model"
-        )
-    unused = [name for name in UNUSED_WITH_INIT_FROM if name in given]
-    if unused:
-        raise ConfigError(
-            f"{_fields(unused)}: a classifier started from --init-from {path} has the "
-            "language model's layers and dropout, and no use for "
-            f"{'them' if len(unused) > 1 else 'it'}; leave {'them' if len(unused) > 1 else 'it'} out"
-        )
+    for names, why in (
+        (LANGUAGE_MODEL_FIELDS, "the language model of --init-from {path} decides {them}; "
+         "leave {them} out, or set {them} when training the language model"),
+        (UNUSED_WITH_INIT_FROM, "a classifier started from --init-from {path} has the "
+         "language model's layers and dropout, and no use for {them}; leave {them} out"),
+    ):  # fmt: skip
+        named = [name for name in names if name in given]
+        if named:
+            them = "them" if len(named) > 1 else "it"
+            raise ConfigError(f"{_fields(named)}: " + why.format(path=path, them=them))
     run_config = os.path.join(path, "config.json")
     if os.path.isfile(run_config):
         try:
@@ -278,4 +274,4 @@ def resolve_init_from(config: SentimentConfig, model_given: bool) -> SentimentCo
     kind = lm_config.get("model", "lstm")
     if model_given and config.model != kind:
         raise model_mismatch(config.model, path, kind)
-    return record_explicit(dataclasses.replace(config, model=kind), explicit_fields(config))
+    return record_explicit(dataclasses.replace(config, model=kind), given)

@@ -71,15 +71,8 @@ def longest_files_first(items, seconds: dict[str, float] | None = None) -> None:
     seconds = _file_seconds() if seconds is None else seconds
     known = sorted(seconds.values())
     default = known[len(known) // 2] if known else 0.0
-    first_seen: dict[str, int] = {}
-    for item in items:
-        first_seen.setdefault(item.nodeid.split("::")[0], len(first_seen))
-
-    def key(item):
-        path = item.nodeid.split("::")[0]
-        return (-seconds.get(path, default), first_seen[path])
-
-    items.sort(key=key)
+    # A stable sort: a file's tests, and files of equal seconds, keep their collection order.
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], default))
 
 
 def pytest_collection_modifyitems(config, items):
