@@ -42,16 +42,6 @@ LAYERS = (
 EMBEDDING, VOCABULARY, BATCH = 128, 8000, 32
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (ratios differ between Intel and AMD)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return names[0] if names else platform.processor()
-    except OSError:
-        return platform.processor()
-
-
 def parameter_matched_units(kind: str, units: int) -> int:
     """Units of a min layer with about an LSTM(units)'s parameters over EMBEDDING inputs."""
     lstm = 4 * (EMBEDDING * units + units * units + units)
@@ -119,6 +109,9 @@ def main() -> None:
         print(json.dumps(run_one(name, int(length), args.units, args.steps)))
         return
     import keras
+
+    sys.path.insert(0, ROOT)
+    from seqtasks.versions import cpu_model
 
     results = {
         "command": "python bench/min_rnn_throughput.py " + " ".join(sys.argv[1:]),

@@ -18,11 +18,13 @@ import collections
 import datetime
 import json
 import os
-import platform
 import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from seqtasks.versions import cpu_model  # noqa: E402
+
 # "12.34s call     tests/tasks/test_x.py::test_y[z]"
 LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s+(setup|call|teardown)\s+(\S+?\.py)(?:::.*)?$")
 
@@ -35,17 +37,6 @@ def file_seconds(lines) -> dict[str, float]:
         if match:
             totals[match.group(3)] += float(match.group(1))
     return dict(totals)
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> int:
