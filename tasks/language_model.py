@@ -272,6 +272,7 @@ class LanguageModelRecipe(LanguageModelServing):
                 tie_embeddings=config.tie_embeddings,
                 residual_blocks=config.residual_blocks,
                 num_sampled=config.sampled_softmax,
+                conv_kernel_size=config.conv_kernel_size,
             )
         model({"decoder_token_ids": np.ones((1, 2), np.int32)})  # build the weights
         return model

@@ -119,6 +119,14 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
         "mingru/minlstm: stack the block of Feng et al. 2024 (layer norm, residual "
         "connection, feed-forward network) instead of plain layers.",
     )
+    conv_kernel_size: int = option(
+        0,
+        "RNN models: a residual causal convolution of this many positions (SiLU) over the "
+        "embeddings before the first recurrent layer, so that the gates of mingru/minlstm, "
+        "which read one input, see the previous tokens too; generation caches the last "
+        "conv_kernel_size - 1 embeddings. 0 (default): none.",
+        min=0,
+    )
     sampled_softmax: int = option(
         0,
         "Training only: score the target and this many classes drawn from a log-uniform "
@@ -181,6 +189,11 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
         if self.residual_blocks and self.model not in ("mingru", "minlstm"):
             raise ConfigError(
                 "config field 'residual_blocks' applies to model=mingru or minlstm; "
+                f"received: model={self.model}"
+            )
+        if self.conv_kernel_size and self.model == "transformer":
+            raise ConfigError(
+                "config field 'conv_kernel_size': applies to RNN models; "
                 f"received: model={self.model}"
             )
         if (

@@ -214,9 +214,9 @@ def model_mismatch(requested: str, path: str, kind: str) -> ConfigError:
 # and fields of a classifier built from scratch that a classifier built on it has no use for.
 LANGUAGE_MODEL_FIELDS = (
     "vocabulary_size", "min_frequency", "embedding_dim", "hidden_dim", "num_layers",
-    "num_heads", "intermediate_dim", "residual_blocks",
+    "num_heads", "intermediate_dim", "residual_blocks", "conv_kernel_size",
 )  # fmt: skip
-UNUSED_WITH_INIT_FROM = ("conv_kernel_size", "embedding_dropout", "recurrent_dropout", "activation")
+UNUSED_WITH_INIT_FROM = ("embedding_dropout", "recurrent_dropout", "activation")
 
 
 def _fields(names) -> str:

@@ -23,7 +23,9 @@ Models:
   dropout on the embeddings, between layers and before the softmax (Zaremba et al.
   2014, sec. 3; Mikolov et al. 2010 for the recurrent language model itself); or
   minGRU/minLSTM layers (Feng et al. 2024, sec. 3: trained with a scan over the whole
-  window, decoded with their cached step).
+  window, decoded with their cached step); optionally a short causal convolution over the
+  embeddings first (``conv_kernel_size``: the one before the Mamba block's scan, Gu & Dao
+  2023, sec. 3.4), cached as the last ``kernel_size - 1`` embeddings.
 - :class:`TransformerLanguageModel`: keras-hub ``TokenAndPositionEmbedding`` and
   ``TransformerDecoder`` blocks without cross-attention, causal self-attention
   (Radford et al. 2018's decoder-only arrangement of Vaswani et al. 2017, sec. 3).
@@ -45,7 +47,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from seqtasks.models.layers import pad_positions
+from seqtasks.models.layers import MaskedConvolution, pad_positions
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
 from seqtasks.sampled_softmax import log_uniform_candidates, output_rows, sampled_logits
@@ -133,10 +135,17 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
             layers (default False).
         num_sampled: int, sampled softmax classes in training (0, the default: the full
             softmax; see the module docstring).
+        conv_kernel_size: int, > 0: a causal
+            :class:`~seqtasks.models.layers.MaskedConvolution` of this many positions over
+            the embeddings before the first recurrent layer, so that gates which read one
+            input (minGRU) see the previous ``conv_kernel_size - 1`` tokens too; its cache
+            is one more float tensor ``(batch_size, conv_kernel_size - 1, embedding_dim)``
+            (default 0: none).
 
     Raises:
         ValueError: for another ``cell``, tying with different widths,
-            ``residual_blocks`` with another cell, or ``num_sampled >= vocabulary_size - 1``.
+            ``residual_blocks`` with another cell, ``conv_kernel_size < 0``, or
+            ``num_sampled >= vocabulary_size - 1``.
     """
 
     num_static_cache = 0
@@ -154,10 +163,17 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
         tie_embeddings: bool = False,
         residual_blocks: bool = False,
         num_sampled: int = 0,
+        conv_kernel_size: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self._init_sampled(num_sampled, vocabulary_size)
+        if int(conv_kernel_size) < 0:
+            raise ValueError(
+                f"conv_kernel_size must be >= 0 (0: no convolution); "
+                f"Received: conv_kernel_size={conv_kernel_size}"
+            )
+        self.conv_kernel_size = int(conv_kernel_size)
         if cell not in LM_CELLS:
             raise ValueError(f"cell must be one of {LM_CELLS}; Received: cell={cell!r}")
         if residual_blocks and cell not in MIN_CELLS:
@@ -174,6 +190,11 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
         )
         self.num_states = 2 if cell == "lstm" else 1
         self.embedding = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")
+        self.convolution = (
+            MaskedConvolution(self.conv_kernel_size, padding="causal", name="embedding_convolution")
+            if self.conv_kernel_size
+            else None
+        )
         if residual_blocks:
             self.rnn_layers = [
                 MinRNNBlock(
@@ -197,6 +218,8 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
         ids = inputs["decoder_token_ids"]
         mask = ops.not_equal(ids, 0)
         x = self.dropouts[0](self.embedding(ids), training=training)
+        if self.convolution is not None:
+            x = self.convolution(x, mask=mask)  # (B, T, E), causal
         for layer, dropout in zip(self.rnn_layers, self.dropouts[1:]):
             x, *_ = layer(x, mask=mask, training=training)
             x = dropout(x, training=training)
@@ -204,15 +227,28 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
         return self._logits(ops.multiply(x, 1.0), inputs, training)
 
     def init_cache(self, encoder_inputs, max_length, batch_size=None):
-        """Zero states: ``num_layers * num_states`` float ``(batch_size, hidden_dim)``."""
+        """Zero states: ``num_layers * num_states`` float ``(batch_size, hidden_dim)``,
+        then, with ``conv_kernel_size``, the previous embeddings ``(batch_size,
+        conv_kernel_size - 1, embedding_dim)`` (zeros: the causal padding)."""
         del encoder_inputs, max_length  # decoder-only; an RNN's cache does not grow
         zeros = ops.zeros((batch_size, self.hidden_dim), self.compute_dtype)
-        return tuple(zeros for _ in range(self.num_layers * self.num_states))
+        states = tuple(zeros for _ in range(self.num_layers * self.num_states))
+        if self.convolution is None:
+            return states
+        shape = (batch_size, self.conv_kernel_size - 1, self.embedding_dim)
+        return states + (ops.zeros(shape, self.compute_dtype),)
 
     def decode_step(self, token_ids, cache, index):
         x = self.embedding(token_ids)  # (B, 1, E)
         is_pad = ops.equal(token_ids, 0)  # (B, 1): a [PAD] keeps the state
         new_cache = []
+        if self.convolution is not None:
+            window = ops.concatenate([cache[-1], ops.cast(x, cache[-1].dtype)], axis=1)
+            x = self.convolution.step(window)  # (B, 1, E); window (B, K, E)
+            kept = ops.where(is_pad[:, :, None], cache[-1], window[:, 1:, :])
+            # a static (K-1, E) keeps the cache's shape fixed in graph loops (tf.while_loop)
+            kept = ops.reshape(kept, (-1, self.conv_kernel_size - 1, self.embedding_dim))
+            cache = cache[:-1]
         for i, layer in enumerate(self.rnn_layers):
             state = list(cache[i * self.num_states : (i + 1) * self.num_states])
             if self.cell in MIN_CELLS:  # the cached step, not a scan over one position
@@ -221,11 +257,18 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
             else:
                 x, *new_state = layer(x, initial_state=state)
             new_cache += [ops.where(is_pad, old, new) for old, new in zip(state, new_state)]
+        if self.convolution is not None:
+            new_cache.append(kept)
         return self.output_layer(x)[:, 0, :], tuple(new_cache)
 
     def freezable_parts(self) -> dict[str, list[str]]:
-        """``embeddings``: the token embedding; ``encoder``: every recurrent layer."""
-        return {"embeddings": ["embedding"], "encoder": [layer.name for layer in self.rnn_layers]}
+        """``embeddings``: the token embedding; ``encoder``: the convolution, if any, and
+        every recurrent layer."""
+        convolution = [self.convolution.name] if self.convolution is not None else []
+        return {
+            "embeddings": ["embedding"],
+            "encoder": convolution + [layer.name for layer in self.rnn_layers],
+        }
 
     def get_config(self):
         return {
@@ -239,6 +282,7 @@ class RNNLanguageModel(_SampledSoftmaxMixin, keras.Model):
             "tie_embeddings": self.tie_embeddings,
             "residual_blocks": self.residual_blocks,
             "num_sampled": self.num_sampled,
+            "conv_kernel_size": self.conv_kernel_size,
         }
 
 

@@ -139,6 +139,23 @@ class MaskedConvolution(keras.layers.Layer):
         real = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)  # (B, T, 1)
         return inputs + self.activation(self.conv(inputs * real)) * real
 
+    def step(self, window):
+        """The causal output at the last of ``kernel_size`` positions, for cached decoding.
+
+        Args:
+            window: float ``(batch_size, kernel_size, channels)``: the inputs at positions
+                ``t - kernel_size + 1 .. t`` (zeros before the first position, as the
+                parallel call's causal padding).
+
+        Returns:
+            float ``(batch_size, 1, channels)``: what the parallel call with
+            ``padding="causal"`` gives at position ``t``.
+        """
+        kernel = ops.cast(self.conv.kernel, window.dtype)  # (K, C, C); no autocast outside call
+        bias = ops.cast(self.conv.bias, window.dtype)
+        convolved = ops.conv(window, kernel, padding="valid") + bias  # (B, 1, C)
+        return window[:, -1:, :] + self.activation(convolved)
+
     def compute_mask(self, inputs, mask=None):
         return mask
 

@@ -10,8 +10,8 @@ direction: a left-to-right LSTM/GRU/SimpleRNN, or causal Transformer blocks.
 
 Layer names (:data:`HEAD_LAYERS` of :mod:`seqtasks.models.classifier` for the head) let
 ``freeze`` and fine-tuning treat the model as any :func:`~seqtasks.models.classifier.
-build_text_classifier` model: ``embedding``, then ``lstm_0``, ``lstm_1``, ... (the cell of the
-language model) or ``decoder_0``, ..., then the pooling, ``head_dropout`` and
+build_text_classifier` model: ``embedding``, the language model's ``embedding_convolution``
+if it has one, then ``lstm_0``, ``lstm_1``, ... (the cell of the language model) or ``decoder_0``, ..., then the pooling, ``head_dropout`` and
 ``probabilities``.
 """
 
@@ -130,6 +130,11 @@ def classifier_from_language_model(
         x = embedding(token_ids)
         x = keras.layers.Dropout(language_model.dropout, name="embedding_dropout")(x)
         copies.append((embedding, old))
+        if language_model.convolution is not None:  # causal, as in pretraining
+            old = language_model.convolution
+            convolution = type(old).from_config(old.get_config())
+            x = convolution(x)  # (B, T, E); the Embedding's mask zeroes padded steps
+            copies.append((convolution, old))
         for i, layer in enumerate(language_model.rnn_layers):
             config = {**layer.get_config(), "return_state": False, "return_sequences": True}
             new = type(layer).from_config(config)

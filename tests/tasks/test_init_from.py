@@ -167,7 +167,12 @@ def test_mistakes_are_one_line(pretrained, tmp_path):
     )
     assert_one_line_error(
         _cli(*common, "--init-from", lm, "--set", "conv_kernel_size=3"),
-        "config field 'conv_kernel_size': a classifier started from --init-from",
+        "config field 'conv_kernel_size': the language model of --init-from",
+        "decides it; leave it out",
+    )
+    assert_one_line_error(
+        _cli(*common, "--init-from", lm, "--set", "embedding_dropout=0.1"),
+        "config field 'embedding_dropout': a classifier started from --init-from",
         "has the language model's layers and dropout, and no use for it; leave it out",
     )
     assert_one_line_error(

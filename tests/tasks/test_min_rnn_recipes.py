@@ -45,11 +45,12 @@ def test_a_minlstm_language_model_scores_and_generates_in_a_fresh_process(tmp_pa
     recipe = get_recipe("language-model")
     config = recipe.make_config(
         data=shakespeare_head(tmp_path / "shakespeare.txt", 12_000), model="minlstm",
-        residual_blocks=True, export_dir=str(tmp_path / "export"),
+        residual_blocks=True, conv_kernel_size=3, export_dir=str(tmp_path / "export"),
         run_dir=str(tmp_path / "run"), **TINY_LM,
     )  # fmt: skip
     result = train(recipe, config, verbose=0)
     assert result.model.rnn_layers[0].__class__.__name__ == "MinRNNBlock"
+    assert result.model.convolution.kernel_size == 3  # generation caches its window
     assert np.isfinite(result.metrics["val_nll"]) and result.metrics["val_nll"] < np.log(70)
     texts = ["KING HENRY:\nWhat say you?", "", "a" * 70]
     assert_fresh_export_matches(recipe, config, result, texts, tmp_path)
@@ -98,7 +99,7 @@ def test_the_classifier_starts_from_a_mingru_language_model(tmp_path):
     lm_config = lm_recipe.make_config(
         data=data, text_column="sentence", model="mingru", tokenizer="word",
         vocabulary_size=300, embedding_dim=12, hidden_dim=12, num_layers=2, sequence_length=16,
-        epochs=1, batch_size=32, max_length=5, export_dir=str(tmp_path / "lm"),
+        conv_kernel_size=2, epochs=1, batch_size=32, max_length=5, export_dir=str(tmp_path / "lm"),
         run_dir=str(tmp_path / "lm-run"),
     )  # fmt: skip
     train(lm_recipe, lm_config, verbose=0)
@@ -110,8 +111,10 @@ def test_the_classifier_starts_from_a_mingru_language_model(tmp_path):
     prepared = recipe.prepare(config, recipe.load_data(config), str(tmp_path / "run"))
     model = recipe.build_model(config, prepared)
     lm = load_language_model(str(tmp_path / "lm")).model
-    for i in range(2):
-        for a, b in zip(
-            model.get_layer(f"mingru_{i}").get_weights(), lm.rnn_layers[i].get_weights()
-        ):
+    pairs = [("embedding_convolution", lm.convolution)]
+    pairs += [(f"mingru_{i}", lm.rnn_layers[i]) for i in range(2)]
+    for name, layer in pairs:
+        weights = model.get_layer(name).get_weights()
+        assert len(weights) == len(layer.get_weights()) > 0
+        for a, b in zip(weights, layer.get_weights()):
             np.testing.assert_array_equal(a, b)

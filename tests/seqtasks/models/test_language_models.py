@@ -12,7 +12,7 @@ from seqtasks.models.language_models import RNNLanguageModel, TransformerLanguag
 from seqtasks.text import END_ID, PAD_ID, START_ID
 
 VOCAB, LENGTH = 20, 12
-KINDS = ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "mingru-block"]
+KINDS = ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "mingru-block", "mingru-conv"]
 
 
 def tiny(kind: str, tie: bool = False, dropout: float = 0.0):
@@ -24,10 +24,11 @@ def tiny(kind: str, tie: bool = False, dropout: float = 0.0):
         )  # fmt: skip
     else:
         width = 8
-        cell, _, block = kind.partition("-")
+        cell, _, variant = kind.partition("-")
         model = RNNLanguageModel(
             VOCAB, embedding_dim=width, hidden_dim=width, num_layers=2, cell=cell,
-            dropout=dropout, tie_embeddings=tie, residual_blocks=bool(block),
+            dropout=dropout, tie_embeddings=tie, residual_blocks=variant == "block",
+            conv_kernel_size=3 if variant == "conv" else 0,
         )  # fmt: skip
     model({"decoder_token_ids": np.ones((1, 3), "int32")})
     return model
@@ -78,7 +79,7 @@ def test_tied_embeddings_share_the_input_matrix(kind):
         RNNLanguageModel(VOCAB, embedding_dim=8, hidden_dim=16, tie_embeddings=True)
 
 
-@pytest.mark.parametrize("kind", ["gru", "transformer", "minlstm-block"])
+@pytest.mark.parametrize("kind", ["gru", "transformer", "minlstm-block", "mingru-conv"])
 @pytest.mark.parametrize("tie", [False, True])
 def test_save_and_load_give_the_same_logits(kind, tie, tmp_path):
     model = tiny(kind, tie=tie)
@@ -137,3 +138,24 @@ def test_a_tiny_character_model_learns_real_text():
     history = model.fit(x, y, batch_size=16, epochs=8, verbose=0).history["loss"]
     # Uniform guessing costs log(V) nats; the letter frequencies alone about 3.3.
     assert history[0] > 3.0 and history[-1] < 2.6, history
+
+
+def test_the_convolution_reads_earlier_tokens_only_and_is_cached():
+    """A causal kernel of 3: a later token changes no earlier position's logits; the cache
+    holds the last two embeddings (the steps equal the full pass: the tests above)."""
+    model = tiny("mingru-conv")
+    assert model.convolution.padding == "causal" and model.conv_kernel_size == 3
+    base = ids([[START_ID, 5, 6, 7, 8, 9]])
+    later = ids([[START_ID, 5, 6, 7, 8, 13]])
+    a = np.asarray(model({"decoder_token_ids": base}))
+    b = np.asarray(model({"decoder_token_ids": later}))
+    np.testing.assert_array_equal(a[:, :5], b[:, :5])
+    assert not np.allclose(a[:, 5], b[:, 5])
+    cache = model.init_cache(None, LENGTH, batch_size=1)
+    assert len(cache) == 2 + 1 and tuple(cache[-1].shape) == (1, 2, 8)
+    for t, token in enumerate([START_ID, 5, 6]):
+        _, cache = model.decode_step(ids([[token]]), cache, t)
+    embeddings = np.asarray(model.embedding(ids([[5, 6]])))
+    np.testing.assert_allclose(np.asarray(cache[-1]), embeddings, atol=1e-6)
+    with pytest.raises(ValueError, match="conv_kernel_size must be >= 0"):
+        RNNLanguageModel(VOCAB, conv_kernel_size=-1)

@@ -21,8 +21,11 @@ def _language_model(kind):
             40, 8, hidden_dim=8, intermediate_dim=16, num_heads=2, num_layers=2
         )
     else:
-        cell, _, block = kind.partition("-")
-        model = RNNLanguageModel(40, 6, 10, num_layers=2, cell=cell, residual_blocks=bool(block))
+        cell, _, variant = kind.partition("-")
+        model = RNNLanguageModel(
+            40, 6, 10, num_layers=2, cell=cell, residual_blocks=variant == "block",
+            conv_kernel_size=3 if variant == "conv" else 0,
+        )  # fmt: skip
     model({"decoder_token_ids": np.ones((1, 2), np.int32)})
     return model
 
@@ -35,13 +38,16 @@ def _language_model_states(model, ids):
         for block in model.blocks:
             x = block(x, decoder_padding_mask=mask)
     else:
+        if model.convolution is not None:
+            x = model.convolution(x, mask=mask)
         for layer in model.rnn_layers:
             x, *_ = layer(x, mask=mask)
     return np.asarray(x)
 
 
 @pytest.mark.parametrize(
-    "kind", ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "minlstm-block"]
+    "kind",
+    ["lstm", "gru", "rnn", "transformer", "mingru", "minlstm", "minlstm-block", "mingru-conv"],
 )
 def test_the_encoder_is_the_language_models_with_its_weights(kind):
     lm = _language_model(kind)
