@@ -149,12 +149,23 @@ def main() -> None:
         "best_epoch": metrics.get("best_epoch"),
         "epochs_run": metrics.get("epochs_run"),
         "seconds_per_epoch": metrics.get("seconds_per_epoch"),
-        "history_val_accuracy": trained.get("history", {}).get("val_accuracy"),
+        "history_val_accuracy": val_accuracies(os.path.join(args.work_dir, "sentiment-run")),
     }
     print(json.dumps(results["classifier"]), flush=True)
     with open(args.output + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
     os.replace(args.output + ".tmp", args.output)
+
+
+def val_accuracies(run_dir: str) -> list[float] | None:
+    """Each epoch's validation accuracy from the run directory's ``history.csv``."""
+    import csv
+
+    path = os.path.join(run_dir, "history.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", newline="") as f:
+        return [round(float(row["val_accuracy"]), 6) for row in csv.DictReader(f)]
 
 
 if __name__ == "__main__":
