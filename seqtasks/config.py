@@ -153,6 +153,17 @@ class TrainConfig:
         """The config as a JSON-compatible dict (every field, defaults included)."""
         return dataclasses.asdict(self)
 
+    def field_defaults(self) -> dict[str, Any]:
+        """Each field's default as JSON gives it back (a field without one is left out):
+        what a run recorded before the field existed is taken to have used."""
+        defaults = {}
+        for f in dataclasses.fields(self):
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+        return json.loads(json.dumps(defaults, default=str))
+
     def to_json(self) -> str:
         """:meth:`to_dict` as indented, key-sorted JSON."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

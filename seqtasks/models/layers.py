@@ -149,8 +149,20 @@ class MaskedConvolution(keras.layers.Layer):
 
         Returns:
             float ``(batch_size, 1, channels)``: what the parallel call with
-            ``padding="causal"`` gives at position ``t``.
+            ``padding="causal"`` gives at position ``t`` of a right-padded sequence (the
+            parallel call zeroes a padded input inside the window; a caller that skips
+            padded steps, as cached decoding does, keeps them out of the window instead).
+
+        Raises:
+            ValueError: for a ``padding="same"`` layer, or a window of another length.
         """
+        if self.padding != "causal":
+            raise ValueError("`step` needs padding='causal'; this layer's padding is 'same'")
+        if window.shape[1] is not None and window.shape[1] != self.kernel_size:
+            raise ValueError(
+                f"`window` must hold kernel_size={self.kernel_size} positions. "
+                f"Received: window.shape={tuple(window.shape)}"
+            )
         kernel = ops.cast(self.conv.kernel, window.dtype)  # (K, C, C); no autocast outside call
         bias = ops.cast(self.conv.bias, window.dtype)
         convolved = ops.conv(window, kernel, padding="valid") + bias  # (B, 1, C)

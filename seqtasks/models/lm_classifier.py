@@ -10,8 +10,9 @@ direction: a left-to-right LSTM/GRU/SimpleRNN, or causal Transformer blocks.
 
 Layer names (:data:`HEAD_LAYERS` of :mod:`seqtasks.models.classifier` for the head) let
 ``freeze`` and fine-tuning treat the model as any :func:`~seqtasks.models.classifier.
-build_text_classifier` model: ``embedding``, the language model's ``embedding_convolution``
-if it has one, then ``lstm_0``, ``lstm_1``, ... (the cell of the language model) or ``decoder_0``, ..., then the pooling, ``head_dropout`` and
+build_text_classifier` model: ``embedding``, the language model's
+``embedding_convolution`` if it has one, then ``lstm_0``, ``lstm_1``, ... (the cell of the
+language model) or ``decoder_0``, ..., then the pooling, ``head_dropout`` and
 ``probabilities``.
 """
 

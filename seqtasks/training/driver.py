@@ -103,7 +103,8 @@ def train(
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    check_run_dir(config.run_dir, recipe.name, config_dict, resume)
+    defaults = config.field_defaults()
+    check_run_dir(config.run_dir, recipe.name, config_dict, resume, defaults)
     seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
@@ -111,7 +112,7 @@ def train(
     resume_from, temporary = None, None
     if distribution.is_chief:
         run_dir, lock, continuing = choose_run_dir(
-            config.run_dir, recipe.name, config_dict, data_fingerprint, resume
+            config.run_dir, recipe.name, config_dict, data_fingerprint, resume, defaults=defaults
         )
     else:
         # TensorFlow's convention: workers other than the chief write to a temporary
@@ -121,7 +122,9 @@ def train(
         continuing = bool(
             resume
             and is_unfinished(explicit)
-            and not run_differences(explicit, recipe.name, config_dict, data_fingerprint)
+            and not run_differences(
+                explicit, recipe.name, config_dict, data_fingerprint, defaults=defaults
+            )
         )
         resume_from = explicit if continuing else None
         run_dir = temporary = tempfile.mkdtemp(

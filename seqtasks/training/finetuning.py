@@ -68,7 +68,8 @@ def finetune(
     check_output_dir(config.run_dir or "runs", "run_dir")
     name = f"{recipe.name}-finetune"
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    check_run_dir(config.run_dir, name, config_dict, resume)
+    defaults = config.field_defaults()
+    check_run_dir(config.run_dir, name, config_dict, resume, defaults)
     seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data or labels happens before anything is written.
@@ -82,7 +83,7 @@ def finetune(
         "new_head": plan.metadata["new_head"],
     }
     run_dir, lock, continuing = choose_run_dir(
-        config.run_dir, name, config_dict, data_fingerprint, resume, source
+        config.run_dir, name, config_dict, data_fingerprint, resume, source, defaults
     )
     return _train_locked(
         recipe,

@@ -47,10 +47,13 @@ def run_differences(
     config: dict,
     data: dict | None = None,
     finetune: dict | None = None,
+    defaults: dict | None = None,
 ) -> list[str]:
     """What differs between the run in ``run_dir`` and this one, one ``field: there, here`` each.
 
-    Compares the recipe, every config field but ``run_dir`` and, when ``data``
+    Compares the recipe, every config field but ``run_dir`` (a field the run's
+    ``config.json`` lacks, one added to seqtasks since, counts as its entry in
+    ``defaults``: a run started before a new field resumes) and, when ``data``
     (a fingerprint with the example count) is given, the data's path, size,
     hash and number of examples; for a fine-tuning run, every entry of
     ``finetune`` (source version, ``freeze``, ``new_head``) with the run's
@@ -64,8 +67,9 @@ def run_differences(
         diffs.append(f"recipe: {record.get('recipe')!r} there, {recipe_name!r} here")
     saved = record.get("config") if isinstance(record.get("config"), dict) else {}
     for key in sorted((set(saved) | set(config)) - {"run_dir"}):
-        if saved.get(key) != config.get(key):
-            diffs.append(f"{key}: {saved.get(key)!r} there, {config.get(key)!r} here")
+        there = saved[key] if key in saved else (defaults or {}).get(key)
+        if there != config.get(key):
+            diffs.append(f"{key}: {there!r} there, {config.get(key)!r} here")
     if data is not None:
         saved = record.get("data") if isinstance(record.get("data"), dict) else {}
         for key in ("path", "bytes", "sha256", "examples"):
@@ -131,7 +135,9 @@ def in_use_error(run_dir: str) -> ConfigError:
     return ConfigError(f"config field 'run_dir': {run_dir} is in use by another training process")
 
 
-def check_run_dir(explicit: str, name: str, config_dict: dict, resume: bool) -> None:
+def check_run_dir(
+    explicit: str, name: str, config_dict: dict, resume: bool, defaults: dict | None = None
+) -> None:
     """Before the data is read: an explicit run dir must be empty or an unfinished run like this.
 
     Raises:
@@ -143,7 +149,7 @@ def check_run_dir(explicit: str, name: str, config_dict: dict, resume: bool) -> 
         raise ConfigError(
             f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
         )
-    diffs = run_differences(explicit, name, config_dict)
+    diffs = run_differences(explicit, name, config_dict, defaults=defaults)
     if diffs:
         raise mismatch_error(explicit, diffs)
 
@@ -155,6 +161,7 @@ def choose_run_dir(
     data_fingerprint: dict,
     resume: bool,
     finetune: dict | None = None,
+    defaults: dict | None = None,
 ):
     """``(run_dir, lock, continuing)``: the explicit run dir (locked, if it holds a run
     like this one), else with ``resume`` the newest matching unfinished run under
@@ -164,7 +171,7 @@ def choose_run_dir(
         ConfigError: the explicit run's data or source differ, or another process holds it.
     """
     if explicit and os.path.exists(os.path.join(explicit, "config.json")):
-        diffs = run_differences(explicit, name, config_dict, data_fingerprint, finetune)
+        diffs = run_differences(explicit, name, config_dict, data_fingerprint, finetune, defaults)
         if diffs:
             raise mismatch_error(explicit, diffs)
         lock = lock_run(explicit)
@@ -173,7 +180,9 @@ def choose_run_dir(
         return explicit, lock, True
     if not explicit and resume:
         for candidate in unfinished_runs(name):
-            if not run_differences(candidate, name, config_dict, data_fingerprint, finetune):
+            if not run_differences(
+                candidate, name, config_dict, data_fingerprint, finetune, defaults
+            ):
                 lock = lock_run(candidate)
                 if lock is not None:
                     return candidate, lock, True

@@ -104,7 +104,7 @@ def full_pass_greedy(model, prompt, length):
     return tokens + [PAD_ID] * (length - len(tokens))
 
 
-@pytest.mark.parametrize("kind", ["lstm", "transformer", "mingru"])
+@pytest.mark.parametrize("kind", ["lstm", "transformer", "mingru", "mingru-conv"])
 def test_decoding_with_a_prompt_equals_greedy_full_passes(kind):
     model = tiny(kind)
     prompts = ids([[START_ID, 5, 6], [START_ID, 9, PAD_ID]])

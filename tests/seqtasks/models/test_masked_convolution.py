@@ -27,6 +27,11 @@ def test_values_are_x_plus_silu_of_the_centred_convolution_of_the_masked_input()
     causal = MaskedConvolution(3, padding="causal")  # reads no later position
     np.testing.assert_allclose(causal(x[:, :4]), np.asarray(causal(x))[:, :4], atol=1e-6)
     assert not np.allclose(layer(x[:, :4]), np.asarray(layer(x))[:, :4], atol=1e-6)
+    # step: one causal position from the window of the kernel_size inputs ending there
+    full = np.asarray(causal(x))
+    padded = np.pad(x, [(0, 0), (2, 0), (0, 0)])  # the causal padding, as a zero cache
+    for t in range(6):
+        np.testing.assert_allclose(causal.step(padded[:, t : t + 3]), full[:, t : t + 1], atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["bimingru", "minlstm", "lstm"])
@@ -56,6 +61,13 @@ def test_mistakes():
         MaskedConvolution(0)
     with pytest.raises(ValueError, match="`padding` must be 'same' or 'causal'"):
         MaskedConvolution(3, padding="valid")
+    same, causal = MaskedConvolution(3), MaskedConvolution(3, padding="causal")
+    x = np.ones((1, 3, 2))
+    same(x), causal(x)
+    with pytest.raises(ValueError, match="`step` needs padding='causal'"):
+        same.step(x)
+    with pytest.raises(ValueError, match=r"`window` must hold kernel_size=3 positions"):
+        causal.step(np.ones((1, 4, 2)))
     with pytest.raises(ValueError, match="`conv_kernel_size` applies to recurrent kinds"):
         build_text_classifier(
             num_classes=2, vocabulary_size=50, sequence_length=20, kind="transformer",

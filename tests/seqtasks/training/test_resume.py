@@ -222,3 +222,22 @@ def test_interrupted_finetune_resumes_with_the_same_command(
     assert resumed.export_path == str(model_dir / "2")
     assert read_metadata(resumed.export_path)["finetuned_from"] == os.path.abspath(version_dir)
     assert not os.path.exists(os.path.join(unfinished, "resume"))
+
+
+def test_a_run_from_before_a_new_field_resumes_with_its_default(tmp_path):
+    """A field the run's config.json lacks (added to seqtasks since) counts as its default."""
+    recipe = get_recipe("sentiment")
+    config = recipe.make_config(data="reviews.csv", model="bimingru")
+    settings = json.loads(json.dumps(config.to_dict()))
+    older = {key: value for key, value in settings.items() if key != "conv_kernel_size"}
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": older}))
+    defaults = config.field_defaults()
+    assert defaults["conv_kernel_size"] == 0 and defaults["model"] == "bilstm"
+    assert run_differences(str(tmp_path), "sentiment", settings, defaults=defaults) == []
+    changed = {**settings, "conv_kernel_size": 3}
+    assert run_differences(str(tmp_path), "sentiment", changed, defaults=defaults) == [
+        "conv_kernel_size: 0 there, 3 here"
+    ]
+    assert run_differences(str(tmp_path), "sentiment", settings) == [
+        "conv_kernel_size: None there, 0 here"  # without the defaults: a difference
+    ]
