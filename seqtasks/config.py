@@ -28,7 +28,10 @@ C = TypeVar("C", bound="TrainConfig")
 
 def option(default: Any, help: str, **constraints: Any) -> Any:
     """A dataclass field with help text and constraints (``choices``, ``min``, ``max``);
-    ``data=True`` marks a field that describes the training data rather than the model."""
+    ``data=True`` marks a field that describes the training data rather than the model;
+    ``absent=V`` on a field added after runs were recorded without it: the value that does
+    what seqtasks did before the field existed, so those runs resume
+    (:meth:`TrainConfig.absent_values`)."""
     return dataclasses.field(default=default, metadata={"help": help, **constraints})
 
 
@@ -153,16 +156,13 @@ class TrainConfig:
         """The config as a JSON-compatible dict (every field, defaults included)."""
         return dataclasses.asdict(self)
 
-    def field_defaults(self) -> dict[str, Any]:
-        """Each field's default as JSON gives it back (a field without one is left out):
-        what a run recorded before the field existed is taken to have used."""
-        defaults = {}
-        for f in dataclasses.fields(self):
-            if f.default is not dataclasses.MISSING:
-                defaults[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                defaults[f.name] = f.default_factory()
-        return json.loads(json.dumps(defaults, default=str))
+    def absent_values(self) -> dict[str, Any]:
+        """The fields declared with ``option(..., absent=V)``, each with ``V`` as JSON gives
+        it back: the value a run recorded before the field existed used (not the field's
+        default, which may have changed since). Other missing fields stay differences."""
+        fields = dataclasses.fields(self)
+        values = {f.name: f.metadata["absent"] for f in fields if "absent" in f.metadata}
+        return json.loads(json.dumps(values, default=str))
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented, key-sorted JSON."""

@@ -126,6 +126,7 @@ class LanguageModelConfig(SubwordFields, ScheduleFields, RecordFields, DecodingC
         "which read one input, see the previous tokens too; generation caches the last "
         "conv_kernel_size - 1 embeddings. 0 (default): none.",
         min=0,
+        absent=0,  # runs recorded before the field had no convolution
     )
     sampled_softmax: int = option(
         0,

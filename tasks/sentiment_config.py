@@ -92,6 +92,7 @@ class SentimentConfig(RecordFields, TrainConfig):
         "over the embeddings before the first recurrent layer, so that the gates of "
         "mingru/minlstm, which read one input, see its neighbours; 0 (default): none.",
         min=0,
+        absent=0,  # runs recorded before the field had no convolution
     )
     dropout: float = option(
         0.5, "Dropout rate before the output layer and between layers.", min=0.0, max=0.9

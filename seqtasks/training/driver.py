@@ -103,7 +103,7 @@ def train(
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    defaults = config.field_defaults()
+    defaults = config.absent_values()
     check_run_dir(config.run_dir, recipe.name, config_dict, resume, defaults)
     seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()

@@ -53,7 +53,8 @@ def run_differences(
 
     Compares the recipe, every config field but ``run_dir`` (a field the run's
     ``config.json`` lacks, one added to seqtasks since, counts as its entry in
-    ``defaults``: a run started before a new field resumes) and, when ``data``
+    ``defaults``, :meth:`~seqtasks.config.TrainConfig.absent_values`: a run started
+    before such a field resumes) and, when ``data``
     (a fingerprint with the example count) is given, the data's path, size,
     hash and number of examples; for a fine-tuning run, every entry of
     ``finetune`` (source version, ``freeze``, ``new_head``) with the run's
@@ -67,9 +68,11 @@ def run_differences(
         diffs.append(f"recipe: {record.get('recipe')!r} there, {recipe_name!r} here")
     saved = record.get("config") if isinstance(record.get("config"), dict) else {}
     for key in sorted((set(saved) | set(config)) - {"run_dir"}):
-        there = saved[key] if key in saved else (defaults or {}).get(key)
+        absent = key not in saved and key in (defaults or {})
+        there = defaults[key] if absent else saved.get(key)
         if there != config.get(key):
-            diffs.append(f"{key}: {there!r} there, {config.get(key)!r} here")
+            note = " (not recorded: the run predates the field)" if absent else ""
+            diffs.append(f"{key}: {there!r} there{note}, {config.get(key)!r} here")
     if data is not None:
         saved = record.get("data") if isinstance(record.get("data"), dict) else {}
         for key in ("path", "bytes", "sha256", "examples"):

@@ -225,19 +225,26 @@ def test_interrupted_finetune_resumes_with_the_same_command(
 
 
 def test_a_run_from_before_a_new_field_resumes_with_its_default(tmp_path):
-    """A field the run's config.json lacks (added to seqtasks since) counts as its default."""
+    """A field the run's config.json lacks (added to seqtasks since) counts as the value it
+    declares for runs recorded before it (``absent``), not as today's default."""
     recipe = get_recipe("sentiment")
     config = recipe.make_config(data="reviews.csv", model="bimingru")
     settings = json.loads(json.dumps(config.to_dict()))
     older = {key: value for key, value in settings.items() if key != "conv_kernel_size"}
     (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": older}))
-    defaults = config.field_defaults()
-    assert defaults["conv_kernel_size"] == 0 and defaults["model"] == "bilstm"
-    assert run_differences(str(tmp_path), "sentiment", settings, defaults=defaults) == []
+    absent = config.absent_values()
+    assert absent == {"conv_kernel_size": 0}  # declared per field, not every default
+    assert run_differences(str(tmp_path), "sentiment", settings, defaults=absent) == []
     changed = {**settings, "conv_kernel_size": 3}
-    assert run_differences(str(tmp_path), "sentiment", changed, defaults=defaults) == [
-        "conv_kernel_size: 0 there, 3 here"
+    assert run_differences(str(tmp_path), "sentiment", changed, defaults=absent) == [
+        "conv_kernel_size: 0 there (not recorded: the run predates the field), 3 here"
     ]
+    no_model = {key: value for key, value in older.items() if key != "model"}
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": no_model}))
+    assert run_differences(str(tmp_path), "sentiment", settings, defaults=absent) == [
+        "model: None there, 'bimingru' here"  # no absent value: still a difference
+    ]
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": older}))
     assert run_differences(str(tmp_path), "sentiment", settings) == [
         "conv_kernel_size: None there, 0 here"  # without the defaults: a difference
     ]
