@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from sentiment_imdb import history_column  # bench/ is on sys.path when run as a script
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "imdb")
 LABELLED = os.path.join(DATA, "aclImdb_v1_train.tar.gz")
@@ -149,23 +151,14 @@ def main() -> None:
         "best_epoch": metrics.get("best_epoch"),
         "epochs_run": metrics.get("epochs_run"),
         "seconds_per_epoch": metrics.get("seconds_per_epoch"),
-        "history_val_accuracy": val_accuracies(os.path.join(args.work_dir, "sentiment-run")),
+        "history_val_accuracy": history_column(
+            os.path.join(args.work_dir, "sentiment-run"), "val_accuracy"
+        ),
     }
     print(json.dumps(results["classifier"]), flush=True)
     with open(args.output + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
     os.replace(args.output + ".tmp", args.output)
-
-
-def val_accuracies(run_dir: str) -> list[float] | None:
-    """Each epoch's validation accuracy from the run directory's ``history.csv``."""
-    import csv
-
-    path = os.path.join(run_dir, "history.csv")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8", newline="") as f:
-        return [round(float(row["val_accuracy"]), 6) for row in csv.DictReader(f)]
 
 
 if __name__ == "__main__":

@@ -103,8 +103,8 @@ def train(
     check_output_dir(config.export_dir, "export_dir")
     check_output_dir(config.run_dir or "runs", "run_dir")
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    defaults = config.absent_values()
-    check_run_dir(config.run_dir, recipe.name, config_dict, resume, defaults)
+    absent = config.absent_values()
+    check_run_dir(config.run_dir, recipe.name, config_dict, resume, absent)
     seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data happens before anything is written.
@@ -112,7 +112,7 @@ def train(
     resume_from, temporary = None, None
     if distribution.is_chief:
         run_dir, lock, continuing = choose_run_dir(
-            config.run_dir, recipe.name, config_dict, data_fingerprint, resume, defaults=defaults
+            config.run_dir, recipe.name, config_dict, data_fingerprint, resume, absent=absent
         )
     else:
         # TensorFlow's convention: workers other than the chief write to a temporary
@@ -123,7 +123,7 @@ def train(
             resume
             and is_unfinished(explicit)
             and not run_differences(
-                explicit, recipe.name, config_dict, data_fingerprint, defaults=defaults
+                explicit, recipe.name, config_dict, data_fingerprint, absent=absent
             )
         )
         resume_from = explicit if continuing else None

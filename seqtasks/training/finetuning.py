@@ -68,8 +68,8 @@ def finetune(
     check_output_dir(config.run_dir or "runs", "run_dir")
     name = f"{recipe.name}-finetune"
     config_dict = json.loads(json.dumps(config.to_dict(), default=str))
-    defaults = config.absent_values()
-    check_run_dir(config.run_dir, name, config_dict, resume, defaults)
+    absent = config.absent_values()
+    check_run_dir(config.run_dir, name, config_dict, resume, absent)
     seed_everything(config.seed, deterministic=config.jit_compile != "true")
     start = time.perf_counter()
     # Everything that can fail on bad data or labels happens before anything is written.
@@ -83,7 +83,7 @@ def finetune(
         "new_head": plan.metadata["new_head"],
     }
     run_dir, lock, continuing = choose_run_dir(
-        config.run_dir, name, config_dict, data_fingerprint, resume, source, defaults
+        config.run_dir, name, config_dict, data_fingerprint, resume, source, absent
     )
     return _train_locked(
         recipe,

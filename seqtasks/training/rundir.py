@@ -47,13 +47,13 @@ def run_differences(
     config: dict,
     data: dict | None = None,
     finetune: dict | None = None,
-    defaults: dict | None = None,
+    absent: dict | None = None,
 ) -> list[str]:
     """What differs between the run in ``run_dir`` and this one, one ``field: there, here`` each.
 
     Compares the recipe, every config field but ``run_dir`` (a field the run's
     ``config.json`` lacks, one added to seqtasks since, counts as its entry in
-    ``defaults``, :meth:`~seqtasks.config.TrainConfig.absent_values`: a run started
+    ``absent``, :meth:`~seqtasks.config.TrainConfig.absent_values`: a run started
     before such a field resumes) and, when ``data``
     (a fingerprint with the example count) is given, the data's path, size,
     hash and number of examples; for a fine-tuning run, every entry of
@@ -68,10 +68,10 @@ def run_differences(
         diffs.append(f"recipe: {record.get('recipe')!r} there, {recipe_name!r} here")
     saved = record.get("config") if isinstance(record.get("config"), dict) else {}
     for key in sorted((set(saved) | set(config)) - {"run_dir"}):
-        absent = key not in saved and key in (defaults or {})
-        there = defaults[key] if absent else saved.get(key)
+        unrecorded = key not in saved and key in (absent or {})
+        there = absent[key] if unrecorded else saved.get(key)
         if there != config.get(key):
-            note = " (not recorded: the run predates the field)" if absent else ""
+            note = " (not recorded: the run predates the field)" if unrecorded else ""
             diffs.append(f"{key}: {there!r} there{note}, {config.get(key)!r} here")
     if data is not None:
         saved = record.get("data") if isinstance(record.get("data"), dict) else {}
@@ -139,7 +139,7 @@ def in_use_error(run_dir: str) -> ConfigError:
 
 
 def check_run_dir(
-    explicit: str, name: str, config_dict: dict, resume: bool, defaults: dict | None = None
+    explicit: str, name: str, config_dict: dict, resume: bool, absent: dict | None = None
 ) -> None:
     """Before the data is read: an explicit run dir must be empty or an unfinished run like this.
 
@@ -152,7 +152,7 @@ def check_run_dir(
         raise ConfigError(
             f"config field 'run_dir': {explicit} already holds a run; choose another --run-dir"
         )
-    diffs = run_differences(explicit, name, config_dict, defaults=defaults)
+    diffs = run_differences(explicit, name, config_dict, absent=absent)
     if diffs:
         raise mismatch_error(explicit, diffs)
 
@@ -164,7 +164,7 @@ def choose_run_dir(
     data_fingerprint: dict,
     resume: bool,
     finetune: dict | None = None,
-    defaults: dict | None = None,
+    absent: dict | None = None,
 ):
     """``(run_dir, lock, continuing)``: the explicit run dir (locked, if it holds a run
     like this one), else with ``resume`` the newest matching unfinished run under
@@ -174,7 +174,7 @@ def choose_run_dir(
         ConfigError: the explicit run's data or source differ, or another process holds it.
     """
     if explicit and os.path.exists(os.path.join(explicit, "config.json")):
-        diffs = run_differences(explicit, name, config_dict, data_fingerprint, finetune, defaults)
+        diffs = run_differences(explicit, name, config_dict, data_fingerprint, finetune, absent)
         if diffs:
             raise mismatch_error(explicit, diffs)
         lock = lock_run(explicit)
@@ -184,7 +184,7 @@ def choose_run_dir(
     if not explicit and resume:
         for candidate in unfinished_runs(name):
             if not run_differences(
-                candidate, name, config_dict, data_fingerprint, finetune, defaults
+                candidate, name, config_dict, data_fingerprint, finetune, absent
             ):
                 lock = lock_run(candidate)
                 if lock is not None:

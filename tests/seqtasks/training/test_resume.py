@@ -234,17 +234,17 @@ def test_a_run_from_before_a_new_field_resumes_with_its_default(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": older}))
     absent = config.absent_values()
     assert absent == {"conv_kernel_size": 0}  # declared per field, not every default
-    assert run_differences(str(tmp_path), "sentiment", settings, defaults=absent) == []
+    assert run_differences(str(tmp_path), "sentiment", settings, absent=absent) == []
     changed = {**settings, "conv_kernel_size": 3}
-    assert run_differences(str(tmp_path), "sentiment", changed, defaults=absent) == [
+    assert run_differences(str(tmp_path), "sentiment", changed, absent=absent) == [
         "conv_kernel_size: 0 there (not recorded: the run predates the field), 3 here"
     ]
     no_model = {key: value for key, value in older.items() if key != "model"}
     (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": no_model}))
-    assert run_differences(str(tmp_path), "sentiment", settings, defaults=absent) == [
+    assert run_differences(str(tmp_path), "sentiment", settings, absent=absent) == [
         "model: None there, 'bimingru' here"  # no absent value: still a difference
     ]
     (tmp_path / "config.json").write_text(json.dumps({"recipe": "sentiment", "config": older}))
     assert run_differences(str(tmp_path), "sentiment", settings) == [
-        "conv_kernel_size: None there, 0 here"  # without the defaults: a difference
+        "conv_kernel_size: None there, 0 here"  # without the absent values: a difference
     ]
