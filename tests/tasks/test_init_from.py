@@ -76,9 +76,10 @@ def test_the_language_model_never_read_the_validation_texts(pretrained):
     excluded = pretrained["lm"].metrics and pretrained["lm"].prepared.metadata["data"]["excluded"]
     assert excluded["texts"] == 30
     assert excluded["documents_left_out"] >= 30  # SST-2 repeats some sentences
-    assert pretrained["lm"].prepared.metadata["data"]["documents"] == 300 - excluded[
-        "documents_left_out"
-    ]
+    assert (
+        pretrained["lm"].prepared.metadata["data"]["documents"]
+        == 300 - excluded["documents_left_out"]
+    )
 
 
 def test_the_classifier_starts_from_the_language_model(pretrained, tmp_path):
@@ -144,7 +145,8 @@ def test_mistakes_are_one_line(pretrained, tmp_path):
     lm = pretrained["root"] / "lm"
     assert_one_line_error(
         _cli(*common, "--init-from", lm, "--model", "bilstm"),
-        "--model bilstm", "its language model is lstm",
+        "--model bilstm",
+        "its language model is lstm",
     )
     other = tmp_path / "sentiment-run"
     other.mkdir()
@@ -163,7 +165,8 @@ def test_mistakes_are_one_line(pretrained, tmp_path):
     )
     assert_one_line_error(
         _cli(*common, "--init-from", lm, "--set", "vocabulary_size=100"),
-        "config field 'vocabulary_size': the language model", "decides it; leave it out",
+        "config field 'vocabulary_size': the language model",
+        "decides it; leave it out",
     )
     assert_one_line_error(
         _cli(*common, "--init-from", lm, "--set", "conv_kernel_size=3"),
