@@ -42,7 +42,23 @@ def test_an_unknown_preset_is_one_error_line_and_recipes_lists_them():
     assert presets("sentiment") == {}
 
 
-@pytest.mark.parametrize("recipe", ["sentiment", "captioning", "language-model"])
+def test_the_language_models_preset_is_the_measured_mingru_stack():
+    overrides = with_preset("language-model", "mingru-conv", {"tokenizer": "char"})
+    config = entry("language-model").make_config(**overrides)
+    assert (config.model, config.num_layers, config.conv_kernel_size) == ("mingru", 3, 4)
+    assert config.dropout == 0.1 and config.tokenizer == "char"
+    listing = CliRunner().invoke(cli, ["recipes", "language-model"])
+    assert listing.exit_code == 0 and "--preset mingru-conv" in listing.output
+    # The preset's model is the user's to change: a Transformer refuses the convolution.
+    result = CliRunner().invoke(
+        cli,
+        ["train", "language-model", "--data", f"{SHARED_DATA}/tinyshakespeare/train.txt",
+         "--preset", "mingru-conv", "--model", "transformer"],
+    )  # fmt: skip
+    assert_one_line_error(result, "conv_kernel_size")
+
+
+@pytest.mark.parametrize("recipe", ["sentiment", "captioning"])
 def test_other_recipes_have_no_presets_yet(recipe):
     result = CliRunner().invoke(cli, ["train", recipe, "--data", "x", "--preset", "any"])
     assert_one_line_error(result, "--preset 'any'", "presets are: none")
