@@ -224,7 +224,7 @@ def test_interrupted_finetune_resumes_with_the_same_command(
     assert not os.path.exists(os.path.join(unfinished, "resume"))
 
 
-def test_a_run_from_before_a_new_field_resumes_with_its_default(tmp_path):
+def test_a_run_from_before_a_new_field_resumes_with_its_absent_value(tmp_path):
     """A field the run's config.json lacks (added to seqtasks since) counts as the value it
     declares for runs recorded before it (``absent``), not as today's default."""
     recipe = get_recipe("sentiment")
