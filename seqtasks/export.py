@@ -190,25 +190,30 @@ def save_serving_archive(
 
     Uses ``keras.export.ExportArchive``: each of ``trackables`` (Keras models,
     ``tf.Module`` objects with lookup tables) is tracked so its variables and
-    assets are saved, and ``endpoint`` is traced with ``input_signature``.
-    ``extra_endpoints`` maps further signature names to ``(function, input_signature)``.
+    assets are saved. ``extra_endpoints`` maps further signature names to
+    ``(function, input_signature)``.
 
-    An endpoint that is a ``tf.function`` with that same input signature is saved as it
-    is, with the graph it has already traced (when evaluation ran it), instead of being
-    wrapped in a new ``tf.function`` that traces it again.
+    Each endpoint's Python body is traced once: an endpoint that is a ``tf.function``
+    with that same input signature keeps the graph it has already traced (when
+    evaluation ran it); any other is traced here, as Keras would (``autograph=False``).
+    The archive then gets a thin ``tf.function`` calling that concrete function, which
+    the SavedModel's save may trace again at little cost. Trackables that are
+    :class:`~seqtasks.signature_module.SignatureModule` objects keep their own
+    ``tf.function`` attributes out of the save, so nothing traces the body a second
+    time (``tests/seqtasks/test_export_tracing.py`` counts the traces).
     """
     import keras
+    import tensorflow as tf
 
     archive = keras.export.ExportArchive()
     for trackable in trackables:
         archive.track(trackable)
     endpoints = {"serving_default": (endpoint, input_signature), **(extra_endpoints or {})}
     for name, (function, signature) in endpoints.items():
-        if _traced_for(function, signature):
-            function.get_concrete_function()  # traced now unless it already was
-            archive.add_endpoint(name, function)  # Keras's path for a traced tf.function
-        else:
-            archive.add_endpoint(name, function, input_signature=signature)
+        if not _traced_for(function, signature):
+            function = tf.function(function, input_signature=signature, autograph=False)
+        concrete = function.get_concrete_function()  # traced now unless it already was
+        archive.add_endpoint(name, concrete, input_signature=signature)
     archive.write_out(path, verbose=False)
 
 

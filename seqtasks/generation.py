@@ -28,10 +28,11 @@ import tensorflow as tf
 
 from seqtasks.decoding import decode, make_sampler
 from seqtasks.images import decode_images
+from seqtasks.signature_module import SignatureModule
 from seqtasks.tokens import END_ID, PAD_ID
 
 
-class TextSource(tf.Module):
+class TextSource(SignatureModule):
     """Raw strings -> int32 source token ids ``(batch, source_length)``, right-padded with 0.
 
     ``source_length`` is at least 1, so an empty batch row still has an encoder
@@ -63,7 +64,7 @@ class TextSource(tf.Module):
         return tf.constant(chunk, tf.string)
 
 
-class ImageSource(tf.Module):
+class ImageSource(SignatureModule):
     """Encoded images (JPEG, PNG, GIF, BMP bytes) -> float32 feature grids ``(B, P, C)``.
 
     Args:
@@ -100,7 +101,7 @@ class ImageSource(tf.Module):
         return tf.constant(chunk, tf.string)
 
 
-class FeatureSource(tf.Module):
+class FeatureSource(SignatureModule):
     """Precomputed image features, float32 ``(B, C)`` or ``(B, P, C)`` -> ``(B, P, C)``.
 
     Args:
@@ -132,7 +133,7 @@ class FeatureSource(tf.Module):
         return tf.constant(np.asarray(chunk, np.float32))
 
 
-class Generator(tf.Module):
+class Generator(SignatureModule):
     """Raw inputs -> generated text and scores: encode, decode, detokenize; exportable.
 
     Args:

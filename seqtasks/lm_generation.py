@@ -24,6 +24,7 @@ import functools
 import tensorflow as tf
 
 from seqtasks.decoding import DecodingOptions, decode, make_sampler, sequence_scores
+from seqtasks.signature_module import SignatureModule
 from seqtasks.tokens import END_ID, PAD_ID, START_ID
 
 MODES = ("stream", "documents")
@@ -115,7 +116,7 @@ def _empty_batch_safe(**outputs):
     return wrap
 
 
-class LanguageModelGenerator(tf.Module):
+class LanguageModelGenerator(SignatureModule):
     """Prompts -> continuations, scores and likelihoods with a decoder-only model; exportable.
 
     Args:

@@ -36,6 +36,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from seqtasks.signature_module import SignatureModule
 from seqtasks.subword import DETOKENIZE_RULES, SubwordTokenizer, learn_vocabulary
 from seqtasks.text import _PUNCTUATION, read_vocabulary, write_vocabulary
 from seqtasks.tokens import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID
@@ -58,7 +59,7 @@ def _content_ids(token_ids) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(token_ids, keep)
 
 
-class _LMTokenizer(tf.Module):
+class _LMTokenizer(SignatureModule):
     kind: str
     vocabulary_size: int
     vocabulary_file: str

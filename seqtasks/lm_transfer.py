@@ -21,6 +21,7 @@ import re
 import tensorflow as tf
 
 from seqtasks.errors import ExportError
+from seqtasks.signature_module import SignatureModule
 from seqtasks.tokens import START_ID
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def _build(config: dict, tokenizer):
     return recipe.build_model(lm_config, Prepared(None, None, info, {}))
 
 
-class LanguageModelVectorizer(tf.Module):
+class LanguageModelVectorizer(SignatureModule):
     """Raw strings to the ids a language model read: ``[START]`` then its tokens.
 
     Has the interface of :class:`seqtasks.text.WordVectorizer` (``sequence_length``,

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from seqtasks.choices import DEFAULT_MIN_FREQUENCY  # noqa: F401 (re-exported)
 from seqtasks.progress import track
+from seqtasks.signature_module import SignatureModule
 from seqtasks.text import END_ID, PAD_ID, RESERVED_TOKENS, START_ID, UNK_ID, read_vocabulary
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def learn_vocabulary(
     return vocabulary
 
 
-class SubwordTokenizer(tf.Module):
+class SubwordTokenizer(SignatureModule):
     """Raw strings to WordPiece ids and back; graph-safe, exportable.
 
     Args:

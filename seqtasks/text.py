@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import tensorflow as tf
 
 from seqtasks.io import write_text_atomic
+from seqtasks.signature_module import SignatureModule
 from seqtasks.tokens import (  # noqa: F401  (re-exported)
     END,
     END_ID,
@@ -127,7 +128,7 @@ def read_vocabulary(path: str) -> list[str]:
         return f.read().removesuffix("\n").split("\n")
 
 
-class WordVectorizer(tf.Module):
+class WordVectorizer(SignatureModule):
     """Raw strings to int32 word ids, right-padded with ``[PAD]`` = 0.
 
     The lookup table is initialised from ``vocabulary_file``; when this module
