@@ -196,11 +196,16 @@ def save_serving_archive(
     Each endpoint's Python body is traced once: an endpoint that is a ``tf.function``
     with that same input signature keeps the graph it has already traced (when
     evaluation ran it); any other is traced here, as Keras would (``autograph=False``).
-    The archive then gets a thin ``tf.function`` calling that concrete function, which
-    the SavedModel's save may trace again at little cost. Trackables that are
-    :class:`~seqtasks.signature_module.SignatureModule` objects keep their own
-    ``tf.function`` attributes out of the save, so nothing traces the body a second
-    time (``tests/seqtasks/test_export_tracing.py`` counts the traces).
+    The archive gets a thin ``tf.function`` calling that concrete function, which the
+    SavedModel's save traces again at little cost (given the ``tf.function`` itself,
+    the save traced its whole body again in the save's context). Trackables that are
+    :class:`~seqtasks.signature_module.SignatureModule` objects also keep their own
+    functions (a tokenizer's) from being traced again by Keras's search for lookup
+    tables (``tests/seqtasks/test_export_tracing.py`` counts the traces).
+
+    Raises:
+        ValueError: a ``tf.TensorSpec`` of a signature has no name (the signature's
+            input would be called ``args_0``).
     """
     import keras
     import tensorflow as tf
@@ -210,6 +215,9 @@ def save_serving_archive(
         archive.track(trackable)
     endpoints = {"serving_default": (endpoint, input_signature), **(extra_endpoints or {})}
     for name, (function, signature) in endpoints.items():
+        unnamed = [spec for spec in tf.nest.flatten(list(signature)) if not spec.name]
+        if unnamed:
+            raise ValueError(f"signature {name!r}: every input needs a name; got {unnamed}")
         if not _traced_for(function, signature):
             function = tf.function(function, input_signature=signature, autograph=False)
         concrete = function.get_concrete_function()  # traced now unless it already was

@@ -3,17 +3,21 @@
 Every export of seqtasks is served through its signatures
 (``loaded.signatures["serving_default"]``, ``"score"``, ``"generate"``), and the
 graphs behind them are already traced when the export is written: evaluation ran
-them. ``tf.saved_model.save`` would also save each ``tf.function`` attribute of
-every tracked object as a restorable function; to do so it calls the function
-again inside its own save context. The trace cache key of a ``tf.function``
-includes the save's variable policy, so that call traces the Python body again —
-for a beam-search decoder, seconds per export, the costliest part of writing it.
+them. Two walks over a module's children would trace its ``tf.function`` attributes
+again:
 
-:class:`SignatureModule` leaves those attributes out of the SavedModel's object
-graph (the way Keras leaves out a model's ``train_function``): variables, lookup
-tables and assets are saved as before, and so is every function a signature
-calls (a signature's graph holds the functions it calls). What is lost is only
-``loaded.<module>.<function>(...)`` on a reloaded export, which nothing uses.
+- Keras's ``ExportArchive.write_out`` lists every tracked object's functions while it
+  looks for lookup tables; for a function without an input signature this re-creates
+  each concrete function it has (a tokenizer's, traced inside a ``tf.data`` map or
+  inside the serving graph) in the current context, which traces it again;
+- ``tf.saved_model.save`` on the module itself saves each function as a restorable
+  one, in its own save context; the trace cache key of a ``tf.function`` includes
+  the save's variable policy, so that traces the Python body again.
+
+:class:`SignatureModule` leaves those attributes out of both walks (the way Keras leaves
+out a model's ``train_function``): variables, lookup tables and assets are found as
+before, and every function a signature calls is in the signature's graph. What is lost
+is only ``loaded.<module>.<function>(...)`` on a reloaded SavedModel, which nothing uses.
 """
 
 from __future__ import annotations
@@ -33,22 +37,17 @@ class SignatureModule(tf.Module):
         if save_type != "savedmodel":
             return super()._trackable_children(save_type, **kwargs)
         state = self.__dict__
-        saved = {name: state[name] for name in list(state) if _is_function(state[name])}
-        shadowed = [
-            name
-            for name in dir(type(self))
-            if name not in state and _is_function(getattr(type(self), name, None))
-        ]
-        # AutoTrackable finds functions with dir() and getattr(): drop the instance's
-        # and shadow the class's (a tf.function method is a non-data descriptor).
-        for name in saved:
-            del state[name]
-        for name in shadowed:
+        names = {name for name in state if _is_function(state[name])}
+        names |= {name for name in dir(type(self)) if _is_function(getattr(type(self), name, None))}
+        saved = {name: state[name] for name in names if name in state}
+        # AutoTrackable finds functions with dir() and getattr(): shadow each name with
+        # None in the instance (a tf.function method is a non-data descriptor).
+        for name in names:
             state[name] = None
         try:
             return super()._trackable_children(save_type, **kwargs)
         finally:
-            for name in shadowed:
+            for name in names:
                 del state[name]
             state.update(saved)
 
