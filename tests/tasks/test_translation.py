@@ -68,7 +68,7 @@ print(json.dumps(out))
 def test_the_export_saves_the_translator_evaluation_decoded_with(translation):
     model, translator = translation.prepared.built["translator"]
     assert model is translation.model
-    # Traced by evaluation, and not again for the export (a SignatureModule).
+    # Traced by evaluation; the export saves that concrete function, not tracing it again.
     assert translator.serving_function.experimental_get_tracing_count() == 1
 
 
