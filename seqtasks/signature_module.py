@@ -29,8 +29,9 @@ class SignatureModule(tf.Module):
     """``tf.Module`` whose ``tf.function`` attributes are not saved in a SavedModel.
 
     Instance attributes (``self.f = tf.function(...)``) and methods decorated with
-    ``@tf.function`` are both hidden while ``tf.saved_model.save`` lists the
-    module's children, so it never traces them again; checkpoints are unchanged.
+    ``@tf.function`` are both hidden while a SavedModel walk (Keras's search for lookup
+    tables, ``tf.saved_model.save``) lists the module's children, so neither traces them
+    again; checkpoints are unchanged.
     """
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):

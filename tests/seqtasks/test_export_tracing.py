@@ -100,6 +100,14 @@ def test_a_signature_module_checkpoints_as_a_tf_module(tmp_path):
     assert other.scale.numpy() == 3.0
 
 
+def test_a_signature_input_without_a_name_is_refused(tmp_path):
+    module = SignatureLengths()
+    unnamed = [tf.TensorSpec([None], tf.string)]
+    with pytest.raises(ValueError, match="'serving_default': every input needs a name"):
+        save_serving_archive(str(tmp_path / "m"), [module], module.serve, unnamed)
+    assert module.traces == 0 and not (tmp_path / "m").exists()
+
+
 def test_traced_for_compares_structure_shapes_dtypes_and_names():
     module = Lengths()
     assert _traced_for(module.serving_function, SPEC)
