@@ -84,9 +84,11 @@ def load_keras_model(path: str):
     import keras
 
     from seqtasks.models import legacy  # registers the pre-composition class names
+    from seqtasks.models.object_sharing import serialized_objects_held
 
     try:
-        return legacy.upgrade(keras.saving.load_model(path, compile=False))
+        with serialized_objects_held():  # no id() reuse in Keras's object sharing
+            return legacy.upgrade(keras.saving.load_model(path, compile=False))
     except Exception as e:  # noqa: BLE001 - any failure means an unusable file
         raise ExportError(
             f"{path}: cannot load the Keras model ({type(e).__name__}: "

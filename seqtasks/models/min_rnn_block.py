@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
+from seqtasks.models.object_sharing import build_bidirectional
 
 CELLS = {"mingru": MinGRU, "minlstm": MinLSTM}
 
@@ -77,9 +78,7 @@ class MinRNNBlock(keras.layers.Layer):
         rnn = CELLS[cell](
             self.units, return_sequences=True, return_state=True, name="rnn", **policy
         )
-        self.rnn = (
-            keras.layers.Bidirectional(rnn, name="rnn", **policy) if self.bidirectional else rnn
-        )
+        self.rnn = build_bidirectional(rnn, name="rnn", **policy) if self.bidirectional else rnn
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm2", **policy)
         self.ffn_in = keras.layers.Dense(
             self.intermediate_dim, activation="gelu", name="ffn_in", **policy

@@ -20,6 +20,7 @@ from keras import ops
 
 from seqtasks.models.attention import source_mask
 from seqtasks.models.decoders import rnn_class
+from seqtasks.models.object_sharing import build_bidirectional
 
 
 def text_parts(model) -> dict[str, list[str]]:
@@ -91,7 +92,7 @@ class BidirectionalRNNEncoder(_TokenEncoder):
             vocabulary_size, embedding_dim, name="source_embedding"
         )
         self.encoder_layers = [
-            keras.layers.Bidirectional(
+            build_bidirectional(
                 rnn(hidden_dim, return_sequences=True, return_state=True), name=f"encoder_{i}"
             )
             for i in range(num_layers)
