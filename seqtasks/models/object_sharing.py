@@ -5,14 +5,16 @@ While ``keras.saving.load_model`` runs, Keras keeps an object-sharing scope open
 the load is recorded by its ``id()``, and a later serialization of an object with the same
 id is marked as shared, so its deserialization hands back the object already made for it.
 The scope keeps ids, not objects. ``keras.layers.Bidirectional(layer)`` serializes
-``layer`` twice during a load (to make its forward and backward copies); if a layer
-serialized earlier in the load has been freed, a new template can get its id, and the
-wrapper then takes its forward copy for the backward one (``_verify_layer_config``:
-"Forward layer and backward layer should have different `go_backwards` value ...
-forward_layer.go_backwards False, backward_layer.go_backwards=False") or reuses another
-block's copy. Whether it happens depends on what the memory allocator reuses: the same load
-passes alone and fails after other work in the process (seen in the test suite, Keras
-3.15.1; the layers a load reads from the file are not concerned).
+``layer`` twice during a load (to make its forward and backward copies). If an object
+serialized earlier in the load has been freed (say, the initializers of an earlier
+template), a new template can get its id: the wrapper then takes its forward copy for the
+backward one (``_verify_layer_config``: "Forward layer and backward layer should have
+different `go_backwards` value ... forward_layer.go_backwards False,
+backward_layer.go_backwards=False"); if the freed object was an earlier template, both
+copies are that wrapper's backward layer (True/True). Whether it happens depends on what
+the memory allocator reuses: the same load passes alone and fails after other work in the
+process (seen in the test suite, Keras 3.15.1; the layers a load reads from the file are
+not concerned).
 
 Two guards:
 
@@ -22,8 +24,10 @@ Two guards:
   the file is loaded with ``keras.saving.load_model`` directly.
 - :func:`serialized_objects_held`, around seqtasks' own load
   (:func:`seqtasks.inference.load_keras_model`): every object serialized in the scope stays
-  alive until the load ends, so no id can come back (this covers Keras's own
-  ``Bidirectional.from_config`` in the functional classifiers).
+  alive until the load ends, so no id can come back. This also covers Keras's own
+  ``Bidirectional.from_config`` in the functional classifiers (``bilstm``, ``bimingru``
+  ...), but only through that function: a stacked bidirectional classifier loaded with
+  ``keras.saving.load_model`` directly is exposed as Keras leaves it.
 """
 
 from __future__ import annotations
@@ -71,31 +75,38 @@ def build_bidirectional(layer: keras.layers.Layer, **kwargs) -> keras.layers.Bid
         return keras.layers.Bidirectional(layer, **kwargs)
 
 
+_LOCAL = threading.local()  # .held: this thread's live objects, in its outermost block
 _LOCK = threading.Lock()
-_HELD: list[list] = []  # one list of live objects per open `serialized_objects_held`
+_BLOCKS = 0  # open blocks in all threads; Keras's function is patched while any is open
 _RECORD = serialization_lib.record_object_after_serialization  # Keras's own
 
 
 def _record_and_hold(obj, config):
     _RECORD(obj, config)
-    with _LOCK:
-        if _HELD:
-            _HELD[-1].append(obj)
+    held = getattr(_LOCAL, "held", None)
+    if held is not None and global_state.get_global_attribute(_SHARING_MAPS[1]) is not None:
+        held.append(obj)  # recorded by id in an open scope: keep the id taken
 
 
 @contextlib.contextmanager
 def serialized_objects_held():
-    """Within the block, every object Keras serializes stays alive until the block ends
-    (reentrant and thread-safe; Keras's recording function is restored when the last
-    block ends)."""
-    held: list = []
+    """Within the block, every object Keras records in an open object-sharing scope stays
+    alive until the block ends (the outermost block, when they nest). Each thread holds its
+    own objects; Keras's recording function is patched while any block is open in any
+    thread and restored when the last one ends, also on an error."""
+    global _BLOCKS
+    outermost = getattr(_LOCAL, "held", None) is None
+    if outermost:
+        _LOCAL.held = []
     with _LOCK:
-        _HELD.append(held)
+        _BLOCKS += 1
         serialization_lib.record_object_after_serialization = _record_and_hold
     try:
         yield
     finally:
         with _LOCK:
-            _HELD.remove(held)
-            if not _HELD:
+            _BLOCKS -= 1
+            if not _BLOCKS:
                 serialization_lib.record_object_after_serialization = _RECORD
+        if outermost:
+            _LOCAL.held = None

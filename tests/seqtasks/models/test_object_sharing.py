@@ -56,31 +56,49 @@ def test_layers_that_wrap_in_init_get_new_copies_under_the_forced_collision(
     assert len({id(layer) for layer in copies}) == len(copies)  # nothing reused
 
 
-def test_the_enclosing_scope_is_restored_also_after_an_error():
+def test_the_enclosing_scope_is_untouched_and_restored_also_after_an_error():
     from keras.src.backend.common import global_state
 
+    def config_map():
+        return global_state.get_global_attribute("shared_objects/id_to_config_map")
+
     with serialization_lib.ObjectSharingScope():
-        outer = global_state.get_global_attribute("shared_objects/id_to_config_map")
+        outer = config_map()
+        build_bidirectional(keras.layers.GRU(3))
+        assert outer == {}  # the copies' serializations were not recorded
+        keras.layers.Bidirectional(keras.layers.GRU(3))
+        assert len(outer) > 0  # as the plain wrapper's are
         with pytest.raises(ValueError, match="merge mode"):
             build_bidirectional(keras.layers.GRU(3), merge_mode="bad")
         with object_sharing_paused():
-            assert global_state.get_global_attribute("shared_objects/id_to_config_map") is None
-        assert global_state.get_global_attribute("shared_objects/id_to_config_map") is outer
-        assert outer == {}  # the wrapper's serializations were not recorded
-    assert global_state.get_global_attribute("shared_objects/id_to_config_map") is None
+            assert config_map() is None
+        assert config_map() is outer
+    assert config_map() is None
 
 
-def test_objects_serialized_during_a_held_load_stay_alive_until_it_ends():
+def _serialize_a_layer() -> weakref.ref:
+    layer = keras.layers.GRU(3)
+    serialization_lib.serialize_keras_object(layer)
+    return weakref.ref(layer)
+
+
+def test_objects_serialized_during_a_held_load_stay_alive_until_the_outermost_block_ends():
     record = serialization_lib.record_object_after_serialization
     with serialization_lib.ObjectSharingScope(), serialized_objects_held():
-        with serialized_objects_held():  # reentrant
-            layer = keras.layers.GRU(3)
-            serialization_lib.serialize_keras_object(layer)
-            alive = weakref.ref(layer)
-            del layer
-            gc.collect()
-            assert alive() is not None  # its id cannot come back while the load runs
+        with serialized_objects_held():  # nothing recorded here: two equal (empty) lists
+            pass
+        with serialized_objects_held():
+            inner = _serialize_a_layer()
+        gc.collect()
+        assert inner() is not None  # its id cannot come back while the load runs
         assert serialization_lib.record_object_after_serialization is not record
     assert serialization_lib.record_object_after_serialization is record
     gc.collect()
-    assert alive() is None
+    assert inner() is None
+
+
+def test_objects_serialized_outside_a_sharing_scope_are_not_held():
+    with serialized_objects_held():
+        outside = _serialize_a_layer()  # no ObjectSharingScope: Keras records nothing
+        gc.collect()
+        assert outside() is None
