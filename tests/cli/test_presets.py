@@ -58,7 +58,23 @@ def test_the_language_models_preset_is_the_measured_mingru_stack():
     assert_one_line_error(result, "conv_kernel_size")
 
 
-@pytest.mark.parametrize("recipe", ["sentiment", "captioning"])
+def test_the_captioning_preset_is_the_measured_224_px_attention_setting():
+    config = entry("captioning").make_config(**with_preset("captioning", "flickr8k-224px", {}))
+    assert (config.model, config.image_size, config.attention_penalty) == ("attention", 224, 1.0)
+    assert config.average_last == 3 and config.select_by == "loss"
+    assert (config.beam_size, config.length_penalty, config.no_repeat_ngram_size) == (5, 0.6, 2)
+    listing = CliRunner().invoke(cli, ["recipes", "captioning"])
+    assert listing.exit_code == 0 and "--preset flickr8k-224px" in listing.output
+    # The penalty belongs to the attention decoder: another decoder refuses it, one line.
+    result = CliRunner().invoke(
+        cli,
+        ["train", "captioning", "--data", f"{SHARED_DATA}/flickr8k", "--preset",
+         "flickr8k-224px", "--model", "lstm"],
+    )  # fmt: skip
+    assert_one_line_error(result, "attention_penalty")
+
+
+@pytest.mark.parametrize("recipe", ["sentiment"])
 def test_other_recipes_have_no_presets_yet(recipe):
     result = CliRunner().invoke(cli, ["train", recipe, "--data", "x", "--preset", "any"])
     assert_one_line_error(result, "--preset 'any'", "presets are: none")
