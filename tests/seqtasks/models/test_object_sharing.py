@@ -85,7 +85,7 @@ def _serialize_a_layer() -> weakref.ref:
 def test_objects_serialized_during_a_held_load_stay_alive_until_the_outermost_block_ends():
     record = serialization_lib.record_object_after_serialization
     with serialization_lib.ObjectSharingScope(), serialized_objects_held():
-        with serialized_objects_held():  # nothing recorded here: two equal (empty) lists
+        with serialized_objects_held():  # a nested block ending ends no hold
             pass
         with serialized_objects_held():
             inner = _serialize_a_layer()
