@@ -52,11 +52,14 @@ def _doublings(max_length, chunk: int) -> list:
     return sizes + [max_length]
 
 
-def stage_limits(model, max_length: int, cache_chunk: int, compact: bool) -> list[tuple]:
+def stage_limits(
+    model, max_length: int, cache_chunk: int, compact: bool, compact_every: int = 0
+) -> list[tuple]:
     """The loops of beam search: ``(cache size to grow to first, or None; index the loop
     stops at)`` each. A growing cache (:func:`cache_stages`) starts a loop at every size;
     with ``compact``, a model whose cache does not grow stops at the same points (so
-    finished inputs can leave the batch there).
+    finished inputs can leave the batch there), and every model also stops every
+    ``compact_every`` positions (0: only where the cache grows).
 
     >>> class M: cache_grows = True
     >>> stage_limits(M(), 64, 16, compact=False)
@@ -64,16 +67,28 @@ def stage_limits(model, max_length: int, cache_chunk: int, compact: bool) -> lis
     >>> class R: cache_grows = False
     >>> stage_limits(R(), 64, 16, compact=True)
     [(None, 17), (None, 33), (None, 64)]
+    >>> stage_limits(M(), 40, 16, compact=True, compact_every=8)
+    [(None, 9), (None, 17), (32, 25), (None, 33), (40, 40)]
     """
     sizes = cache_stages(model, max_length, cache_chunk)
     grows = len(sizes) > 1
     if not grows and compact and cache_chunk > 0:
         sizes = _doublings(max_length, cache_chunk)
+    if not isinstance(max_length, int):  # known only when the graph runs: one loop
+        return [(None, max_length)]
     # The step at `index` writes cache position index - 1; the buffer ends at max_length.
-    return [
-        (size if grows and i else None, max_length if i == len(sizes) - 1 else size + 1)
-        for i, size in enumerate(sizes)
-    ]
+    stops = {size + 1 for size in sizes[:-1]}
+    if compact and compact_every > 0:
+        stops.update(range(compact_every + 1, max_length, compact_every))
+    stops = sorted(stop for stop in stops if stop < max_length) + [max_length]
+    loops, current = [], sizes[0]
+    for stop in stops:
+        # the smallest cache size holding the positions this loop writes (up to stop - 2)
+        need = next((size for size in sizes if size >= stop - 1), sizes[-1])
+        grow = need if grows and need > current else None
+        current = max(current, need)
+        loops.append((grow, stop))
+    return loops
 
 
 def _can_compact() -> bool:
@@ -134,6 +149,7 @@ def beam_search(
     early_stopping: bool = True,
     cache_chunk: int = 16,
     compact: bool = True,
+    compact_every: int = 8,
 ):
     """Beam search with finished-hypothesis bookkeeping and the GNMT length penalty.
 
@@ -184,6 +200,10 @@ def beam_search(
             the steps after that run on the inputs still decoding only (default True;
             the outputs are the same either way). Needs the number of unfinished inputs
             to be known when the loop ends, so it is off under ``jax.jit``.
+        compact_every: with ``compact``, also stop and drop finished inputs every this
+            many positions, between the cache's sizes (default 8; 0: only where the
+            cache grows). More loops mean fewer rows decoded for inputs already done,
+            and a larger graph (one loop body per stop).
 
     Returns:
         ``(token_ids int32 (batch, max_length), scores float32 (batch,))`` of the
@@ -298,7 +318,7 @@ def beam_search(
     # Between two loops, inputs whose hypotheses have all finished (or settled) leave the
     # batch: their answers are written out, and the next loop decodes the others only.
     compact = compact and _can_compact()
-    limits = stage_limits(model, max_length, cache_chunk, compact)
+    limits = stage_limits(model, max_length, cache_chunk, compact, compact_every)
     state = (tokens, cache, ops.convert_to_tensor(1, "int32"), log_probs, finished, lengths, best,
              fixed)  # fmt: skip
     inputs = None  # the original index of each input of the batch; None: all, in order

@@ -66,6 +66,16 @@ def test_stage_limits():
     assert stage_limits(object(), 64, 16, True) == [(None, 17), (None, 33), (None, 64)]
     assert stage_limits(object(), 64, 16, False) == [(None, 64)]
     assert stage_limits(object(), 64, 0, True) == [(None, 64)]
+    # Stops every `compact_every` positions between the cache's sizes; the cache still
+    # grows only when a loop would write past it.
+    assert stage_limits(Grows(), 64, 16, True, compact_every=8) == [
+        (None, 9), (None, 17), (32, 25), (None, 33), (64, 41), (None, 49), (None, 57),
+        (None, 64)]  # fmt: skip
+    assert stage_limits(Grows(), 64, 16, False, compact_every=8) == [
+        (None, 17), (32, 33), (64, 64)]  # fmt: skip
+    assert stage_limits(object(), 20, 16, True, compact_every=6) == [
+        (None, 7), (None, 13), (None, 17), (None, 19), (None, 20)]  # fmt: skip
+    assert stage_limits(Grows(), 64, 0, True, compact_every=32) == [(None, 33), (None, 64)]
 
 
 @pytest.mark.parametrize("kind", ["transformer", "rnn"])
@@ -85,6 +95,26 @@ def test_dropping_finished_inputs_keeps_the_answers_and_runs_later_steps_on_fewe
     assert rows[:4] == [len(sources) * K] * 4
     assert rows[-1] < len(sources) * K and all(r % K == 0 for r in rows)
     assert sorted(rows, reverse=True) == rows
+
+
+@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+def test_compacting_every_two_positions_keeps_the_answers(kind, monkeypatch):
+    model = _model(kind, 1.0 if kind == "transformer" else 0.0)
+    sources = _sources()
+    kept = beam_search(model, sources, L, beam_size=K, cache_chunk=4, compact=False)
+    rows = _counting(model, monkeypatch)
+    often = beam_search(model, sources, L, beam_size=K, cache_chunk=4, compact_every=2)
+    np.testing.assert_array_equal(np.asarray(often[0]), np.asarray(kept[0]))
+    np.testing.assert_allclose(np.asarray(often[1]), np.asarray(kept[1]), atol=1e-5)
+    # The first stop is at index 3 (after two steps); stopping more often never decodes
+    # more rows than stopping only where the cache grows, and here decodes fewer.
+    assert rows[:2] == [len(sources) * K] * 2
+    assert sorted(rows, reverse=True) == rows and all(r % K == 0 for r in rows)
+    rows_often = list(rows)
+    rows.clear()
+    beam_search(model, sources, L, beam_size=K, cache_chunk=4, compact_every=0)
+    assert len(rows_often) == len(rows)  # the same number of steps
+    assert all(a <= b for a, b in zip(rows_often, rows)) and sum(rows_often) < sum(rows)
 
 
 def test_in_a_traced_graph_with_a_dynamic_batch():
