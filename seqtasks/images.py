@@ -82,10 +82,17 @@ def decode_images(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     )
 
 
-def image_dataset(encoded: list[bytes], image_size: int, batch_size: int = 64) -> tf.data.Dataset:
-    """Batches of decoded images float32 ``(B, S, S, 3)`` from encoded bytes, in order."""
+def image_dataset(
+    encoded: list[bytes], image_size: int, batch_size: int = 64, *, mirror: bool = False
+) -> tf.data.Dataset:
+    """Batches of decoded images float32 ``(B, S, S, 3)`` from encoded bytes, in order;
+    ``mirror``: each flipped left to right."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
-    ds = ds.map(lambda b: decode_image(b, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+    if mirror:
+        decode = lambda b: tf.image.flip_left_right(decode_image(b, image_size))  # noqa: E731
+    else:
+        decode = lambda b: decode_image(b, image_size)  # noqa: E731
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -95,9 +102,10 @@ def _find_undecodable(encoded: list[bytes], names: list[str]) -> None:
 
 
 def encode_images(
-    image_encoder, encoded: list[bytes], names: list[str], image_size: int
+    image_encoder, encoded: list[bytes], names: list[str], image_size: int, *, mirror=False
 ) -> np.ndarray:
     """Run ``image_encoder`` over encoded images; float32 ``(N, positions, channels)``.
+    ``mirror``: over their mirror images (flipped left to right) instead.
 
     Progress is shown by :mod:`seqtasks.progress` (a bar on a terminal, plain lines in
     logs).
@@ -113,7 +121,7 @@ def encode_images(
     try:
         parts = []
         with progress("encoding images", len(encoded), "images") as bar:
-            for batch in image_dataset(encoded, image_size, batch_size):
+            for batch in image_dataset(encoded, image_size, batch_size, mirror=mirror):
                 parts.append(np.asarray(image_encoder.predict_on_batch(batch)))
                 bar.update(int(batch.shape[0]))
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
@@ -160,8 +168,10 @@ def cached_image_features(
     image_size: int,
     source: str,
     cache_dir: str | None,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, dict]:
-    """Feature grids of ``ids``, computed once and cached in ``cache_dir``.
+    """Feature grids of ``ids`` (of their mirror images with ``mirror``: flipped left to
+    right), computed once and cached in ``cache_dir``.
 
     The cache key covers the image location (folder or tar: path, and the
     size and modification time of the tar or of every image file), the ids
@@ -176,20 +186,23 @@ def cached_image_features(
         image_size: input size of the encoder.
         source: the image folder or tar the ids are read from.
         cache_dir: where ``<key>.npy`` and ``<key>.json`` live; None: no cache.
+        mirror: encode each image flipped left to right (default False; a separate
+            cache entry).
 
     Returns:
         ``(features float16 (N, positions, channels), info)`` where ``info``
         says whether the cache was hit and how long encoding took (seconds).
     """
     encoder_id = {"name": image_encoder.name, "weights": weights_digest(image_encoder)}
-    key = _cache_key(
-        {
-            "images": images_stamp(source, ids),
-            "ids": ids,
-            "image_size": image_size,
-            "encoder": encoder_id,
-        }
-    )
+    parts = {
+        "images": images_stamp(source, ids),
+        "ids": ids,
+        "image_size": image_size,
+        "encoder": encoder_id,
+    }
+    if mirror:  # (absent otherwise, so existing cache entries keep their keys)
+        parts["mirror"] = True
+    key = _cache_key(parts)
     path = os.path.join(cache_dir, f"{key}.npy") if cache_dir else None
     if path and os.path.isfile(path):
         features = np.load(path)
@@ -198,7 +211,8 @@ def cached_image_features(
             return features, {"cache": path, "cache_hit": True, "seconds": 0.0}
     start = time.perf_counter()
     encoded = read_images(ids)
-    features = encode_images(image_encoder, encoded, ids, image_size).astype(np.float16)
+    features = encode_images(image_encoder, encoded, ids, image_size, mirror=mirror)
+    features = features.astype(np.float16)
     seconds = time.perf_counter() - start
     log.info("encoded %d images in %.1f s (%.1f images/s)", len(ids), seconds, len(ids) / seconds)
     if path:
@@ -212,7 +226,8 @@ def cached_image_features(
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        meta = {"source": source, "images": len(ids), "encoder": encoder_id, "seconds": seconds}
+        meta = {"source": source, "images": len(ids), "encoder": encoder_id, "seconds": seconds,
+                "mirror": mirror}  # fmt: skip
         with open(os.path.join(cache_dir, f"{key}.json"), "w") as f:
             json.dump(meta, f, indent=2)
     return features, {"cache": path, "cache_hit": False, "seconds": round(seconds, 2)}

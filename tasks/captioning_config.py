@@ -163,6 +163,13 @@ class CaptioningConfig(
         min=0,
         max=16,
     )
+    horizontal_flip: bool = option(
+        False,
+        "Also train on each training image's mirror image (flipped left to right), with "
+        "'left' and 'right' swapped in its captions: twice the examples per epoch (and, "
+        "with a frozen encoder, twice the features to cache). Needs images, not feature "
+        "vectors.",
+    )
     feature_cache: str = option(
         "runs/feature_cache",
         "Folder caching frozen-encoder features per dataset and encoder ('' = no cache).",

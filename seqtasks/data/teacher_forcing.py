@@ -75,21 +75,47 @@ def pair_batches(
     return teacher_forcing(ds, "encoder_token_ids"), dropped
 
 
+_MIRRORED_WORDS = {"left": "right", "right": "left"}
+
+
+def mirror_caption(caption: str) -> str:
+    """A normalised caption (:func:`~seqtasks.caption_metrics.normalize_caption`) of the
+    mirror image: the words ``left`` and ``right`` swapped, nothing else changed.
+
+    >>> mirror_caption("a dog runs to the left of a man on the right")
+    'a dog runs to the right of a man on the left'
+    """
+    return " ".join(_MIRRORED_WORDS.get(word, word) for word in caption.split(" "))
+
+
 def caption_batches(
-    data: CaptionData, inputs, tokenizer: SubwordTokenizer, config, *, shuffle: bool
+    data: CaptionData,
+    inputs,
+    tokenizer: SubwordTokenizer,
+    config,
+    *,
+    shuffle: bool,
+    mirrored=None,
 ) -> tuple[tf.data.Dataset, int]:
-    """Teacher-forcing batches, one example per (image, caption) pair.
+    """Teacher-forcing batches, one example per (image, caption) pair, and with
+    ``mirrored`` one more per (mirror image, mirrored caption) pair.
 
     Args:
         data: images and their captions.
         inputs: float ``(N, P, C)`` feature grids aligned with ``data.ids``, or a
             list of N encoded images (decoded and resized here, in tf.data).
         tokenizer: caption tokenizer (captions are normalised first).
+        mirrored: None (default), or each image flipped left to right as a second
+            example of each of its captions, with ``left`` and ``right`` swapped
+            (:func:`mirror_caption`): float ``(N, P, C)`` feature grids of the mirror
+            images when ``inputs`` are grids, True when they are encoded images
+            (flipped here). The examples per epoch double.
 
     Returns:
         ``(dataset, dropped)``: batches ``({"image_features" | "images": ...,
         "decoder_token_ids": int32 (B, T)}, int32 (B, T))`` right-padded with 0,
-        and the number of captions dropped for being over ``sequence_length``.
+        and the number of captions dropped for being over ``sequence_length`` (their
+        mirrored copies not counted).
 
     Raises:
         DataError: if every caption is over ``sequence_length``.
@@ -99,12 +125,17 @@ def caption_batches(
         for caption in captions:
             image_index.append(i)
             texts.append(normalize_caption(caption))
+    originals = len(texts)
+    if mirrored is not None:  # the mirror image of image i is row N + i
+        count = len(data.captions)
+        image_index += [count + i for i in image_index]
+        texts += [mirror_caption(text) for text in texts]
     lengths = tokenizer.untruncated(tf.constant(texts)).row_lengths().numpy() + 2
     keep = np.flatnonzero(lengths <= config.sequence_length)
-    dropped = len(texts) - len(keep)
+    dropped = originals - int((keep < originals).sum())  # captions (not mirror copies)
     if not len(keep):
         raise DataError(
-            f"{data.source}: all {len(texts)} captions are longer than sequence_length="
+            f"{data.source}: all {originals} captions are longer than sequence_length="
             f"{config.sequence_length} subword tokens ([START]/[END] included); raise it with "
             "--set sequence_length=N"
         )
@@ -117,15 +148,22 @@ def caption_batches(
         ds = shuffle_each_epoch(ds, len(keep), config.seed)
     if isinstance(inputs, list):  # encoded images: decode per example, before batching
         encoded = tf.constant(inputs, tf.string)
-        size = config.image_size
-        ds = ds.map(
-            lambda i, t: (decode_image(tf.gather(encoded, i), size), t),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        size, count = config.image_size, len(inputs)
+
+        def decode(i, t):
+            image = decode_image(tf.gather(encoded, i % count), size)
+            if mirrored is not None:
+                image = tf.cond(i >= count, lambda: tf.image.flip_left_right(image), lambda: image)
+            return image, t
+
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         key = "images"
         ds = ds.padded_batch(config.batch_size)
     else:
-        features = tf.constant(np.asarray(inputs))  # float16 grids, gathered per batch
+        grids = np.asarray(inputs)
+        if mirrored is not None:
+            grids = np.concatenate([grids, np.asarray(mirrored, grids.dtype)])
+        features = tf.constant(grids)  # float16 grids, gathered per batch
         key = "image_features"
         ds = ds.padded_batch(config.batch_size).map(
             lambda i, t: (tf.cast(tf.gather(features, i), tf.float32), t),

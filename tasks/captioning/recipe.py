@@ -146,7 +146,13 @@ class CaptioningRecipe(CaptioningFinetuning):
             time.perf_counter() - start,
         )
         encoding: dict = {}
+        mirrored = None
         if data.features is not None:
+            if config.horizontal_flip:
+                raise ConfigError(
+                    f"config field 'horizontal_flip' needs images; {config.data} holds "
+                    "feature vectors (set horizontal_flip=false)"
+                )
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
             image_encoder = None
         else:
@@ -160,11 +166,18 @@ class CaptioningRecipe(CaptioningFinetuning):
             if config.end_to_end:
                 train_inputs = train.images.read_many(train.ids)
                 val_inputs = val.images.read_many(val.ids)
+                mirrored = True if config.horizontal_flip else None
             else:
                 train_inputs, val_inputs, encoding = self._cached_features(
                     config, image_encoder, data, train, val
                 )
-        train_ds, dropped = caption_batches(train, train_inputs, tokenizer, config, shuffle=True)
+                if config.horizontal_flip:
+                    mirrored, encoding["train_mirrored"] = self._mirrored_features(
+                        config, image_encoder, train
+                    )
+        train_ds, dropped = caption_batches(
+            train, train_inputs, tokenizer, config, shuffle=True, mirrored=mirrored
+        )
         if dropped == train.num_captions:
             raise DataError(
                 f"{config.data}: every training caption is longer than "
@@ -247,6 +260,19 @@ class CaptioningRecipe(CaptioningFinetuning):
             results.append(features)
             encoding[name] = {"images": len(part), **stats}
         return results[0], results[1], encoding
+
+    def _mirrored_features(self, config, image_encoder, train):
+        """Frozen-encoder feature grids of the training images flipped left to right."""
+        features, stats = cached_image_features(
+            image_encoder,
+            train.images.read_many,
+            train.ids,
+            image_size=config.image_size,
+            source=train.images.description,
+            cache_dir=config.feature_cache or None,
+            mirror=True,
+        )
+        return features, {"images": len(train), **stats}
 
     # --- model ---------------------------------------------------------------------------
 
