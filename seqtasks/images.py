@@ -120,7 +120,8 @@ def encode_images(
     batch_size = 64
     try:
         parts = []
-        with progress("encoding images", len(encoded), "images") as bar:
+        label = "encoding mirror images" if mirror else "encoding images"
+        with progress(label, len(encoded), "images") as bar:
             for batch in image_dataset(encoded, image_size, batch_size, mirror=mirror):
                 parts.append(np.asarray(image_encoder.predict_on_batch(batch)))
                 bar.update(int(batch.shape[0]))
@@ -214,7 +215,8 @@ def cached_image_features(
     features = encode_images(image_encoder, encoded, ids, image_size, mirror=mirror)
     features = features.astype(np.float16)
     seconds = time.perf_counter() - start
-    log.info("encoded %d images in %.1f s (%.1f images/s)", len(ids), seconds, len(ids) / seconds)
+    log.info("encoded %d %simages in %.1f s (%.1f images/s)", len(ids), "mirror " if mirror else "",
+             seconds, len(ids) / seconds)  # fmt: skip
     if path:
         os.makedirs(cache_dir, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".npy.tmp", dir=cache_dir)

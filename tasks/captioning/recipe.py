@@ -136,6 +136,11 @@ class CaptioningRecipe(CaptioningFinetuning):
             train_idx, val_idx = split_indices(len(data), config.validation_split, config.seed)
             train, val = data.subset(train_idx), data.subset(val_idx)
 
+        if data.features is not None and config.horizontal_flip:  # before writing anything
+            raise ConfigError(
+                f"config field 'horizontal_flip' needs images; {config.data} holds "
+                "feature vectors (set horizontal_flip=false)"
+            )
         start = time.perf_counter()
         reused = os.path.isfile(os.path.join(run_dir, "vocabulary.txt"))
         tokenizer = self._learn_tokenizer(config, train, run_dir)
@@ -148,11 +153,6 @@ class CaptioningRecipe(CaptioningFinetuning):
         encoding: dict = {}
         mirrored = None
         if data.features is not None:
-            if config.horizontal_flip:
-                raise ConfigError(
-                    f"config field 'horizontal_flip' needs images; {config.data} holds "
-                    "feature vectors (set horizontal_flip=false)"
-                )
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
             image_encoder = None
         else:

@@ -74,8 +74,12 @@ def test_stage_limits():
     assert stage_limits(Grows(), 64, 16, False, compact_every=8) == [
         (None, 17), (32, 33), (64, 64)]  # fmt: skip
     assert stage_limits(object(), 20, 16, True, compact_every=6) == [
-        (None, 7), (None, 13), (None, 17), (None, 19), (None, 20)]  # fmt: skip
+        (None, 7), (None, 13), (None, 17), (None, 20)]  # fmt: skip
     assert stage_limits(Grows(), 64, 0, True, compact_every=32) == [(None, 33), (None, 64)]
+    # Stops at least an eighth of the cache size apart: a long buffer traces few loops.
+    long = stage_limits(Grows(), 1024, 16, True, compact_every=8)
+    assert len(long) == 24 and long[-1] == (None, 1024)
+    assert [stop for _, stop in long[-5:]] == [513, 641, 769, 897, 1024]
 
 
 @pytest.mark.parametrize("kind", ["transformer", "rnn"])

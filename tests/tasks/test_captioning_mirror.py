@@ -22,6 +22,7 @@ CAPTIONS = [
     ["A dog runs left.", "The dog is on the right of a boy"],
     ["Two men; one turns right"],
     ["a leftover cake, bright lights"],  # words that only contain left / right stay
+    ["left " * 30],  # over sequence_length: dropped, and its mirror copy too, counted once
 ]
 
 
@@ -58,17 +59,17 @@ def _ids(tokenizer, text):
 
 def test_mirrored_grids_double_the_examples_with_swapped_captions(tmp_path):
     tokenizer = _tokenizer(tmp_path)
-    data = CaptionData(ids=["a", "b", "c"], captions=CAPTIONS, source="test")
-    grids = np.arange(3, dtype=np.float16)[:, None, None] * np.ones((3, 2, 4), np.float16)
+    data = CaptionData(ids=["a", "b", "c", "d"], captions=CAPTIONS, source="test")
+    grids = np.arange(4, dtype=np.float16)[:, None, None] * np.ones((4, 2, 4), np.float16)
     config = SimpleNamespace(sequence_length=24, batch_size=4, seed=0, image_size=32)
 
     plain, dropped = caption_batches(data, grids, tokenizer, config, shuffle=False)
-    assert dropped == 0 and len(_examples(plain)) == 4
+    assert dropped == 1 and len(_examples(plain)) == 4
     ds, dropped = caption_batches(
         data, grids, tokenizer, config, shuffle=True, mirrored=grids + 10
     )
     examples = _examples(ds)
-    assert dropped == 0 and len(examples) == 8
+    assert dropped == 1 and len(examples) == 8
     seen = set()
     for row, tokens in examples:
         value = float(row[0, 0])
