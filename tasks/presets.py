@@ -75,8 +75,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "causal convolution over the last 4 tokens' embeddings (the short convolution "
             "before the Mamba block's scan, Gu & Dao 2023, sec. 3.4), dropout 0.1: on tiny "
             "Shakespeare (characters) within 3% of the LSTM default's validation NLL at "
-            "equal training time after its first epoch, at 1.27x its characters per second "
-            "on a 2-core CPU (bench/README.md).",
+            "equal training time for its first five or six epochs, at 1.27-1.32x its "
+            "characters per second on a 2-core CPU, then 4.3% behind after 15 "
+            "(bench/README.md).",
             "settings": {
                 "model": "mingru",
                 "num_layers": 3,
