@@ -26,6 +26,16 @@ CAPTIONS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def seeded():
+    """The driver's seeding: an earlier test in this worker may have left TensorFlow's
+    global seed at 0, under which TensorFlow cannot seed the per-epoch shuffle from a
+    tensor (seqtasks.training.environment.seed_everything avoids it the same way)."""
+    from seqtasks.training.environment import seed_everything
+
+    seed_everything(1)
+
+
 def test_mirror_caption_swaps_only_the_words_left_and_right():
     assert mirror_caption("a dog runs to the left of a man on the right") == (
         "a dog runs to the right of a man on the left"
