@@ -88,10 +88,11 @@ def image_dataset(
     """Batches of decoded images float32 ``(B, S, S, 3)`` from encoded bytes, in order;
     ``mirror``: each flipped left to right."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string))
-    if mirror:
-        decode = lambda b: tf.image.flip_left_right(decode_image(b, image_size))  # noqa: E731
-    else:
-        decode = lambda b: decode_image(b, image_size)  # noqa: E731
+
+    def decode(image_bytes):
+        image = decode_image(image_bytes, image_size)
+        return tf.image.flip_left_right(image) if mirror else image
+
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -168,13 +168,9 @@ class CaptioningRecipe(CaptioningFinetuning):
                 val_inputs = val.images.read_many(val.ids)
                 mirrored = True if config.horizontal_flip else None
             else:
-                train_inputs, val_inputs, encoding = self._cached_features(
+                train_inputs, val_inputs, mirrored, encoding = self._cached_features(
                     config, image_encoder, data, train, val
                 )
-                if config.horizontal_flip:
-                    mirrored, encoding["train_mirrored"] = self._mirrored_features(
-                        config, image_encoder, train
-                    )
         train_ds, dropped = caption_batches(
             train, train_inputs, tokenizer, config, shuffle=True, mirrored=mirrored
         )
@@ -246,9 +242,15 @@ class CaptioningRecipe(CaptioningFinetuning):
         )
 
     def _cached_features(self, config, image_encoder, data, train, val):
-        """Frozen-encoder feature grids of the training and validation images (cached)."""
+        """Frozen-encoder feature grids of the training and validation images (cached),
+        and with ``horizontal_flip`` of the training images' mirror images (else None).
+
+        Returns ``(train, validation, mirrored, encoding)``."""
+        parts = [("train", train, False), ("validation", val, False)]
+        if config.horizontal_flip:
+            parts.append(("train_mirrored", train, True))
         results, encoding = [], {}
-        for name, part in (("train", train), ("validation", val)):
+        for name, part, mirror in parts:
             features, stats = cached_image_features(
                 image_encoder,
                 part.images.read_many,
@@ -256,23 +258,12 @@ class CaptioningRecipe(CaptioningFinetuning):
                 image_size=config.image_size,
                 source=part.images.description,
                 cache_dir=config.feature_cache or None,
+                mirror=mirror,
             )
             results.append(features)
             encoding[name] = {"images": len(part), **stats}
-        return results[0], results[1], encoding
-
-    def _mirrored_features(self, config, image_encoder, train):
-        """Frozen-encoder feature grids of the training images flipped left to right."""
-        features, stats = cached_image_features(
-            image_encoder,
-            train.images.read_many,
-            train.ids,
-            image_size=config.image_size,
-            source=train.images.description,
-            cache_dir=config.feature_cache or None,
-            mirror=True,
-        )
-        return features, {"images": len(train), **stats}
+        mirrored = results[2] if config.horizontal_flip else None
+        return results[0], results[1], mirrored, encoding
 
     # --- model ---------------------------------------------------------------------------
 
