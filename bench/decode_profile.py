@@ -13,7 +13,7 @@ self-attention cache at ``--positions`` slots (a stage of the growing cache):
     select           beam selection on given logits: log-softmax over V, length penalty,
                      top-k over k * V per input, parents and tokens
     reorder          the beam's gather of its cache, token buffer and scores by parent
-                     (the per-block self-attention slots; the source side is never moved)
+                     (each block's self-attention keys and values; the source side is never moved)
     encode           once per call, not per step: encoder + cross-attention keys/values
                      of each source, repeated for its hypotheses
 
@@ -72,6 +72,7 @@ def main() -> None:
     from keras import ops
 
     from seqtasks.decoding import beam_search
+    from seqtasks.models.hub_decoder_step import block_step
 
     generator, ids = load_export_and_sources(args.version_dir, 32)
     model, length = generator.model, generator.max_length
@@ -90,12 +91,11 @@ def main() -> None:
     @tf.function
     def blocks(tokens, cache):
         x = decoder.target_embedding(tokens, start_index=index)
-        mask = ops.cast(cache[1], "bool")
-        for layer, cross, own in zip(decoder.decoder_layers, cache[2:static], cache[static:]):
-            x, _, _ = layer(
-                x, cache[0], encoder_padding_mask=mask, self_attention_cache=own,
-                self_attention_cache_update_index=index, cross_attention_cache=cross,
-                cross_attention_cache_update_index=None,
+        cross, own = cache[2:static], cache[static:]
+        for i, layer in enumerate(decoder.decoder_layers):
+            x, _, _ = block_step(
+                layer, x, own[2 * i], own[2 * i + 1], index, cross=cross[2 * i : 2 * i + 2],
+                encoder_mask=cache[1],
             )  # fmt: skip
         return x
 

@@ -35,6 +35,12 @@ from seqtasks.models.attention import (
     doubly_stochastic_penalty,
 )
 from seqtasks.models.hub_attention import decoder_cross_attention_scores
+from seqtasks.models.hub_decoder_step import (
+    block_step,
+    check_block,
+    empty_cache,
+    encoder_keys_values,
+)
 from seqtasks.models.layers import pad_positions
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 
@@ -289,8 +295,8 @@ class TransformerDecoderStack(keras.layers.Layer):
 
     @property
     def num_static_cache(self) -> int:
-        """Encoder outputs, encoder mask and each block's cross-attention keys/values."""
-        return 2 + self.num_layers
+        """Encoder outputs, encoder mask and each block's cross-attention keys and values."""
+        return 2 + 2 * self.num_layers
 
     def parts(self) -> list:
         """The sublayers in creation order, the word embedding first."""
@@ -331,66 +337,44 @@ class TransformerDecoderStack(keras.layers.Layer):
 
     def init_cache(self, encoded, max_length):
         """``(encoder_outputs, encoder_mask int32, *cross, *self)``: per block the
-        cross-attention keys/values ``(B, 2, S, H, Dh)``, then per block the empty
-        self-attention slots ``(B, 2, max_length, H, Dh)``. One entry per block, so a
-        step neither slices nor restacks a stacked cache (a copy of it every step)."""
+        cross-attention keys and values, two ``(B, H, S, Dh)`` tensors, then per block
+        the empty self-attention keys and values, two ``(B, H, max_length, Dh)``. Head-major
+        and one tensor each, so a step neither slices, restacks nor transposes a cache
+        (:mod:`seqtasks.models.hub_decoder_step`)."""
         encoder_outputs, encoder_mask, _ = encoded
         batch = ops.shape(encoder_outputs)[0]
-        head_dim = self.hidden_dim // self.num_heads
         # In the layers' compute dtype (float16 under mixed precision), as decode_step's.
         dtype = self.decoder_layers[0].compute_dtype
-        # Cross-attention keys/values depend only on the source: computed once here, by
-        # keras-hub's public cache seeding (cross_attention_cache_update_index=0) on one
-        # throw-away decoder position per block.
-        length = ops.shape(encoder_outputs)[1]
-        empty = ops.zeros((batch, 2, length, self.num_heads, head_dim), dtype)
-        probe = ops.zeros((batch, 1, self.hidden_dim), dtype)
-        # Two self-attention slots: a softmax over one would make Keras warn.
-        probe_cache = ops.zeros((batch, 2, 2, self.num_heads, head_dim), dtype)
-        cross = []
+        cross, own = [], []
         for layer in self.decoder_layers:
-            _, _, seeded = layer(
-                probe,
-                encoder_outputs,
-                encoder_padding_mask=encoder_mask,
-                self_attention_cache=probe_cache,
-                self_attention_cache_update_index=0,
-                cross_attention_cache=empty,
-                cross_attention_cache_update_index=0,
-            )
-            cross.append(seeded)  # (B, 2, S, H, Dh)
-        # Self-attention keys/values of every block, filled one position per step.
-        slots = (batch, 2, max_length, self.num_heads, head_dim)
-        self_caches = [ops.zeros(slots, dtype) for _ in self.decoder_layers]
-        return (encoder_outputs, ops.cast(encoder_mask, "int32"), *cross, *self_caches)
+            # Cross-attention keys/values depend only on the source: computed once here.
+            check_block(layer)
+            cross.extend(encoder_keys_values(layer, encoder_outputs))
+            own.extend(empty_cache(layer, batch, max_length, dtype))
+        return (encoder_outputs, ops.cast(encoder_mask, "int32"), *cross, *own)
 
     #: The self-attention cache's length is the output's: beam search grows it (grow_cache).
     cache_grows = True
 
     def grow_cache(self, cache, length):
-        """``cache`` with its self-attention slots zero-padded to ``length`` positions
-        (axis 2 of each block's ``(B, 2, positions, H, Dh)``); the filled slots are kept."""
+        """``cache`` with its self-attention keys and values zero-padded to ``length``
+        positions (axis 2 of each ``(B, H, positions, Dh)``); the filled slots are kept."""
         static = self.num_static_cache
         return (*cache[:static], *(pad_positions(c, length) for c in cache[static:]))
 
     def decode_step(self, token_ids, cache, index):
         """int32 ``(B, 1)`` at position ``index`` -> ``(logits (B, V), cache)``."""
         static = self.num_static_cache
-        encoder_outputs, encoder_mask = cache[:2]
+        encoder_mask = cache[1]
+        cross, own = cache[2:static], cache[static:]
         x = self.target_embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
-        blocks = zip(self.decoder_layers, cache[2:static], cache[static:])
-        for layer, cross_cache, self_cache in blocks:
-            x, layer_cache, _ = layer(
-                x,
-                encoder_outputs,
-                encoder_padding_mask=ops.cast(encoder_mask, "bool"),
-                self_attention_cache=self_cache,
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache,
-                cross_attention_cache_update_index=None,
-            )
-            updated.append(layer_cache)
+        for i, layer in enumerate(self.decoder_layers):
+            x, keys, values = block_step(
+                layer, x, own[2 * i], own[2 * i + 1], index,
+                cross=cross[2 * i : 2 * i + 2], encoder_mask=encoder_mask,
+            )  # fmt: skip
+            updated.extend((keys, values))
         logits = self._logits(x)[:, 0, :]  # (B, V)
         return logits, (*cache[:static], *updated)
 

@@ -1,4 +1,5 @@
-"""The one place seqtasks reads private attributes of keras-hub: attention scores for plots.
+"""One of two places seqtasks reads private attributes of keras-hub: attention scores for plots
+(the other: :mod:`seqtasks.models.hub_decoder_step`, the cached decoding step).
 
 ``plot-attention`` draws the cross-attention weights of the last Transformer decoder
 block. keras-hub's ``TransformerDecoder`` has no public way to return them: its
@@ -33,13 +34,13 @@ PRIVATE_ATTRIBUTES = (
 )
 
 
-def _private(block, name: str):
+def _private(block, name: str, user: str = "the attention-score adapter seqtasks.models.hub_attention"):
     layer = getattr(block, name, None)
     if layer is None:
         raise AttributeError(
-            f"keras_hub TransformerDecoder {block.name!r} has no attribute {name!r} (the "
-            f"attention-score adapter seqtasks.models.hub_attention was written against "
-            f"keras-hub {KERAS_HUB_CHECKED}; update it for the installed keras-hub)"
+            f"keras_hub TransformerDecoder {block.name!r} has no attribute {name!r} ({user} "
+            f"was written against keras-hub {KERAS_HUB_CHECKED}; update it for the installed "
+            f"keras-hub)"
         )
     return layer
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from seqtasks.models.hub_decoder_step import block_step, check_block, empty_cache
 from seqtasks.models.layers import MaskedConvolution, pad_positions
 from seqtasks.models.min_rnn import MinGRU, MinLSTM
 from seqtasks.models.min_rnn_block import MinRNNBlock
@@ -361,13 +362,16 @@ class TransformerLanguageModel(_SampledSoftmaxMixin, keras.Model):
         return self._logits(x, inputs, training)
 
     def init_cache(self, encoder_inputs, max_length, batch_size=None):
-        """Self-attention keys/values, one entry per block, filled one position per step:
-        ``num_layers`` float tensors ``(batch_size, 2, max_length, num_heads, head_dim)``."""
+        """Self-attention keys and values of each block, filled one position per step:
+        ``2 * num_layers`` float tensors ``(batch_size, num_heads, max_length, head_dim)``
+        (head-major, :mod:`seqtasks.models.hub_decoder_step`)."""
         del encoder_inputs  # decoder-only
-        head_dim = self.hidden_dim // self.num_heads
         dtype = self.blocks[0].compute_dtype
-        shape = (batch_size, 2, max_length, self.num_heads, head_dim)
-        return tuple(ops.zeros(shape, dtype) for _ in self.blocks)
+        cache = []
+        for block in self.blocks:
+            check_block(block, cross=False)
+            cache.extend(empty_cache(block, batch_size, max_length, dtype))
+        return tuple(cache)
 
     #: The self-attention cache's length is the output's: beam search grows it (grow_cache).
     cache_grows = True
@@ -379,11 +383,9 @@ class TransformerLanguageModel(_SampledSoftmaxMixin, keras.Model):
     def decode_step(self, token_ids, cache, index):
         x = self.embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
-        for block, self_cache in zip(self.blocks, cache):
-            x, layer_cache = block(
-                x, self_attention_cache=self_cache, self_attention_cache_update_index=index
-            )
-            updated.append(layer_cache)
+        for i, block in enumerate(self.blocks):
+            x, keys, values = block_step(block, x, cache[2 * i], cache[2 * i + 1], index)
+            updated.extend((keys, values))
         return self.output_layer(x)[:, 0, :], tuple(updated)
 
     def freezable_parts(self) -> dict[str, list[str]]:

@@ -16,11 +16,13 @@ def large_negative(dtype) -> float:
 
 
 def pad_positions(cache, length: int):
-    """One block's Transformer self-attention cache ``(B, 2, positions, heads, head_dim)``
-    zero-padded along ``positions`` to ``length`` (static ints; beam search's growing
+    """A Transformer self-attention cache whose axis 2 is the positions, keras-hub's
+    ``(B, 2, positions, heads, head_dim)`` or a head-major ``(B, heads, positions,
+    head_dim)``, zero-padded along it to ``length`` (static ints; beam search's growing
     cache, :func:`seqtasks.decoding.cache_stages`)."""
-    extra = length - cache.shape[2]
-    return ops.pad(cache, [[0, 0], [0, 0], [0, extra], [0, 0], [0, 0]])
+    pads = [[0, 0] for _ in cache.shape]
+    pads[2] = [0, length - cache.shape[2]]
+    return ops.pad(cache, pads)
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")

@@ -103,11 +103,27 @@ def test_transformer_decoding_cache_keeps_its_dtype_under_mixed_precision():
     from seqtasks.models.seq2seq import TransformerSeq2Seq
 
     with precision_policy(True):
-        model = TransformerSeq2Seq(20, 30, 8, hidden_dim=8, intermediate_dim=8, num_layers=1)
+        model = TransformerSeq2Seq(20, 30, 8, hidden_dim=8, intermediate_dim=8, num_layers=2)
     source = np.array([[5, 6, 0]], "int32")
     model({"encoder_token_ids": source, "decoder_token_ids": source})
     cache = model.init_cache(source, 8)
+    assert len(cache) == 2 + 4 + 4  # encoder outputs and mask, then keys and values per block
     logits, new_cache = model.decode_step(np.array([[2]], "int32"), cache, 0)
-    assert logits.dtype == "float32"
+    assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
     assert [c.dtype for c in new_cache] == [c.dtype for c in cache]
+    assert [tuple(c.shape) for c in new_cache] == [tuple(c.shape) for c in cache]
     assert cache[-1].dtype == "float16"  # the self-attention cache
+
+
+def test_transformer_language_model_cache_keeps_its_dtype_under_mixed_precision():
+    from seqtasks.models.language_models import TransformerLanguageModel
+
+    with precision_policy(True):
+        model = TransformerLanguageModel(20, 8, hidden_dim=8, intermediate_dim=8, num_layers=2)
+    tokens = np.array([[2, 5, 6]], "int32")
+    model({"decoder_token_ids": tokens})
+    cache = model.init_cache(None, 8, batch_size=1)
+    assert [tuple(c.shape) for c in cache] == [(1, 4, 8, 2)] * 4  # (B, heads, positions, Dh)
+    logits, new_cache = model.decode_step(tokens[:, :1], cache, 0)
+    assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
+    assert [c.dtype for c in new_cache] == [c.dtype for c in cache] == ["float16"] * 4
