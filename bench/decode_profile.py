@@ -91,11 +91,11 @@ def main() -> None:
     @tf.function
     def blocks(tokens, cache):
         x = decoder.target_embedding(tokens, start_index=index)
-        cross, own = cache[2:static], cache[static:]
+        cross, own = cache[1:static], cache[static:]
         for i, layer in enumerate(decoder.decoder_layers):
             x, _, _ = block_step(
                 layer, x, own[2 * i], own[2 * i + 1], index, cross=cross[2 * i : 2 * i + 2],
-                encoder_mask=cache[1],
+                encoder_mask=cache[0],
             )  # fmt: skip
         return x
 

@@ -295,8 +295,8 @@ class TransformerDecoderStack(keras.layers.Layer):
 
     @property
     def num_static_cache(self) -> int:
-        """Encoder outputs, encoder mask and each block's cross-attention keys and values."""
-        return 2 + 2 * self.num_layers
+        """The encoder mask and each block's cross-attention keys and values."""
+        return 1 + 2 * self.num_layers
 
     def parts(self) -> list:
         """The sublayers in creation order, the word embedding first."""
@@ -336,11 +336,12 @@ class TransformerDecoderStack(keras.layers.Layer):
         return self.decode(token_ids, encoded, training)
 
     def init_cache(self, encoded, max_length):
-        """``(encoder_outputs, encoder_mask int32, *cross, *self)``: per block the
+        """``(encoder_mask int32, *cross, *self)``: per block the
         cross-attention keys and values, two ``(B, H, S, Dh)`` tensors, then per block
         the empty self-attention keys and values, two ``(B, H, max_length, Dh)``. Head-major
         and one tensor each, so a step neither slices, restacks nor transposes a cache
-        (:mod:`seqtasks.models.hub_decoder_step`)."""
+        (:mod:`seqtasks.models.hub_decoder_step`). The encoder outputs themselves are not
+        kept: a step reads only their keys and values."""
         encoder_outputs, encoder_mask, _ = encoded
         batch = ops.shape(encoder_outputs)[0]
         # In the layers' compute dtype (float16 under mixed precision), as decode_step's.
@@ -351,7 +352,7 @@ class TransformerDecoderStack(keras.layers.Layer):
             check_block(layer)
             cross.extend(encoder_keys_values(layer, encoder_outputs))
             own.extend(empty_cache(layer, batch, max_length, dtype))
-        return (encoder_outputs, ops.cast(encoder_mask, "int32"), *cross, *own)
+        return (ops.cast(encoder_mask, "int32"), *cross, *own)
 
     #: The self-attention cache's length is the output's: beam search grows it (grow_cache).
     cache_grows = True
@@ -365,8 +366,8 @@ class TransformerDecoderStack(keras.layers.Layer):
     def decode_step(self, token_ids, cache, index):
         """int32 ``(B, 1)`` at position ``index`` -> ``(logits (B, V), cache)``."""
         static = self.num_static_cache
-        encoder_mask = cache[1]
-        cross, own = cache[2:static], cache[static:]
+        encoder_mask = cache[0]
+        cross, own = cache[1:static], cache[static:]
         x = self.target_embedding(token_ids, start_index=index)  # (B, 1, D)
         updated = []
         for i, layer in enumerate(self.decoder_layers):

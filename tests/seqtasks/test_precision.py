@@ -107,7 +107,7 @@ def test_transformer_decoding_cache_keeps_its_dtype_under_mixed_precision():
     source = np.array([[5, 6, 0]], "int32")
     model({"encoder_token_ids": source, "decoder_token_ids": source})
     cache = model.init_cache(source, 8)
-    assert len(cache) == 2 + 4 + 4  # encoder outputs and mask, then keys and values per block
+    assert len(cache) == 1 + 4 + 4  # the encoder mask, then keys and values per block
     logits, new_cache = model.decode_step(np.array([[2]], "int32"), cache, 0)
     assert logits.dtype == "float32" and np.isfinite(np.asarray(logits)).all()
     assert [c.dtype for c in new_cache] == [c.dtype for c in cache]

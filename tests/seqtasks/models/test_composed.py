@@ -42,14 +42,14 @@ def build(kind):
 
 
 KINDS = {
-    "transformer": (TransformerTokenEncoder, TransformerDecoderStack, "encoder_token_ids", 4),
+    "transformer": (TransformerTokenEncoder, TransformerDecoderStack, "encoder_token_ids", 3),
     "rnn": (BidirectionalRNNEncoder, RNNAttentionDecoder, "encoder_token_ids", 2),
     "rnn-mingru": (BidirectionalRNNEncoder, RNNAttentionDecoder, "encoder_token_ids", 2),
     "caption-transformer": (
         TransformerFeatureEncoder,
         TransformerDecoderStack,
         "image_features",
-        4,
+        3,
     ),
     "caption-none": (PooledFeatureEncoder, RNNAttentionDecoder, "image_features", 2),
     "caption-additive": (PooledFeatureEncoder, RNNAttentionDecoder, "image_features", 2),
