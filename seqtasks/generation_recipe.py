@@ -52,14 +52,22 @@ class GenerationRecipe(Recipe):
 
         loss, metrics = self.loss_and_metrics(config)
         scheduled = self.uses_schedule(config)
+        slow, factor = self.slow_variables(model, config)
         optimizer = seq2seq_optimizer(
             config,
             warmup=scheduled,
             warmup_steps=self.warmup_steps(config, prepared) if scheduled else None,
+            slow_variables=slow,
+            slow_factor=factor,
         )
         model.compile(
             optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit_compile(config)
         )
+
+    def slow_variables(self, model, config: TrainConfig) -> tuple[list, float]:
+        """``(variables, factor)``: trainable variables that learn at ``factor`` times the
+        learning rate (default: none)."""
+        return [], 1.0
 
     def warmup_steps(self, config: TrainConfig, prepared: Prepared | None = None) -> int:
         """The warm-up a run trains with: the default ``warmup_steps`` is capped at

@@ -165,7 +165,11 @@ def capped_warmup(warmup_steps: int, total_steps: int, share: float = WARMUP_SHA
 
 
 def seq2seq_optimizer(
-    config, warmup: bool, warmup_steps: int | None = None
+    config,
+    warmup: bool,
+    warmup_steps: int | None = None,
+    slow_variables: list | None = None,
+    slow_factor: float = 1.0,
 ) -> keras.optimizers.Optimizer:
     """Adam for a generation recipe's ``config`` (``learning_rate``, ``clipnorm``, ``warmup_steps``).
 
@@ -173,16 +177,22 @@ def seq2seq_optimizer(
     ``learning_rate`` after ``warmup_steps`` (default ``config.warmup_steps``) and
     Adam(0.9, 0.98, eps 1e-9) as in Vaswani et al. 2017, sec. 5.3; otherwise a
     constant ``learning_rate`` (the recipe may reduce it on plateaus). Gradients
-    are clipped to ``clipnorm`` (0 = off).
+    are clipped to ``clipnorm`` (0 = off). ``slow_variables`` (e.g. the fine-tuned
+    blocks of a pretrained image encoder) learn at ``slow_factor`` times the rate
+    (:class:`~seqtasks.fine_tuning_schedule.LayerwiseAdam`; default 1: one rate).
     """
+    kwargs = {"clipnorm": config.clipnorm or None}
     if warmup:
         steps = config.warmup_steps if warmup_steps is None else warmup_steps
-        return keras.optimizers.Adam(
-            learning_rate=WarmupInverseSqrt(config.learning_rate, steps),
-            beta_2=0.98,
-            epsilon=1e-9,
-            clipnorm=config.clipnorm or None,
+        kwargs.update(
+            learning_rate=WarmupInverseSqrt(config.learning_rate, steps), beta_2=0.98, epsilon=1e-9
         )
-    return keras.optimizers.Adam(
-        learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
-    )
+    else:
+        kwargs["learning_rate"] = config.learning_rate
+    if slow_variables and slow_factor != 1.0:
+        from seqtasks.fine_tuning_schedule import LayerwiseAdam
+
+        groups = {variable.path: 0 for variable in slow_variables}
+        # Two groups: the slow ones (0) learn at decay ** -1 = slow_factor times the rate.
+        return LayerwiseAdam(groups, 2, layer_lr_decay=1.0 / slow_factor, **kwargs)
+    return keras.optimizers.Adam(**kwargs)

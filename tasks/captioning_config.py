@@ -158,10 +158,18 @@ class CaptioningConfig(
     image_size: int = option(160, "Images are resized to this many pixels square.", min=32)
     fine_tune_blocks: int = option(
         0,
-        "MobileNetV2 blocks (from the top) trained with the decoder; 0 keeps it frozen and "
-        "lets its features be cached.",
+        "MobileNetV2 blocks (from the top, with its last 1x1 convolution) trained with the "
+        "decoder, batch normalisation kept in inference mode; 0 keeps it frozen. The "
+        "frozen blocks' output is cached, so only the top blocks run in training.",
         min=0,
         max=16,
+    )
+    fine_tune_lr_factor: float = option(
+        0.1,
+        "With fine_tune_blocks: the MobileNetV2 blocks learn at learning_rate times this "
+        "(1 = the decoder's rate).",
+        above=0.0,
+        max=1.0,
     )
     horizontal_flip: bool = option(
         False,
@@ -193,5 +201,7 @@ class CaptioningConfig(
 
     @property
     def end_to_end(self) -> bool:
-        """Whether the image encoder trains with the decoder (no feature cache then)."""
-        return self.encoder == "cnn" or self.fine_tune_blocks > 0
+        """Whether the whole image encoder trains with the decoder (no feature cache then):
+        ``encoder=cnn``. With ``fine_tune_blocks`` the frozen blocks' output is cached and
+        the top blocks are part of the decoder model."""
+        return self.encoder == "cnn"

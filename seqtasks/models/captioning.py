@@ -69,6 +69,7 @@ def RNNCaptioner(  # named as the class it replaced
     attention: str = "additive",
     dropout: float = 0.3,
     attention_penalty: float = 0.0,
+    backbone=None,
     **kwargs,
 ) -> EncoderDecoder:
     """Recurrent caption decoder initialised from image features, with or without attention.
@@ -85,6 +86,9 @@ def RNNCaptioner(  # named as the class it replaced
             output layer's input (default 0.3).
         attention_penalty: float, weight of the doubly stochastic attention penalty in
             training (Xu et al. 2015, sec. 4.2.1; default 0.0 = off).
+        backbone: the trainable top of a partly frozen image encoder, run on the
+            inputs first (:func:`~seqtasks.models.image_encoders.split_mobilenet_v2`;
+            default None: the inputs are the features).
         **kwargs: ``keras.Model`` arguments (``name``, ...).
 
     Returns:
@@ -104,7 +108,7 @@ def RNNCaptioner(  # named as the class it replaced
         name="rnn_decoder",
     )
     units = None if attention == NO_ATTENTION else hidden_dim
-    encoder = PooledFeatureEncoder(units, dropout, name="feature_encoder")
+    encoder = PooledFeatureEncoder(units, dropout, backbone=backbone, name="feature_encoder")
     return EncoderDecoder(encoder, decoder, **kwargs)
 
 
@@ -118,6 +122,7 @@ def TransformerCaptioner(  # named as the class it replaced
     num_layers: int = 2,
     num_encoder_layers: int = 0,
     dropout: float = 0.1,
+    backbone=None,
     **kwargs,
 ) -> EncoderDecoder:
     """keras-hub Transformer decoder cross-attending over image features.
@@ -134,6 +139,7 @@ def TransformerCaptioner(  # named as the class it replaced
         num_encoder_layers: int, ``TransformerEncoder`` blocks over the
             projected grid (default 0: projection + position embedding only).
         dropout: float (default 0.1).
+        backbone: as :func:`RNNCaptioner`'s (default None).
         **kwargs: ``keras.Model`` arguments (``name``, ...).
 
     Returns:
@@ -148,27 +154,32 @@ def TransformerCaptioner(  # named as the class it replaced
     )  # fmt: skip
     encoder = TransformerFeatureEncoder(
         num_positions, hidden_dim, intermediate_dim, num_heads, num_encoder_layers, dropout,
-        name="feature_encoder",
+        backbone=backbone, name="feature_encoder",
     )  # fmt: skip
     return EncoderDecoder(encoder, decoder, **kwargs)
 
 
-def build_captioner(config, vocabulary_size: int, feature_shape):
-    """The ``config.model`` decoder (unbuilt) for features of ``feature_shape`` ``(P, C)``.
+def build_captioner(config, vocabulary_size: int, feature_shape, backbone=None):
+    """The ``config.model`` decoder (unbuilt) for inputs of ``feature_shape`` ``(P, C)``.
 
     ``config``: a captioning config (``model``, ``hidden_dim``, ``sequence_length``, ...).
+    ``backbone``: the trainable top of the image encoder, run first (default None).
     """
     if config.model == "transformer":
         return TransformerCaptioner(
             vocabulary_size,
             sequence_length=config.sequence_length,
-            num_positions=int(feature_shape[0]),
+            # The backbone's grid: its strides may make it smaller than its input's.
+            num_positions=int(
+                feature_shape[0] if backbone is None else backbone.model.output.shape[1]
+            ),
             hidden_dim=config.hidden_dim,
             intermediate_dim=config.intermediate_dim,
             num_heads=config.num_heads,
             num_layers=config.num_layers,
             num_encoder_layers=config.num_encoder_layers,
             dropout=config.dropout,
+            backbone=backbone,
             name="decoder",
         )
     return RNNCaptioner(
@@ -179,6 +190,7 @@ def build_captioner(config, vocabulary_size: int, feature_shape):
         attention=NO_ATTENTION if config.model == "lstm" else config.attention,
         dropout=config.dropout,
         attention_penalty=config.attention_penalty,
+        backbone=backbone,
         name="decoder",
     )
 

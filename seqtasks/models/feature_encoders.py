@@ -1,7 +1,10 @@
 """The encoder halves of the captioners: image features in, annotation vectors out.
 
 Inputs are float ``(B, P, C)``: a feature grid flattened row-major, or ``P=1`` for a
-feature vector (:mod:`seqtasks.models.image_encoders`). Each returns ``encoded =
+feature vector (:mod:`seqtasks.models.image_encoders`). With a ``backbone`` (the
+trainable top blocks of a partly frozen CNN, e.g.
+:class:`~seqtasks.models.image_encoders.BackboneTop`) the inputs are the frozen part's
+grid and the backbone turns them into the features first. Each returns ``encoded =
 (outputs (B, P', D), mask bool (B, P'), summaries)`` for a decoder of
 :mod:`seqtasks.models.decoders`, and names the model parts fine-tuning can freeze.
 
@@ -26,7 +29,7 @@ def image_parts(model) -> dict[str, list[str]]:
     Transformer: also its normalisation and encoder blocks; RNN: the bridge from the
     mean feature to the initial state); ``embeddings``, the word embedding and the
     feature position embedding."""
-    image_side = ("feature_projection", "feature_norm", "feature_positions")
+    image_side = ("backbone_top", "feature_projection", "feature_norm", "feature_positions")
     encoder = [
         layer.name
         for layer in model.layers
@@ -40,12 +43,39 @@ class _FeatureEncoder(keras.layers.Layer):
 
     input_name = "image_features"  # the key of this input in the model's call()
 
+    def __init__(self, backbone=None, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+
     def model_parts(self, model) -> dict[str, list[str]]:
         """``model``'s freezable parts: :func:`image_parts`."""
         return image_parts(model)
 
+    def backbone_parts(self) -> list:
+        """``[backbone]``, or ``[]`` without one."""
+        return [] if self.backbone is None else [self.backbone]
+
+    def features(self, image_features, training=None):
+        """float32 ``(B, P, C)``: the inputs, through the backbone if there is one."""
+        if self.backbone is not None:
+            return self.backbone(image_features, training=training)
+        return ops.cast(image_features, "float32")
+
     def call(self, image_features, training=None):
         return self.encode(image_features, training)
+
+    def get_config(self):
+        config = super().get_config()
+        if self.backbone is not None:  # (absent otherwise: older configs load unchanged)
+            config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        backbone = config.pop("backbone", None)
+        if backbone is not None:
+            backbone = keras.saving.deserialize_keras_object(backbone)
+        return cls(backbone=backbone, **config)
 
 
 @keras.saving.register_keras_serializable(package="seqtasks")
@@ -58,6 +88,7 @@ class PooledFeatureEncoder(_FeatureEncoder):
             a decoder without attention: then ``outputs`` is a zero placeholder ``(B, 1,
             1)`` with a one-position mask, which keeps the cache layout.
         dropout: float, on the features (default 0.3).
+        backbone: a layer ``(B, P, C') -> (B, P, C)`` applied first (default None).
     """
 
     def __init__(self, units: int | None = None, dropout: float = 0.3, **kwargs):
@@ -75,11 +106,11 @@ class PooledFeatureEncoder(_FeatureEncoder):
     def parts(self) -> list:
         """The sublayers in creation order."""
         projection = [] if self.feature_projection is None else [self.feature_projection]
-        return [*projection, self.feature_dropout]
+        return [*self.backbone_parts(), *projection, self.feature_dropout]
 
     def encode(self, image_features, training=None):
         """float ``(B, P, C)`` -> ``(outputs (B, P, units), mask (B, P), [mean (B, C)])``."""
-        features = self.feature_dropout(ops.cast(image_features, "float32"), training=training)
+        features = self.feature_dropout(self.features(image_features, training), training=training)
         batch, positions = ops.shape(features)[0], ops.shape(features)[1]
         pooled = ops.mean(features, axis=1)  # (B, C): Xu et al. sec. 3.1.2
         if self.feature_projection is None:
@@ -104,6 +135,7 @@ class TransformerFeatureEncoder(_FeatureEncoder):
         num_layers: int, ``TransformerEncoder`` blocks (default 0: projection + position
             embedding only).
         dropout: float (default 0.1).
+        backbone: a layer ``(B, P, C') -> (B, P, C)`` applied first (default None).
     """
 
     def __init__(
@@ -142,6 +174,7 @@ class TransformerFeatureEncoder(_FeatureEncoder):
     def parts(self) -> list:
         """The sublayers in creation order."""
         return [
+            *self.backbone_parts(),
             self.feature_projection,
             self.feature_norm,
             self.position_embedding,
@@ -151,7 +184,7 @@ class TransformerFeatureEncoder(_FeatureEncoder):
 
     def encode(self, image_features, training=None):
         """float ``(B, P, C)`` -> ``(outputs (B, P, D), mask (B, P), [])``."""
-        x = self.feature_projection(ops.cast(image_features, "float32"))  # (B, P, D)
+        x = self.feature_projection(self.features(image_features, training))  # (B, P, D)
         x = self.feature_norm(x + self.position_embedding(x))
         x = self.embedding_dropout(x, training=training)
         mask = ops.ones(ops.shape(x)[:2], "bool")

@@ -11,8 +11,10 @@ nothing but the decoded image.
   without its classifier, ImageNet weights, frozen by default. At 160 px the
   grid is 5x5x1280. ``fine_tune_blocks=N`` makes the top ``N`` inverted-
   residual blocks (``block_16``, ``block_15``, ...) and the last 1x1
-  convolution trainable; batch normalisation stays in inference mode (the
-  usual Keras transfer-learning practice).
+  convolution trainable; :func:`split_mobilenet_v2` then cuts the network
+  below them, so the frozen part's output can be cached like frozen features
+  and only the top blocks run in training. Batch normalisation stays in
+  inference mode (the usual Keras transfer-learning practice).
 - ``cnn``: a small VGG-style network trained from scratch (five
   conv-BN-ReLU-pool stages, 32 to 256 channels), for users without
   pretrained weights. At 160 px the grid is 5x5x256.
@@ -119,6 +121,89 @@ def build_image_encoder(
     height, width, channels = grid.shape[1], grid.shape[2], grid.shape[3]
     features = keras.layers.Reshape((height * width, channels), name="annotations")(grid)
     return keras.Model(pixels, features, name=name)
+
+
+def _block_output(base: keras.Model, block: int):
+    """The output tensor of MobileNetV2's inverted-residual block ``block`` (0 = the
+    first, ``expanded_conv``): its residual sum where it has one, else its projection."""
+    if block == 0:
+        return base.get_layer("expanded_conv_project_BN").output
+    names = {layer.name for layer in base.layers}
+    name = f"block_{block}_add" if f"block_{block}_add" in names else f"block_{block}_project_BN"
+    return base.get_layer(name).output
+
+
+def split_mobilenet_v2(image_encoder: keras.Model, fine_tune_blocks: int):
+    """Cut a MobileNetV2 encoder below its trainable blocks: ``(frozen, backbone_top)``.
+
+    ``frozen``: float32 ``(B, S, S, 3)`` pixels in ``[0, 255]`` -> float32 ``(B, P', C')``,
+    the output of the block under the first trainable one, flattened row-major (a
+    ``(B, 7, 7, 160)`` grid at 224 px for ``fine_tune_blocks=1``), with no trainable
+    weights: its outputs can be cached like frozen features. ``backbone_top``:
+    ``(B, P', C')`` -> ``(B, P, 1280)``, the top ``fine_tune_blocks`` blocks and the last
+    1x1 convolution, always in inference mode (batch normalisation uses its moving
+    statistics; MobileNetV2 has no dropout), so ``backbone_top(frozen(x))`` equals
+    ``image_encoder(x, training=False)``. Both share their layers (and weights) with
+    ``image_encoder``.
+
+    Args:
+        image_encoder: a ``mobilenet_v2`` model of :func:`build_image_encoder`.
+        fine_tune_blocks: int in ``[1, 16]``, the top blocks that train.
+
+    Raises:
+        ConfigError: for a ``fine_tune_blocks`` outside ``[1, 16]``.
+    """
+    if not 1 <= fine_tune_blocks <= MOBILENET_V2_BLOCKS:
+        raise ConfigError(
+            f"config field 'fine_tune_blocks': expected 1 to {MOBILENET_V2_BLOCKS} to split "
+            f"MobileNetV2; received: {fine_tune_blocks}"
+        )
+    base = next(layer for layer in image_encoder.layers if isinstance(layer, keras.Model))
+    cut = _block_output(base, MOBILENET_V2_BLOCKS - fine_tune_blocks)
+    rows, columns, channels = (int(d) for d in cut.shape[1:])
+    below = keras.Model(base.input, cut, name="mobilenet_v2_frozen")
+    pixels = keras.Input(image_encoder.input.shape[1:], dtype="float32", name="pixels")
+    grid = below(image_encoder.get_layer("to_unit_range")(pixels), training=False)
+    features = keras.layers.Reshape((rows * columns, channels), name="annotations")(grid)
+    frozen = keras.Model(pixels, features, name=image_encoder.name)
+    frozen.trainable = False
+
+    above = keras.Model(cut, base.output, name="mobilenet_v2_top")
+    cached = keras.Input((rows * columns, channels), dtype="float32", name="frozen_features")
+    x = keras.layers.Reshape((rows, columns, channels), name="frozen_grid")(cached)
+    x = above(x)
+    out_rows, out_columns, out_channels = (int(d) for d in x.shape[1:])
+    x = keras.layers.Reshape((out_rows * out_columns, out_channels), name="top_annotations")(x)
+    return frozen, BackboneTop(keras.Model(cached, x, name="backbone_top_graph"))
+
+
+@keras.saving.register_keras_serializable(package="seqtasks")
+class BackboneTop(keras.layers.Layer):
+    """The trainable top of an image encoder, run on cached frozen features in inference
+    mode: ``(B, P', C')`` float -> float32 ``(B, P, C)``.
+
+    Wraps a functional ``model`` (:func:`split_mobilenet_v2`) and calls it with
+    ``training=False`` whatever the caller passes, so its batch normalisation keeps its
+    moving statistics while its weights train (a Keras functional model would otherwise
+    pass the caller's ``training`` on to every layer).
+    """
+
+    def __init__(self, model: keras.Model, **kwargs):
+        kwargs.setdefault("name", "backbone_top")
+        super().__init__(**kwargs)
+        self.model = model
+        self.built = True
+
+    def call(self, features, training=None):
+        return self.model(keras.ops.cast(features, "float32"), training=False)
+
+    def get_config(self):
+        return {**super().get_config(), "model": keras.saving.serialize_keras_object(self.model)}
+
+    @classmethod
+    def from_config(cls, config):
+        model = keras.saving.deserialize_keras_object(config.pop("model"))
+        return cls(model, **config)
 
 
 def grid_shape(image_encoder: keras.Model) -> tuple[int, int]:

@@ -25,6 +25,9 @@ class CaptioningInfo:
         grid_shape: ``[P, C]``, the feature grid the decoder attends over.
         feature_shape: what the export takes per example: the grid, or the data's
             vector shape ``[C]``.
+        backbone: with ``fine_tune_blocks``, the image encoder's trainable top
+            (:class:`~seqtasks.models.image_encoders.BackboneTop`) that the decoder model
+            runs on the frozen part's cached grid; else None.
     """
 
     tokenizer: SubwordTokenizer
@@ -33,3 +36,4 @@ class CaptioningInfo:
     validation_inputs: Any
     grid_shape: list[int]
     feature_shape: list[int]
+    backbone: Any = None

@@ -55,8 +55,10 @@ class CaptioningFinetuning(CaptioningServing):
         New images go through the export's image encoder (its features are
         cached under a key that includes a digest of its weights, see
         :func:`seqtasks.images.cached_image_features`); when it was trained
-        end to end (``encoder=cnn`` or ``fine_tune_blocks``), it trains on
-        with the decoder unless ``freeze="encoder"``. The vocabulary is fixed:
+        end to end (``encoder=cnn``), it trains on with the decoder unless
+        ``freeze="encoder"``; the top blocks of a ``fine_tune_blocks`` export are part
+        of its decoder (they train on, at ``fine_tune_lr_factor`` times the rate,
+        unless ``freeze="encoder"``) and the image encoder is its frozen rest. The vocabulary is fixed:
         the share of the new captions' words that are not whole vocabulary
         tokens, the ``[UNK]`` share and the pieces per word are logged (a
         warning above :data:`seqtasks.subword.SPLIT_WORDS_WARNING`). ``freeze``: see

@@ -31,6 +31,7 @@ from seqtasks.models.captioning import ImageCaptioner, build_captioner
 from seqtasks.models.image_encoders import (
     build_image_encoder,
     mobilenet_v2_weights,
+    split_mobilenet_v2,
 )
 from seqtasks.recipe import Prepared
 from seqtasks.subword import (
@@ -60,8 +61,9 @@ class CaptioningRecipe(CaptioningFinetuning):
     Batches follow the seq2seq layout with image features as the encoder
     input: ``({"image_features": float32 (B, P, C), "decoder_token_ids":
     y[:, :-1]}, y[:, 1:])`` (teacher forcing); when the image encoder trains
-    too (``--set encoder=cnn`` or ``fine_tune_blocks``), ``{"images": float32
-    (B, S, S, 3), ...}`` instead. Export: ``image_bytes`` (tf.string ``[None]``,
+    too (``--set encoder=cnn``), ``{"images": float32 (B, S, S, 3), ...}``
+    instead. With ``fine_tune_blocks`` the features are the frozen blocks' cached
+    output and the decoder model runs the trainable top blocks on them. Export: ``image_bytes`` (tf.string ``[None]``,
     encoded JPEG/PNG/GIF/BMP) in, ``caption`` (tf.string ``[None]``) and
     ``score`` (float32 ``[None]``, length-normalised log-probability) out; a
     model trained on feature vectors takes ``features`` (float32 ``[None,
@@ -151,7 +153,7 @@ class CaptioningRecipe(CaptioningFinetuning):
             time.perf_counter() - start,
         )
         encoding: dict = {}
-        mirrored = None
+        mirrored = backbone = None
         if data.features is not None:
             train_inputs, val_inputs = as_grid(train.features), as_grid(val.features)
             image_encoder = None
@@ -163,6 +165,11 @@ class CaptioningRecipe(CaptioningFinetuning):
                     config.encoder_weights,
                     config.fine_tune_blocks,
                 )
+                if config.fine_tune_blocks and not config.end_to_end:
+                    # Cache what the frozen blocks give; the top ones join the decoder.
+                    image_encoder, backbone = split_mobilenet_v2(
+                        image_encoder, config.fine_tune_blocks
+                    )
             if config.end_to_end:
                 train_inputs = train.images.read_many(train.ids)
                 val_inputs = val.images.read_many(val.ids)
@@ -201,7 +208,9 @@ class CaptioningRecipe(CaptioningFinetuning):
         )
         # What the export takes: feature vectors (dim,) as given, or feature grids.
         feature_shape = list(data.features.shape[1:]) if data.features is not None else grid_shape
-        info = CaptioningInfo(tokenizer, val, image_encoder, val_inputs, grid_shape, feature_shape)
+        info = CaptioningInfo(
+            tokenizer, val, image_encoder, val_inputs, grid_shape, feature_shape, backbone
+        )
         return Prepared(
             train=train_ds,
             validation=val_ds,
@@ -269,7 +278,12 @@ class CaptioningRecipe(CaptioningFinetuning):
 
     def build_model(self, config: CaptioningConfig, prepared: Prepared) -> keras.Model:
         grid_shape = prepared.info.grid_shape
-        decoder = build_captioner(config, prepared.info.tokenizer.vocabulary_size, grid_shape)
+        decoder = build_captioner(
+            config,
+            prepared.info.tokenizer.vocabulary_size,
+            grid_shape,
+            backbone=prepared.info.backbone,
+        )
         tokens = np.full((1, 2), 2, np.int32)
         decoder(
             {
@@ -283,6 +297,14 @@ class CaptioningRecipe(CaptioningFinetuning):
         size = config.image_size
         model({"images": np.zeros((1, size, size, 3), np.float32), "decoder_token_ids": tokens})
         return model
+
+    def slow_variables(self, model, config: CaptioningConfig) -> tuple[list, float]:
+        """The fine-tuned image-encoder blocks (``fine_tune_blocks``) learn at
+        ``fine_tune_lr_factor`` times the decoder's rate."""
+        backbone = backbone_of(model)
+        if backbone is None:
+            return [], 1.0
+        return list(backbone.trainable_weights), config.fine_tune_lr_factor
 
     # --- metrics -------------------------------------------------------------------------
 
@@ -368,3 +390,10 @@ class CaptioningRecipe(CaptioningFinetuning):
             extra_files=extra,
             score=False,
         )
+
+
+def backbone_of(model):
+    """The trainable image-encoder top inside a captioner (``fine_tune_blocks``), or None."""
+    if isinstance(model, ImageCaptioner):
+        model = model.decoder
+    return getattr(getattr(model, "encoder", None), "backbone", None)

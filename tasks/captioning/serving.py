@@ -194,6 +194,9 @@ class CaptioningServing(GenerationRecipe):
             from seqtasks.models.image_encoders import grid_shape
 
             rows, columns = grid_shape(generator.source.image_encoder)
+            positions = maps[0][1].shape[-1] if maps else rows * columns
+            if positions != rows * columns:  # the decoder's backbone shrank the grid
+                rows = columns = int(round(positions**0.5))
             vocabulary = generator.tokenizer.vocabulary
             maps = [
                 ([vocabulary[t] for t in tokens], weights.reshape(len(tokens), rows, columns))

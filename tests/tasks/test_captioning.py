@@ -24,7 +24,7 @@ from seqtasks.errors import ConfigError, DataError
 from seqtasks.export import read_metadata
 from seqtasks.images import cached_image_features, check_image, decode_images, weights_digest
 from seqtasks.models.captioning import RNNCaptioner, TransformerCaptioner
-from seqtasks.models.image_encoders import build_image_encoder, grid_shape
+from seqtasks.models.image_encoders import build_image_encoder, grid_shape, split_mobilenet_v2
 from seqtasks.text import END_ID, START_ID
 
 VOCAB = 15
@@ -265,9 +265,33 @@ def test_feature_vector_data_trains_and_exports_a_features_signature(tmp_path):
     assert {"bleu_1", "bleu_2", "bleu_3", "bleu_4"} <= set(report)
 
 
-def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
+def test_split_mobilenet_v2_equals_the_whole_encoder_and_keeps_batch_norm_in_inference():
+    x = np.random.default_rng(0).uniform(0, 255, (3, 96, 96, 3)).astype(np.float32)
+    for blocks, frozen_grid in ((1, (9, 160)), (4, (36, 96))):  # block_13 halves the grid
+        encoder = build_image_encoder("mobilenet_v2", 96, fine_tune_blocks=blocks)
+        frozen, top = split_mobilenet_v2(encoder, blocks)
+        assert frozen.output.shape[1:] == frozen_grid and grid_shape(frozen) == (
+            int(frozen_grid[0] ** 0.5),
+        ) * 2
+        assert not frozen.trainable_weights and top.trainable_weights
+        grid = frozen(x)
+        whole = np.asarray(encoder(x, training=False))
+        # training=True is ignored: batch normalisation keeps its moving statistics.
+        np.testing.assert_array_equal(np.asarray(top(grid, training=True)), whole)
+    names = {w.path.split("/")[-2] for w in top.trainable_weights}
+    assert all(n.startswith(("block_16_", "block_15_", "block_14_", "block_13_", "Conv_1")) for n in names)
+    with pytest.raises(ConfigError, match="fine_tune_blocks.*1 to 16"):
+        split_mobilenet_v2(encoder, 0)
+
+
+def test_fine_tuning_trains_only_the_top_block_on_cached_features_and_the_export_uses_it(
+    tmp_path,
+):
+    from seqtasks.fine_tuning_schedule import LayerwiseAdam
     from seqtasks.training import train
     from tasks import get_recipe
+    from tasks.captioning import make_generator
+    from tasks.captioning.recipe import backbone_of
 
     names, captions = flickr_images(tmp_path / "images", 8)
     csv = caption_csv(tmp_path / "images" / "c.csv", names, captions, per_image=2)
@@ -275,30 +299,44 @@ def test_fine_tuning_trains_only_the_top_block_and_the_export_uses_it(tmp_path):
     config = recipe.make_config(
         **TINY_CAPTIONING, data=csv, fine_tune_blocks=1, learning_rate=0.01,
         export_dir=str(tmp_path / "export"), run_dir=str(tmp_path / "run"),
+        feature_cache=str(tmp_path / "cache"),
     )  # fmt: skip
     fresh = build_image_encoder("mobilenet_v2", 96)
     result = train(recipe, config, verbose=0)
-    tuned = result.model.image_encoder
+    backbone = backbone_of(result.model)
+    fresh_values = {w.path: w.numpy() for w in fresh.weights}
     changed = {
         w.path.split("/")[-2]
-        for w, f in zip(tuned.weights, fresh.weights)
-        if not np.allclose(w.numpy(), f.numpy())
+        for w in backbone.weights
+        if not np.allclose(w.numpy(), fresh_values[w.path])
     }
     assert changed and all(n.startswith(("block_16_", "Conv_1")) for n in changed), changed
-    from tasks.captioning import make_generator
+    # Batch normalisation stayed in inference mode: its moving statistics did not move.
+    moving = [w for w in backbone.weights if "moving" in w.path]
+    assert moving and all(np.array_equal(w.numpy(), fresh_values[w.path]) for w in moving)
+    # The frozen part is the cached encoder: (9, 160) grids at 96 px, weights unchanged.
+    frozen = result.prepared.info.image_encoder
+    assert frozen.output.shape[1:] == (9, 160) and not frozen.trainable_weights
+    for w in frozen.weights:
+        np.testing.assert_array_equal(w.numpy(), fresh_values[w.path])
+    assert len(os.listdir(tmp_path / "cache")) == 4  # train and validation: .npy + .json
+    # The backbone's variables learn at fine_tune_lr_factor (0.1) times the rate.
+    optimizer = result.model.optimizer
+    assert isinstance(optimizer, LayerwiseAdam)
+    assert {optimizer.groups.get(w.path) for w in backbone.trainable_weights} == {0}
+    assert float(optimizer._group_factor(backbone.trainable_weights[0])) == pytest.approx(0.1)
 
     generator = make_generator(result.model, result.prepared.info, config)
-    assert generator.source.feature_dtype is None  # trained end to end on float32 features
+    assert generator.source.feature_dtype == "float16"  # trained on the cached grids
     images = [open(tmp_path / "images" / n, "rb").read() for n in names[:2]]
     loaded = tf.saved_model.load(result.export_path).signatures["serving_default"]
     out = loaded(image_bytes=tf.constant(images))
     captions, scores = generator.generate_all(images)
     assert [c.decode() for c in out["caption"].numpy()] == captions
     np.testing.assert_allclose(out["score"].numpy(), scores, atol=1e-4)
-    saved = keras.saving.load_model(
-        os.path.join(result.export_path, "assets.extra", "image_encoder.keras"), compile=False
-    )
-    for w, t in zip(saved.weights, tuned.weights):
+    extra = os.path.join(result.export_path, "assets.extra")
+    decoder = keras.saving.load_model(os.path.join(extra, "decoder.keras"), compile=False)
+    for w, t in zip(backbone_of(decoder).weights, backbone.weights):
         np.testing.assert_array_equal(w.numpy(), t.numpy())
 
 
