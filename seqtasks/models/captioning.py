@@ -131,7 +131,8 @@ def TransformerCaptioner(  # named as the class it replaced
         vocabulary_size: int.
         sequence_length: int, the longest caption in tokens (``[START]`` and
             ``[END]`` included); sizes the position embeddings and the cache.
-        num_positions: int, feature positions per image (25 for a 5x5 grid).
+        num_positions: int, feature positions per image (25 for a 5x5 grid; with a
+            ``backbone``, those of its output grid).
         hidden_dim: int, ``d_model`` (default 256).
         intermediate_dim: int, feed-forward width (default 1024).
         num_heads: int (default 4).
@@ -146,8 +147,14 @@ def TransformerCaptioner(  # named as the class it replaced
         An unbuilt :class:`~seqtasks.models.composed.EncoderDecoder`.
 
     Raises:
-        ValueError: if ``num_heads`` does not divide ``hidden_dim``.
+        ValueError: if ``num_heads`` does not divide ``hidden_dim``, or with a
+            ``backbone`` whose output grid has another number of positions.
     """
+    if backbone is not None and int(backbone.model.output.shape[1]) != num_positions:
+        raise ValueError(
+            f"num_positions={num_positions}, but the backbone gives "
+            f"{int(backbone.model.output.shape[1])} positions per image"
+        )
     decoder = TransformerDecoderStack(
         vocabulary_size, sequence_length, hidden_dim, intermediate_dim, num_heads,
         num_layers, dropout, name="transformer_decoder",

@@ -25,7 +25,8 @@ from keras import ops
 
 def image_parts(model) -> dict[str, list[str]]:
     """Layer names of each part of a captioner that fine-tuning can freeze: ``encoder``,
-    the image side of the decoder (the feature projection and position embedding;
+    the image side of the decoder (the fine-tuned image-encoder blocks ``backbone_top``
+    if any, the feature projection and position embedding;
     Transformer: also its normalisation and encoder blocks; RNN: the bridge from the
     mean feature to the initial state); ``embeddings``, the word embedding and the
     feature position embedding."""
@@ -58,7 +59,7 @@ class _FeatureEncoder(keras.layers.Layer):
     def features(self, image_features, training=None):
         """float32 ``(B, P, C)``: the inputs, through the backbone if there is one."""
         if self.backbone is not None:
-            return self.backbone(image_features, training=training)
+            image_features = self.backbone(image_features, training=training)
         return ops.cast(image_features, "float32")
 
     def call(self, image_features, training=None):
@@ -88,7 +89,7 @@ class PooledFeatureEncoder(_FeatureEncoder):
             a decoder without attention: then ``outputs`` is a zero placeholder ``(B, 1,
             1)`` with a one-position mask, which keeps the cache layout.
         dropout: float, on the features (default 0.3).
-        backbone: a layer ``(B, P, C') -> (B, P, C)`` applied first (default None).
+        backbone: a layer ``(B, P', C') -> (B, P, C)`` applied first (default None).
     """
 
     def __init__(self, units: int | None = None, dropout: float = 0.3, **kwargs):
@@ -135,7 +136,7 @@ class TransformerFeatureEncoder(_FeatureEncoder):
         num_layers: int, ``TransformerEncoder`` blocks (default 0: projection + position
             embedding only).
         dropout: float (default 0.1).
-        backbone: a layer ``(B, P, C') -> (B, P, C)`` applied first (default None).
+        backbone: a layer ``(B, P', C') -> (B, P, C)`` applied first (default None).
     """
 
     def __init__(

@@ -109,7 +109,10 @@ def build_image_encoder(
                 or layer.name in ("Conv_1", "Conv_1_bn", "out_relu")
             )
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(pixels)
-        grid = base(x, training=False)  # BN in inference mode, also while fine-tuning
+        # BN in inference mode when this model is called with training=False; a Keras
+        # functional model passes its caller's training flag on to every layer, which is
+        # why the trainable top runs apart from here (split_mobilenet_v2, BackboneTop).
+        grid = base(x, training=False)
     else:
         x = keras.layers.Rescaling(1 / 255.0, name="to_unit_range")(pixels)
         for i, filters in enumerate((32, 64, 128, 256, 256)):

@@ -164,7 +164,8 @@ def freeze(model: keras.Model, part: str) -> list[str]:
     Captioning decoders (:mod:`seqtasks.models.captioning`, whose encoder
     input is ``image_features``):
 
-    - ``encoder``: the image side of the decoder: the feature projection (and
+    - ``encoder``: the image side of the decoder: the fine-tuned image-encoder
+      blocks (``backbone_top``, with ``fine_tune_blocks``), the feature projection (and
       Transformer: its normalisation, position embedding and encoder blocks;
       RNN: the bridge from the mean feature to the initial state);
     - ``embeddings``: the word embedding (Transformer: with positions) and the

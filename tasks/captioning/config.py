@@ -22,7 +22,8 @@ class CaptioningInfo:
         image_encoder: the Keras image encoder (None for feature-vector data).
         validation_inputs: the validation images' encoded bytes (end to end) or
             float32 feature grids ``(N, P, C)`` (cached features, vectors).
-        grid_shape: ``[P, C]``, the feature grid the decoder attends over.
+        grid_shape: ``[P, C]``, the decoder model's input grid: the features it attends
+            over, or with a ``backbone`` the frozen blocks' grid it runs the backbone on.
         feature_shape: what the export takes per example: the grid, or the data's
             vector shape ``[C]``.
         backbone: with ``fine_tune_blocks``, the image encoder's trainable top

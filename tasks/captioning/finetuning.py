@@ -100,6 +100,15 @@ class CaptioningFinetuning(CaptioningServing):
         image_encoder = None if takes_features else load_keras_model(encoder_file[0])
         frozen = freeze_layers(decoder, freeze)
         end_to_end = image_encoder is not None and config.end_to_end
+        if image_encoder is not None and not end_to_end and image_encoder.trainable_weights:
+            # An export trained end to end with fine_tune_blocks before the frozen part
+            # was split off (2026-12-06): its encoder is used frozen, on cached features.
+            log.warning(
+                "%s: its image encoder was fine-tuned end to end (fine_tune_blocks=%d, an "
+                "older export); it stays frozen here and only the decoder trains",
+                version_dir,
+                config.fine_tune_blocks,
+            )
         if end_to_end and freeze == "encoder":
             image_encoder.trainable = False
             frozen.insert(0, image_encoder.name)

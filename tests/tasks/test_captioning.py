@@ -23,7 +23,7 @@ from seqtasks.decoding import DecodingOptions, beam_search, decode
 from seqtasks.errors import ConfigError, DataError
 from seqtasks.export import read_metadata
 from seqtasks.images import cached_image_features, check_image, decode_images, weights_digest
-from seqtasks.models.captioning import RNNCaptioner, TransformerCaptioner
+from seqtasks.models.captioning import RNNCaptioner, TransformerCaptioner, build_captioner
 from seqtasks.models.image_encoders import build_image_encoder, grid_shape, split_mobilenet_v2
 from seqtasks.text import END_ID, START_ID
 
@@ -282,6 +282,26 @@ def test_split_mobilenet_v2_equals_the_whole_encoder_and_keeps_batch_norm_in_inf
     assert all(n.startswith(("block_16_", "block_15_", "block_14_", "block_13_", "Conv_1")) for n in names)
     with pytest.raises(ConfigError, match="fine_tune_blocks.*1 to 16"):
         split_mobilenet_v2(encoder, 0)
+    # A Transformer captioner sizes its position embedding to the backbone's 3x3 grid,
+    # not to the 6x6 grid it is fed; its config round trip keeps the backbone.
+    from tasks import get_recipe
+
+    config = get_recipe("captioning").make_config(
+        model="transformer", hidden_dim=8, intermediate_dim=8, num_heads=2, num_layers=1,
+        dropout=0.0,
+    )  # fmt: skip
+    captioner = build_captioner(config, VOCAB, (36, 96), backbone=top)
+    assert captioner.encoder.num_positions == 9
+    with pytest.raises(ValueError, match="num_positions=36.*9 positions"):
+        TransformerCaptioner(VOCAB, 10, 36, hidden_dim=8, num_heads=2, backbone=top)
+    tokens = np.array([[START_ID, 4, 5]], np.int32)
+    inputs = {"image_features": np.asarray(grid[:1]), "decoder_token_ids": tokens}
+    logits = np.asarray(captioner(inputs))
+    again = captioner.__class__.from_config(captioner.get_config())
+    again(inputs)
+    assert len(again.weights) == len(captioner.weights)
+    again.set_weights(captioner.get_weights())
+    np.testing.assert_allclose(np.asarray(again(inputs)), logits, atol=1e-5)
 
 
 def test_fine_tuning_trains_only_the_top_block_on_cached_features_and_the_export_uses_it(
@@ -336,8 +356,14 @@ def test_fine_tuning_trains_only_the_top_block_on_cached_features_and_the_export
     np.testing.assert_allclose(out["score"].numpy(), scores, atol=1e-4)
     extra = os.path.join(result.export_path, "assets.extra")
     decoder = keras.saving.load_model(os.path.join(extra, "decoder.keras"), compile=False)
+    assert len(backbone_of(decoder).weights) == len(backbone.weights)
     for w, t in zip(backbone_of(decoder).weights, backbone.weights):
         np.testing.assert_array_equal(w.numpy(), t.numpy())
+    grids = result.prepared.info.validation_inputs[:1]  # the one validation image
+    inputs = {"image_features": grids, "decoder_token_ids": np.array([[START_ID, 4, 5]], np.int32)}
+    np.testing.assert_allclose(
+        np.asarray(decoder(inputs)), np.asarray(result.model(inputs)), atol=1e-5
+    )
 
 
 def run(*args):
