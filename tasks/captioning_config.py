@@ -114,6 +114,11 @@ class CaptioningConfig(
         "0 = off.",
         min=0.0,
     )
+    attention_gate: bool = option(
+        False,
+        "model=attention: scale the attention context by a gating scalar beta = "
+        "sigmoid(w . h_t + b) predicted from the decoder state (Xu et al. 2015, sec. 4.2.1).",
+    )
     hidden_dim: int = retune(
         TransformerFields, "hidden_dim", 512, help="RNN decoder units; Transformer d_model."
     )
@@ -191,6 +196,11 @@ class CaptioningConfig(
         if self.attention_penalty and self.model != "attention":
             raise ConfigError(
                 "config field 'attention_penalty' applies to model=attention; "
+                f"received: model={self.model}"
+            )
+        if self.attention_gate and self.model != "attention":
+            raise ConfigError(
+                "config field 'attention_gate' applies to model=attention; "
                 f"received: model={self.model}"
             )
         if self.fine_tune_blocks and self.encoder != "mobilenet_v2":

@@ -69,6 +69,7 @@ def RNNCaptioner(  # named as the class it replaced
     attention: str = "additive",
     dropout: float = 0.3,
     attention_penalty: float = 0.0,
+    attention_gate: bool = False,
     backbone=None,
     **kwargs,
 ) -> EncoderDecoder:
@@ -86,6 +87,8 @@ def RNNCaptioner(  # named as the class it replaced
             output layer's input (default 0.3).
         attention_penalty: float, weight of the doubly stochastic attention penalty in
             training (Xu et al. 2015, sec. 4.2.1; default 0.0 = off).
+        attention_gate: bool, the context scaled by a gating scalar predicted from the
+            decoder state (Xu et al. 2015, sec. 4.2.1; default False).
         backbone: the trainable top of a partly frozen image encoder, run on the
             inputs first (:func:`~seqtasks.models.image_encoders.split_mobilenet_v2`;
             default None: the inputs are the features).
@@ -105,6 +108,7 @@ def RNNCaptioner(  # named as the class it replaced
         attention,
         dropout,
         attention_penalty=attention_penalty,
+        attention_gate=attention_gate,
         name="rnn_decoder",
     )
     units = None if attention == NO_ATTENTION else hidden_dim
@@ -197,6 +201,7 @@ def build_captioner(config, vocabulary_size: int, feature_shape, backbone=None):
         attention=NO_ATTENTION if config.model == "lstm" else config.attention,
         dropout=config.dropout,
         attention_penalty=config.attention_penalty,
+        attention_gate=config.attention_gate,
         backbone=backbone,
         name="decoder",
     )

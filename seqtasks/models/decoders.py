@@ -79,9 +79,13 @@ class RNNAttentionDecoder(keras.layers.Layer):
         dropout: float, on word embeddings and the output layer's input (default 0.2).
         attention_penalty: float, weight of the doubly stochastic attention penalty
             added in training (Xu et al. 2015, sec. 4.2.1; default 0.0 = off).
+        attention_gate: bool, scale the attention context by a gating scalar
+            ``beta_t = sigmoid(w . h_t + b)`` (Xu et al. 2015, sec. 4.2.1, who predict it
+            from ``h_{t-1}``: here the context is computed from ``h_t``); default False.
 
     Raises:
-        ValueError: for an unknown ``cell`` or ``attention``.
+        ValueError: for an unknown ``cell`` or ``attention``, or ``attention_gate``
+            without attention.
     """
 
     num_static_cache = 2  # encoder outputs, encoder mask; then the RNN state
@@ -95,10 +99,13 @@ class RNNAttentionDecoder(keras.layers.Layer):
         attention: str = "additive",
         dropout: float = 0.2,
         attention_penalty: float = 0.0,
+        attention_gate: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         rnn = rnn_class(cell)
+        if attention_gate and attention == NO_ATTENTION:
+            raise ValueError("attention_gate needs attention; Received: attention='none'")
         if attention != NO_ATTENTION and attention not in ATTENTION_SCORES:
             raise ValueError(
                 f"attention must be one of {ATTENTION_SCORES} or {NO_ATTENTION!r}; "
@@ -111,6 +118,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
         self.attention = attention
         self.dropout = dropout
         self.attention_penalty = float(attention_penalty)
+        self.attention_gate = bool(attention_gate)
         self.num_states = 2 if cell == "lstm" else 1
         self.target_embedding = keras.layers.Embedding(
             vocabulary_size, embedding_dim, name="target_embedding"
@@ -126,6 +134,11 @@ class RNNAttentionDecoder(keras.layers.Layer):
         else:
             self.source_attention = SourceAttention(units, attention, name="attention")
             self.attentional = keras.layers.Dense(units, activation="tanh", name="attentional")
+        self.gate = (
+            keras.layers.Dense(1, activation="sigmoid", name="attention_gate")
+            if attention_gate
+            else None
+        )
         self.embedding_dropout = keras.layers.Dropout(dropout, name="target_dropout")
         self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         self.output_dense = keras.layers.Dense(
@@ -137,6 +150,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
         """The sublayers in creation order, the word embedding first."""
         attention = [] if self.source_attention is None else [self.source_attention]
         attention += [] if self.attentional is None else [self.attentional]
+        attention += [] if self.gate is None else [self.gate]
         return [
             self.target_embedding,
             *self.bridge,
@@ -164,6 +178,8 @@ class RNNAttentionDecoder(keras.layers.Layer):
             # fit() would otherwise apply to the (already masked) loss as sample weights.
             return ops.multiply(h, 1.0), None
         context, weights = self.source_attention(h, encoder_outputs, encoder_mask)
+        if self.gate is not None:
+            context = context * self.gate(h)  # (B, T, 1): Xu et al.'s beta_t
         return self.attentional(ops.concatenate([context, h], axis=-1)), weights
 
     def _run(self, token_ids, encoded, training=None):
@@ -225,6 +241,7 @@ class RNNAttentionDecoder(keras.layers.Layer):
             "attention": self.attention,
             "dropout": self.dropout,
             "attention_penalty": self.attention_penalty,
+            "attention_gate": self.attention_gate,
         }
 
 

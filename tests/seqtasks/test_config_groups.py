@@ -75,6 +75,10 @@ def test_the_transformer_group_checks_width_against_heads(name):
     if name == "captioning":
         with pytest.raises(ConfigError, match="fine_tune_blocks"):
             recipe.make_config(model="transformer", encoder="cnn", fine_tune_blocks=2)
+        with pytest.raises(ConfigError, match="'attention_gate' applies to model=attention"):
+            recipe.make_config(model="lstm", attention_gate=True)
+        with pytest.raises(ConfigError, match="fine_tune_lr_factor"):
+            recipe.make_config(fine_tune_lr_factor=0.0)
 
 
 def test_data_fields_are_the_fields_the_recipe_marks_as_data():

@@ -39,7 +39,8 @@ def tiny_decoder(kind):
         )  # fmt: skip
     else:
         model = RNNCaptioner(
-            VOCAB, embedding_dim=6, hidden_dim=8, dropout=0.0, attention=kind
+            VOCAB, embedding_dim=6, hidden_dim=8, dropout=0.0,
+            attention=kind.removesuffix("_gate"), attention_gate=kind.endswith("_gate"),
         )  # fmt: skip
     features = np.random.default_rng(0).normal(size=(2, 4, 5)).astype(np.float32)
     tokens = np.array([[START_ID, 4, 5, 6, 7], [START_ID, 8, 9, 10, 0]], np.int32)
@@ -47,7 +48,35 @@ def tiny_decoder(kind):
     return model, features, tokens
 
 
-DECODERS = ["none", "additive", "transformer"]
+DECODERS = ["none", "additive", "additive_gate", "transformer"]
+
+
+def test_attention_gate_scales_the_context_by_a_scalar_in_0_1():
+    model, features, tokens = tiny_decoder("additive_gate")
+    inputs = {"image_features": features, "decoder_token_ids": tokens}
+    gate = model.get_layer("attention_gate")
+    projection = model.get_layer("feature_projection")
+    assert gate.kernel.shape == (8, 1)
+    before = np.asarray(model(inputs))
+    kernel = projection.kernel.numpy()
+    logits = {}
+    for bias in (-40.0, 40.0):  # beta = 0 (no context) and beta = 1
+        gate.kernel.assign(np.zeros((8, 1), np.float32))
+        gate.bias.assign([bias])
+        first = np.asarray(model(inputs))
+        projection.kernel.assign(kernel * 3.0)  # other keys and values
+        logits[bias] = first, np.asarray(model(inputs))
+        projection.kernel.assign(kernel)
+    np.testing.assert_allclose(*logits[-40.0], atol=1e-6)  # the context is gated off
+    assert np.abs(logits[40.0][0] - logits[40.0][1]).max() > 1e-3
+    assert np.abs(before - logits[40.0][0]).max() > 1e-4  # the initial gate was not 1
+    config = model.get_config()
+    again = type(model).from_config(config)
+    again(inputs)
+    again.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(again(inputs)), logits[40.0][0], atol=1e-6)
+    with pytest.raises(ValueError, match="attention_gate needs attention"):
+        RNNCaptioner(VOCAB, attention="none", attention_gate=True)
 
 
 @pytest.mark.parametrize("kind", DECODERS)
