@@ -383,6 +383,13 @@ def test_fine_tuning_trains_only_the_top_block_on_cached_features_and_the_export
     captions, scores = generator.generate_all(images)
     assert [c.decode() for c in out["caption"].numpy()] == captions
     np.testing.assert_allclose(out["score"].numpy(), scores, atol=1e-4)
+    # Attention maps over the backbone's grid, from the export's Keras models.
+    plotted = recipe.plot_captions(
+        result.export_path, read_metadata(result.export_path),
+        [str(tmp_path / "images" / names[0])], str(tmp_path / "a.png"), attention=True,
+    )  # fmt: skip
+    assert plotted["captions"][0]["caption"] == captions[0]
+    assert os.path.getsize(tmp_path / "a.png") > 0
     extra = os.path.join(result.export_path, "assets.extra")
     decoder = keras.saving.load_model(os.path.join(extra, "decoder.keras"), compile=False)
     assert len(backbone_of(decoder).weights) == len(backbone.weights)
