@@ -395,6 +395,23 @@ def test_fine_tuning_trains_only_the_top_block_on_cached_features_and_the_export
     assert len(backbone_of(decoder).weights) == len(backbone.weights)
     for w, t in zip(backbone_of(decoder).weights, backbone.weights):
         np.testing.assert_array_equal(w.numpy(), t.numpy())
+    # Fine-tuning the export: the backbone is part of the decoder; --freeze encoder keeps it.
+    tuned = run(
+        "finetune", os.path.dirname(result.export_path), "--data", csv, "--freeze", "encoder",
+        "--epochs", "1", "--learning-rate", "1e-2", "--run-dir", str(tmp_path / "run2"), "--json",
+    )  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    summary = json.loads(tuned.stdout)
+    frozen_layers = read_metadata(summary["export"])["finetune"]["frozen_layers"]
+    assert frozen_layers[0] == "backbone_top", frozen_layers
+    second = keras.saving.load_model(
+        os.path.join(summary["export"], "assets.extra", "decoder.keras"), compile=False
+    )
+    for a, b in zip(backbone_of(second).weights, backbone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(
+        second.get_layer("logits").weights[0].numpy(), result.model.get_layer("logits").weights[0].numpy()
+    )
     grids = result.prepared.info.validation_inputs[:1]  # the one validation image
     inputs = {"image_features": grids, "decoder_token_ids": np.array([[START_ID, 4, 5]], np.int32)}
     np.testing.assert_allclose(
