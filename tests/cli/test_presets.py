@@ -61,11 +61,12 @@ def test_the_language_models_preset_is_the_measured_mingru_stack():
 def test_the_captioning_preset_is_the_measured_224_px_attention_setting():
     settings = presets("captioning")["flickr8k-224px"]["settings"]
     assert settings == {
-        "model": "attention", "image_size": 224, "attention_penalty": 1.0, "average_last": 3,
-        "beam_size": 5, "length_penalty": 0.6, "no_repeat_ngram_size": 2,
+        "model": "attention", "image_size": 224, "attention_penalty": 1.0, "attention_gate": True,
+        "average_last": 3, "beam_size": 5, "length_penalty": 0.6, "no_repeat_ngram_size": 2,
     }  # fmt: skip
     config = entry("captioning").make_config(**with_preset("captioning", "flickr8k-224px", {}))
     assert (config.model, config.image_size, config.attention_penalty) == ("attention", 224, 1.0)
+    assert config.attention_gate is True
     assert config.average_last == 3 and config.select_by == "loss"
     assert (config.beam_size, config.length_penalty, config.no_repeat_ngram_size) == (5, 0.6, 2)
     listing = CliRunner().invoke(cli, ["recipes", "captioning"])
