@@ -113,11 +113,13 @@ class CaptioningConfig(
         "training loss (Xu et al. 2015, sec. 4.2.1; their lambda is 1), per caption token; "
         "0 = off.",
         min=0.0,
+        absent=0.0,  # runs recorded before the field
     )
     attention_gate: bool = option(
         False,
         "model=attention: scale the attention context by a gating scalar beta = "
         "sigmoid(w . h_t + b) predicted from the decoder state (Xu et al. 2015, sec. 4.2.1).",
+        absent=False,  # runs recorded before the field
     )
     hidden_dim: int = retune(
         TransformerFields, "hidden_dim", 512, help="RNN decoder units; Transformer d_model."
@@ -175,6 +177,7 @@ class CaptioningConfig(
         "(1 = the decoder's rate).",
         above=0.0,
         max=1.0,
+        absent=0.1,  # runs recorded before the field
     )
     horizontal_flip: bool = option(
         False,
@@ -182,6 +185,7 @@ class CaptioningConfig(
         "'left' and 'right' swapped in its captions: twice the examples per epoch (and, "
         "with a frozen encoder, twice the features to cache). Needs images, not feature "
         "vectors.",
+        absent=False,  # runs recorded before the field
     )
     feature_cache: str = option(
         "runs/feature_cache",

@@ -241,7 +241,8 @@ class RNNAttentionDecoder(keras.layers.Layer):
             "attention": self.attention,
             "dropout": self.dropout,
             "attention_penalty": self.attention_penalty,
-            "attention_gate": self.attention_gate,
+            # Only when on: files without the gate still load in older seqtasks.
+            **({"attention_gate": True} if self.attention_gate else {}),
         }
 
 

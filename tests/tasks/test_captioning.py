@@ -119,8 +119,9 @@ def test_shared_decoding_runs_on_image_features(kind):
     assert np.asarray(ids).shape == (2, 8) and np.all(np.asarray(scores) <= 0)
 
 
-def test_attention_weights_cover_the_grid_and_the_model_round_trips(tmp_path):
-    model, features, tokens = tiny_decoder("additive")
+@pytest.mark.parametrize("kind", ["additive", "additive_gate"])
+def test_attention_weights_cover_the_grid_and_the_model_round_trips(kind, tmp_path):
+    model, features, tokens = tiny_decoder(kind)
     weights = np.asarray(model.cross_attention(features, tokens))
     assert weights.shape == (2, 5, 4)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
