@@ -154,10 +154,10 @@ def TransformerCaptioner(  # named as the class it replaced
         ValueError: if ``num_heads`` does not divide ``hidden_dim``, or with a
             ``backbone`` whose output grid has another number of positions.
     """
-    if backbone is not None and int(backbone.model.output.shape[1]) != num_positions:
+    if backbone is not None and backbone.positions != num_positions:
         raise ValueError(
             f"num_positions={num_positions}, but the backbone gives "
-            f"{int(backbone.model.output.shape[1])} positions per image"
+            f"{backbone.positions} positions per image"
         )
     decoder = TransformerDecoderStack(
         vocabulary_size, sequence_length, hidden_dim, intermediate_dim, num_heads,
@@ -180,10 +180,7 @@ def build_captioner(config, vocabulary_size: int, feature_shape, backbone=None):
         return TransformerCaptioner(
             vocabulary_size,
             sequence_length=config.sequence_length,
-            # The backbone's grid: its strides may make it smaller than its input's.
-            num_positions=int(
-                feature_shape[0] if backbone is None else backbone.model.output.shape[1]
-            ),
+            num_positions=int(feature_shape[0]) if backbone is None else backbone.positions,
             hidden_dim=config.hidden_dim,
             intermediate_dim=config.intermediate_dim,
             num_heads=config.num_heads,

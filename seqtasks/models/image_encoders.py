@@ -197,6 +197,11 @@ class BackboneTop(keras.layers.Layer):
         self.model = model
         self.built = True
 
+    @property
+    def positions(self) -> int:
+        """``P``, the positions of the output grid (a stride can make it smaller than ``P'``)."""
+        return int(self.model.output.shape[1])
+
     def call(self, features, training=None):
         return self.model(keras.ops.cast(features, "float32"), training=False)
 
